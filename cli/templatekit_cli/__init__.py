@@ -1,0 +1,1 @@
+"""The ``templatekit`` command line: click commands over the :mod:`templatekit` library."""

@@ -1,0 +1,95 @@
+"""Exceptions raised by templatekit, one class per failure a user can act on.
+
+Each class also inherits the closest builtin (``FileNotFoundError``, ``PermissionError``,
+...) so callers can catch either.  Attributes carry the structured facts (repo id, path,
+line); ``str(error)`` is a single line fit for a terminal.
+"""
+
+from __future__ import annotations
+
+
+class TemplatekitError(Exception):
+    """Base class of every error templatekit raises on purpose."""
+
+
+class SourceError(TemplatekitError):
+    """A chat template could not be obtained from a source."""
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A repository, revision, file or path does not exist."""
+
+    def __init__(self, message: str, *, source: str, revision: str | None = None,
+                 filename: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.revision = revision
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class GatedRepoError(SourceError, PermissionError):
+    """The repository needs an access grant and a token that has it."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class OfflineError(SourceError, ConnectionError):
+    """Offline mode (or no network) and the file is not in the local cache."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class MalformedFileError(SourceError, ValueError):
+    """A JSON file could not be decoded, or does not have the expected shape."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.column = column
+
+
+class NoChatTemplateError(SourceError, LookupError):
+    """The source exists but carries no chat template."""
+
+
+class UnknownTemplateNameError(SourceError, LookupError):
+    """A named template was asked for that the source does not have."""
+
+    def __init__(self, message: str, *, name: str, available: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.available = available
+
+
+class TemplateSyntaxError(TemplatekitError, ValueError):
+    """The template is not valid Jinja for the server's environment."""
+
+    def __init__(self, message: str, *, line: int | None, name: str | None = None) -> None:
+        location = f"{name or '<template>'}:{line}" if line else (name or "<template>")
+        super().__init__(f"{location}: invalid Jinja: {message}")
+        self.message = message
+        self.line = line
+        self.name = name
+
+
+class TokenizerError(SourceError):
+    """A tokenizer could not be loaded from the given source."""
+
+
+class OutputError(TemplatekitError, OSError):
+    """A result could not be written where the user asked."""

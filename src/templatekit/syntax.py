@@ -1,0 +1,281 @@
+"""Parse templates with the server's environment, and locate nodes at exact source offsets.
+
+Jinja's AST carries line numbers only and its lexer rewrites newlines and stripped
+whitespace, so we scan the original text ourselves: :func:`scan_tags` finds every
+``{{ }}``, ``{% %}`` and ``{# #}`` tag with its offsets, and :class:`ParsedTemplate` pairs
+the AST's ``If`` nodes and ``raise_exception`` calls with the tags they came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import jinja2
+import jinja2.nodes as nodes
+
+from .environment import DEFAULT_PROFILE, Profile, make_environment
+from .errors import TemplateSyntaxError
+
+__all__ = ["Span", "Tag", "ParsedTemplate", "parse", "scan_tags", "iter_nodes", "line_column"]
+
+TagKind = Literal["variable", "block", "comment"]
+_OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
+_CLOSERS = {"variable": "}}", "block": "%}", "comment": "#}"}
+_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open range ``[start, end)`` of character offsets in the original source."""
+
+    start: int
+    end: int
+
+    def text(self, source: str) -> str:
+        return source[self.start:self.end]
+
+
+@dataclass(frozen=True)
+class Tag:
+    """One tag of the original source.
+
+    ``span`` covers the delimiters; ``inner`` the text between them without the
+    whitespace-control signs (``-``/``+``); ``keyword`` is the first word of a block tag.
+    """
+
+    kind: TagKind
+    span: Span
+    inner: Span
+    keyword: str = ""
+    strip_left: str = ""
+    strip_right: str = ""
+
+
+def scan_tags(source: str) -> list[Tag]:
+    """All tags of ``source`` in order; ``{% raw %}`` content and data are skipped."""
+    tags: list[Tag] = []
+    pos = 0
+    length = len(source)
+    while pos < length:
+        start = source.find("{", pos)
+        if start < 0 or start + 1 >= length:
+            break
+        opener = source[start:start + 2]
+        kind = _OPENERS.get(opener)
+        if kind is None:
+            pos = start + 1
+            continue
+        tag = _scan_one(source, start, kind)
+        tags.append(tag)
+        pos = tag.span.end
+        if tag.kind == "block" and tag.keyword == "raw":
+            end = _ENDRAW.search(source, pos)
+            if end is None:
+                break
+            pos = end.start()
+    return tags
+
+
+def _scan_one(source: str, start: int, kind: TagKind) -> Tag:
+    closer = _CLOSERS[kind]
+    body = start + 2
+    strip_left = source[body] if body < len(source) and source[body] in "-+" else ""
+    if kind == "comment":
+        end = source.find(closer, body)
+        end = len(source) if end < 0 else end
+        strip_right = "-" if end > body and source[end - 1] == "-" else ""
+        inner = Span(body + len(strip_left), end - len(strip_right))
+        return Tag(kind, Span(start, min(end + 2, len(source))), inner, "", strip_left, strip_right)
+    pos = body + len(strip_left)
+    depth: list[str] = []
+    while pos < len(source):
+        char = source[pos]
+        if char in "'\"":
+            pos = _skip_string(source, pos)
+            continue
+        if char in _PAIRS:
+            depth.append(_PAIRS[char])
+        elif depth and char == depth[-1]:
+            depth.pop()
+        elif not depth:
+            for sign in ("-", "+", ""):
+                if source.startswith(sign + closer, pos):
+                    inner = Span(body + len(strip_left), pos)
+                    keyword = ""
+                    if kind == "block":
+                        word = _IDENT.match(source, _skip_space(source, inner.start))
+                        keyword = word.group() if word else ""
+                    return Tag(kind, Span(start, pos + len(sign) + 2), inner, keyword, strip_left, sign)
+        pos += 1
+    inner = Span(body + len(strip_left), len(source))
+    return Tag(kind, Span(start, len(source)), inner, "", strip_left, "")
+
+
+def _skip_string(source: str, pos: int) -> int:
+    quote = source[pos]
+    pos += 1
+    while pos < len(source):
+        if source[pos] == "\\":
+            pos += 2
+            continue
+        if source[pos] == quote:
+            return pos + 1
+        pos += 1
+    return pos
+
+
+def _skip_space(source: str, pos: int) -> int:
+    while pos < len(source) and source[pos].isspace():
+        pos += 1
+    return pos
+
+
+def line_column(source: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of ``offset``, counting newlines as Jinja does (\\r\\n, \\r, \\n)."""
+    line = 1
+    line_start = 0
+    for match in _NEWLINE.finditer(source, 0, offset):
+        line += 1
+        line_start = match.end()
+    return line, offset - line_start + 1
+
+
+def iter_nodes(node: nodes.Node) -> Iterator[nodes.Node]:
+    """``node`` and all its descendants, depth first, in document order for statements."""
+    yield node
+    for child in node.iter_child_nodes():
+        yield from iter_nodes(child)
+
+
+def is_raise_call(node: nodes.Node) -> bool:
+    """Whether ``node`` is a call of the ``raise_exception`` global."""
+    return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)
+            and node.node.name == "raise_exception")
+
+
+@dataclass(frozen=True)
+class ParsedTemplate:
+    """A template's source, its AST (parsed as servers parse it) and its tags with offsets."""
+
+    source: str
+    ast: nodes.Template
+    tags: tuple[Tag, ...]
+    name: str | None = None
+
+    @cached_property
+    def line_starts(self) -> tuple[int, ...]:
+        return (0, *(match.end() for match in _NEWLINE.finditer(self.source)))
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of ``offset``."""
+        import bisect
+        index = bisect.bisect_right(self.line_starts, offset) - 1
+        return index + 1, offset - self.line_starts[index] + 1
+
+    @cached_property
+    def if_tags(self) -> dict[int, Tag]:
+        """``id(If node) -> the {% if %} / {% elif %} tag it was parsed from``.
+
+        Nodes whose tag cannot be matched with certainty (line numbers disagree) are left out.
+        """
+        ifs = [node for node in iter_nodes(self.ast) if isinstance(node, nodes.If)]
+        tags = [tag for tag in self.tags if tag.kind == "block" and tag.keyword in ("if", "elif")]
+        if len(ifs) != len(tags):
+            return {}
+        matched = {}
+        for node, tag in zip(ifs, tags):
+            if self.position(tag.span.start)[0] > node.lineno or node.lineno > self.position(tag.span.end)[0]:
+                return {}
+            matched[id(node)] = tag
+        return matched
+
+    def if_test_span(self, node: nodes.If) -> Span | None:
+        """The exact source span of an ``If`` node's test expression, or ``None`` if unknown."""
+        tag = self.if_tags.get(id(node))
+        if tag is None:
+            return None
+        keyword_start = _skip_space(self.source, tag.inner.start)
+        start = _skip_space(self.source, keyword_start + len(tag.keyword))
+        end = tag.inner.end
+        while end > start and self.source[end - 1].isspace():
+            end -= 1
+        return Span(start, end)
+
+    @cached_property
+    def raise_calls(self) -> dict[int, Span]:
+        """``id(Call node) -> span of 'raise_exception(...)'`` for every raise call located."""
+        calls = [node for node in iter_nodes(self.ast) if is_raise_call(node)]
+        spans = [span for tag in self.tags if tag.kind != "comment" for span in self._calls_in(tag)]
+        if len(calls) != len(spans):
+            return {}
+        matched = {}
+        for node, span in zip(calls, spans):
+            if self.position(span.start)[0] != node.lineno and not self._same_line_range(span, node.lineno):
+                return {}
+            matched[id(node)] = span
+        return matched
+
+    def _same_line_range(self, span: Span, lineno: int) -> bool:
+        return self.position(span.start)[0] <= lineno <= self.position(span.end)[0]
+
+    def _calls_in(self, tag: Tag) -> Iterator[Span]:
+        pos = tag.inner.start
+        source = self.source
+        while pos < tag.inner.end:
+            char = source[pos]
+            if char in "'\"":
+                pos = _skip_string(source, pos)
+                continue
+            word = _IDENT.match(source, pos)
+            if word is None:
+                pos += 1
+                continue
+            after = _skip_space(source, word.end())
+            if word.group() == "raise_exception" and source.startswith("(", after) and (
+                    pos == 0 or source[pos - 1] != "."):
+                yield Span(pos, _matching_paren(source, after) + 1)
+            pos = word.end()
+
+    def tag_containing(self, offset: int) -> Tag | None:
+        """The tag whose span contains ``offset``."""
+        for tag in self.tags:
+            if tag.span.start <= offset < tag.span.end:
+                return tag
+        return None
+
+
+def _matching_paren(source: str, open_at: int) -> int:
+    depth = 0
+    pos = open_at
+    while pos < len(source):
+        char = source[pos]
+        if char in "'\"":
+            pos = _skip_string(source, pos)
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return pos
+        pos += 1
+    return len(source) - 1
+
+
+def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFILE) -> ParsedTemplate:
+    """Parse ``source`` with the server's environment (extensions included).
+
+    Raises :class:`templatekit.errors.TemplateSyntaxError` with the line and Jinja's message.
+    """
+    try:
+        ast = make_environment(profile).parse(source)
+    except jinja2.TemplateSyntaxError as error:
+        raise TemplateSyntaxError(error.message or str(error), line=error.lineno, name=name) from None
+    return ParsedTemplate(source=source, ast=ast, tags=tuple(scan_tags(source)), name=name)
