@@ -10,12 +10,13 @@ condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-typ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import jinja2.nodes as nodes
+from jinja2 import meta
 
-from .syntax import ParsedTemplate, Span
+from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES"]
 
@@ -94,4 +95,389 @@ class Analysis:
 
 def analyze(parsed: ParsedTemplate) -> Analysis:
     """Find and classify every ``raise_exception`` site of ``parsed``."""
-    raise NotImplementedError  # being written by the lead
+    aliases = _message_aliases(parsed.ast)
+    walker = _SiteWalker(parsed, aliases)
+    walker.visit(parsed.ast, _Path((), (), None, None))
+    return Analysis(
+        sites=tuple(walker.sites),
+        message_aliases=frozenset(aliases.messages),
+        string_constants=frozenset(node.value for node in iter_nodes(parsed.ast)
+                                   if isinstance(node, nodes.Const) and isinstance(node.value, str)),
+        undeclared=frozenset(meta.find_undeclared_variables(parsed.ast)),
+    )
+
+
+# --- aliases -------------------------------------------------------------------------------
+
+@dataclass
+class _Aliases:
+    """Names that stand for the message list, for one message, for a role, or for a content."""
+
+    messages: set[str] = field(default_factory=lambda: {"messages"})
+    message: set[str] = field(default_factory=set)
+    role: set[str] = field(default_factory=set)
+    content: set[str] = field(default_factory=set)
+
+
+def _message_aliases(ast: nodes.Template) -> _Aliases:
+    """Follow ``set`` statements, namespace fields, loop targets and macro parameters to a fixpoint."""
+    aliases = _Aliases()
+    macros = {node.name: node for node in iter_nodes(ast) if isinstance(node, nodes.Macro)}
+    changed = True
+    while changed:
+        before = (len(aliases.messages), len(aliases.message), len(aliases.role), len(aliases.content))
+        for node in iter_nodes(ast):
+            if isinstance(node, nodes.Assign):
+                _alias_assignment(_target_name(node.target), node.node, aliases)
+            elif isinstance(node, nodes.For) and _refers_to(node.iter, aliases.messages):
+                for name in _target_names(node.target):
+                    aliases.message.add(name)
+            elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name in macros:
+                params = [arg.name for arg in macros[node.node.name].args]
+                for param, arg in zip(params, node.args):
+                    _alias_assignment(param, arg, aliases)
+        changed = before != (len(aliases.messages), len(aliases.message), len(aliases.role), len(aliases.content))
+    return aliases
+
+
+def _alias_assignment(name: str | None, value: nodes.Node, aliases: _Aliases) -> None:
+    if name is None:
+        return
+    if _is_message_list(value, aliases):
+        aliases.messages.add(name)
+    elif _is_field_of(value, "role", aliases) or _refers_to(value, aliases.role) and _is_plain_ref(value):
+        aliases.role.add(name)
+    elif _is_field_of(value, "content", aliases):
+        aliases.content.add(name)
+    elif _is_single_message(value, aliases):
+        aliases.message.add(name)
+
+
+def _target_name(target: nodes.Node) -> str | None:
+    if isinstance(target, nodes.Name):
+        return target.name
+    if isinstance(target, nodes.NSRef):
+        return f"{target.name}.{target.attr}"
+    return None
+
+
+def _target_names(target: nodes.Node) -> list[str]:
+    if isinstance(target, nodes.Tuple):
+        return [name for item in target.items for name in _target_names(item)]
+    name = _target_name(target)
+    return [name] if name else []
+
+
+def _ref_name(node: nodes.Node) -> str | None:
+    """``x`` for a Name, ``ns.x`` for a namespace attribute read, else ``None``."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
+        return f"{node.node.name}.{node.attr}"
+    return None
+
+
+def _refers_to(node: nodes.Node, names: set[str]) -> bool:
+    """Whether any name (or namespace field) of ``names`` is read inside ``node``."""
+    return any(_ref_name(child) in names for child in iter_nodes(node))
+
+
+def _is_plain_ref(node: nodes.Node) -> bool:
+    return _ref_name(node) is not None
+
+
+def _is_message_list(node: nodes.Node, aliases: _Aliases) -> bool:
+    """``messages``, a slice of it, or it through filters (``selectattr``, ``list``, ``reverse``...)."""
+    while isinstance(node, (nodes.Filter, nodes.Slice)) or (
+            isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice)):
+        node = node.node
+    return _ref_name(node) in aliases.messages
+
+
+def _is_single_message(node: nodes.Node, aliases: _Aliases) -> bool:
+    """``messages[i]``, ``loop_messages[-1]`` or a name bound to one message."""
+    if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
+        return _is_message_list(node.node, aliases)
+    if isinstance(node, nodes.Filter) and node.name in ("first", "last"):
+        return node.node is not None and _is_message_list(node.node, aliases)
+    return _ref_name(node) in aliases.message
+
+
+def _field_key(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _is_field_of(node: nodes.Node, key: str, aliases: _Aliases) -> bool:
+    """``<message>.key`` / ``<message>['key']`` (any message expression, including ``loop.previtem``)."""
+    if _field_key(node) != key:
+        return False
+    owner = node.node  # type: ignore[attr-defined]
+    return (_is_single_message(owner, aliases)
+            or (isinstance(owner, nodes.Getattr) and owner.attr in ("previtem", "nextitem"))
+            or isinstance(owner, nodes.Name))
+
+
+# --- classification ------------------------------------------------------------------------
+
+_TOOL_KEYS = {"tool_calls", "tool_call_id", "tool_call", "tools", "function", "arguments"}
+_TOOL_ROLES = {"tool", "tool_results", "ipython", "function"}
+_CONTENT_TESTS = {"string", "mapping", "iterable", "sequence", "none", "number", "defined", "undefined"}
+_CONTENT_KINDS = {"text", "image", "image_url", "video", "audio", "input_audio", "file"}
+
+
+def _is_role(node: nodes.Node, aliases: _Aliases) -> bool:
+    return _is_field_of(node, "role", aliases) or _ref_name(node) in aliases.role
+
+
+def _is_content(node: nodes.Node, aliases: _Aliases) -> bool:
+    return _is_field_of(node, "content", aliases) or _ref_name(node) in aliases.content
+
+
+def _role_constants(test: nodes.Node, aliases: _Aliases) -> set[str]:
+    """The role names a test compares a role against."""
+    found: set[str] = set()
+    for node in iter_nodes(test):
+        if isinstance(node, nodes.Compare):
+            operands = [node.expr, *(operand.expr for operand in node.ops)]
+            if any(_is_role(operand, aliases) for operand in operands):
+                for operand in operands:
+                    found |= _constant_strings(operand)
+    return found
+
+
+def _constant_strings(node: nodes.Node) -> set[str]:
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        return {item.value for item in node.items if isinstance(item, nodes.Const) and isinstance(item.value, str)}
+    return set()
+
+
+def _has_parity(test: nodes.Node) -> bool:
+    """``x % 2``, ``x is even`` / ``odd`` / ``divisibleby(2)``."""
+    for node in iter_nodes(test):
+        if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2:
+            return True
+        if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby"):
+            return True
+    return False
+
+
+def _compares_two_roles(test: nodes.Node, aliases: _Aliases) -> bool:
+    """A role compared with another role (``message.role == loop.previtem.role``)."""
+    for node in iter_nodes(test):
+        if isinstance(node, nodes.Compare):
+            operands = [node.expr, *(operand.expr for operand in node.ops)]
+            if sum(_is_role(operand, aliases) for operand in operands) >= 2:
+                return True
+    return False
+
+
+def _mentions_role(test: nodes.Node, aliases: _Aliases) -> bool:
+    return any(_is_role(node, aliases) for node in iter_nodes(test))
+
+
+def _mentions_tools(test: nodes.Node, aliases: _Aliases) -> bool:
+    if _role_constants(test, aliases) & _TOOL_ROLES:
+        return True
+    for node in iter_nodes(test):
+        if _field_key(node) in _TOOL_KEYS or (isinstance(node, nodes.Name) and node.name in ("tools", "tool", "tool_call")):
+            return True
+        if isinstance(node, nodes.Const) and node.value in ("tool_calls", "tool_call_id"):
+            return True
+    return False
+
+
+def _mentions_content_type(test: nodes.Node, aliases: _Aliases) -> bool:
+    for node in iter_nodes(test):
+        if isinstance(node, nodes.Test) and node.name in _CONTENT_TESTS and _is_content(node.node, aliases):
+            return True
+        if isinstance(node, nodes.Const) and node.value in _CONTENT_KINDS:
+            return True
+        if _is_content(node, aliases):
+            return True
+    return False
+
+
+def _refuses_roles(test: nodes.Node) -> bool:
+    """``role not in [...]`` / ``role != '...'``: a test that is true for unexpected roles."""
+    return any(isinstance(node, nodes.Compare) and any(op.op in ("notin", "ne") for op in node.ops)
+               for node in iter_nodes(test))
+
+
+def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, aliases: _Aliases) -> CheckClass:
+    """Decide a site's class from its path condition; the message only breaks ties.
+
+    Alternation: a role tested together with the parity of an index or counter, or a role
+    compared with another role.  Otherwise the innermost condition that says anything wins:
+    the else-side of a role test is ``role-unsupported``; a test on tool calls, ids or tools
+    is ``tool-call``; on content types ``content-type``; a role compared with ``system``
+    ``system-role``.
+    """
+    tests = [test for test, _ in conditions]
+    if (any(_has_parity(test) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
+            or any(_compares_two_roles(test, aliases) for test in tests):
+        return "alternation"
+    for test, negated in reversed(conditions):  # innermost first
+        roles = _role_constants(test, aliases)
+        if negated and roles:
+            return "system-role" if roles == {"system"} else "role-unsupported"
+        if _mentions_tools(test, aliases):
+            return "tool-call"
+        if _mentions_content_type(test, aliases):
+            return "content-type"
+        if roles:
+            if "system" in roles:
+                return "system-role"
+            if _refuses_roles(test):
+                return "role-unsupported"
+    return _tie_break(message)
+
+
+def _tie_break(message: str) -> CheckClass:
+    text = message.lower()
+    if "alternate" in text:
+        return "alternation"
+    if "system" in text:
+        return "system-role"
+    if "tool" in text:
+        return "tool-call"
+    if "content" in text or "image" in text:
+        return "content-type"
+    if "role" in text:
+        return "role-unsupported"
+    return "other"
+
+
+# --- the walk ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Path:
+    conditions: tuple[tuple[nodes.Node, bool, int], ...]   # (test node, negated, If node id)
+    loops: tuple[nodes.For, ...]
+    guard: tuple[nodes.If, Literal["body", "else"], list] | None
+    macro: str | None
+
+
+class _SiteWalker:
+    """Walks statements in document order, carrying the path to each raise call."""
+
+    def __init__(self, parsed: ParsedTemplate, aliases: _Aliases) -> None:
+        self.parsed = parsed
+        self.aliases = aliases
+        self.sites: list[RaiseSite] = []
+
+    def visit(self, node: nodes.Node, path: _Path) -> None:
+        if isinstance(node, nodes.If):
+            self._visit_if(node, path)
+        elif isinstance(node, nodes.For):
+            inner = _Path(path.conditions, (*path.loops, node), path.guard, path.macro)
+            self.visit_expression(node.iter, path)
+            for child in node.body:
+                self.visit(child, inner)
+            for child in node.else_:
+                self.visit(child, path)
+        elif isinstance(node, nodes.Macro):
+            inner = _Path((), (), None, node.name)
+            for child in node.body:
+                self.visit(child, inner)
+        elif isinstance(node, nodes.Expr):
+            self.visit_expression(node, path)
+        else:
+            for child in node.iter_child_nodes():
+                if isinstance(child, nodes.Expr) and not isinstance(node, (nodes.Output,)):
+                    self.visit_expression(child, path)
+                else:
+                    self.visit(child, path)
+
+    def _visit_if(self, node: nodes.If, path: _Path) -> None:
+        self.visit_expression(node.test, path)
+        branches = [node, *node.elif_]
+        earlier: tuple[tuple[nodes.Node, bool, int], ...] = ()
+        for branch in branches:
+            conditions = (*path.conditions, *earlier, (branch.test, False, id(branch)))
+            for child in branch.body:
+                self.visit(child, _Path(conditions, path.loops, (branch, "body", branch.body), path.macro))
+            earlier = (*earlier, (branch.test, True, id(branch)))
+        for child in node.else_:
+            self.visit(child, _Path((*path.conditions, *earlier), path.loops, (branches[-1], "else", node.else_),
+                                    path.macro))
+
+    def visit_expression(self, node: nodes.Node, path: _Path) -> None:
+        if is_raise_call(node):
+            self._record(node, path)
+            return
+        if isinstance(node, nodes.CondExpr):
+            self.visit_expression(node.test, path)
+            self.visit_expression(node.expr1, _Path((*path.conditions, (node.test, False, id(node))),
+                                                    path.loops, None, path.macro))
+            if node.expr2 is not None:
+                self.visit_expression(node.expr2, _Path((*path.conditions, (node.test, True, id(node))),
+                                                        path.loops, None, path.macro))
+            return
+        for child in node.iter_child_nodes():
+            self.visit_expression(child, path)
+
+    def _record(self, call: nodes.Call, path: _Path) -> None:
+        parsed = self.parsed
+        span = parsed.raise_calls.get(id(call))
+        line, column = parsed.position(span.start) if span else (call.lineno, 0)
+        message, literal = _message_of(call, parsed)
+        self.sites.append(RaiseSite(
+            index=len(self.sites),
+            line=line,
+            column=column,
+            span=span,
+            call_text=span.text(parsed.source) if span else f"raise_exception({message!r})",
+            message=message,
+            message_is_literal=literal,
+            conditions=tuple(Condition(self._test_text(test, owner), negated, test.lineno)
+                             for test, negated, owner in path.conditions),
+            loops=tuple(Loop(expression_text(loop.target), expression_text(loop.iter),
+                             _is_message_list(loop.iter, self.aliases), loop.lineno) for loop in path.loops),
+            check_class=_classify(tuple((test, negated) for test, negated, _ in path.conditions),
+                                  message, self.aliases),
+            guard=self._guard(path, call),
+            macro=path.macro,
+        ))
+
+    def _test_text(self, test: nodes.Node, owner_id: int) -> str:
+        for node in iter_nodes(self.parsed.ast):
+            if isinstance(node, nodes.If) and id(node) == owner_id:
+                span = self.parsed.if_test_span(node)
+                if span is not None:
+                    return span.text(self.parsed.source)
+        return expression_text(test)
+
+    def _guard(self, path: _Path, call: nodes.Call) -> Guard | None:
+        if path.guard is None:
+            return None
+        node, branch, body = path.guard
+        return Guard(
+            test_span=self.parsed.if_test_span(node),
+            branch=branch,
+            only_raise=_only_raise(body, call),
+            line=node.lineno,
+        )
+
+
+def _only_raise(body: list[nodes.Node], call: nodes.Call) -> bool:
+    """The branch outputs nothing but ``{{ raise_exception(...) }}`` and whitespace."""
+    outputs = [item for statement in body if isinstance(statement, nodes.Output) for item in statement.nodes]
+    if len(outputs) != len(body) and any(not isinstance(statement, nodes.Output) for statement in body):
+        return False
+    calls = [item for item in outputs if item is call]
+    rest = [item for item in outputs if item is not call]
+    return len(calls) == 1 and all(isinstance(item, nodes.TemplateData) and not item.data.strip() for item in rest)
+
+
+def _message_of(call: nodes.Call, parsed: ParsedTemplate) -> tuple[str, bool]:
+    if call.args and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str):
+        return call.args[0].value, True
+    if call.args:
+        return expression_text(call.args[0]), False
+    return "", True

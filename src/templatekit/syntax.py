@@ -20,7 +20,8 @@ import jinja2.nodes as nodes
 from .environment import DEFAULT_PROFILE, Profile, make_environment
 from .errors import TemplateSyntaxError
 
-__all__ = ["Span", "Tag", "ParsedTemplate", "parse", "scan_tags", "iter_nodes", "line_column"]
+__all__ = ["Span", "Tag", "ParsedTemplate", "parse", "scan_tags", "iter_nodes", "is_raise_call",
+           "line_column", "expression_text"]
 
 TagKind = Literal["variable", "block", "comment"]
 _OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
@@ -279,3 +280,79 @@ def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFI
     except jinja2.TemplateSyntaxError as error:
         raise TemplateSyntaxError(error.message or str(error), line=error.lineno, name=name) from None
     return ParsedTemplate(source=source, ast=ast, tags=tuple(scan_tags(source)), name=name)
+
+
+_BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",
+           "And": "and", "Or": "or", "Concat": "~"}
+_COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in",
+            "notin": "not in"}
+
+
+def expression_text(node: nodes.Node) -> str:
+    """Jinja source for an expression node (normalised spacing; used where no span is known)."""
+    text = _expression_text(node)
+    return text[1:-1] if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]) else text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _expression_text(node: nodes.Node) -> str:  # noqa: C901 - one branch per node type
+    e = _expression_text
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.NSRef):
+        return f"{node.name}.{node.attr}"
+    if isinstance(node, nodes.Const):
+        if node.value is None:
+            return "none"
+        if isinstance(node.value, bool):
+            return "true" if node.value else "false"
+        return repr(node.value)
+    if isinstance(node, nodes.TemplateData):
+        return repr(node.data)
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        items = ", ".join(e(item) for item in node.items)
+        return f"[{items}]" if isinstance(node, nodes.List) else f"({items}{',' if len(node.items) == 1 else ''})"
+    if isinstance(node, nodes.Dict):
+        return "{" + ", ".join(f"{e(pair.key)}: {e(pair.value)}" for pair in node.items) + "}"
+    if isinstance(node, nodes.Getattr):
+        return f"{e(node.node)}.{node.attr}"
+    if isinstance(node, nodes.Getitem):
+        return f"{e(node.node)}[{e(node.arg)}]"
+    if isinstance(node, nodes.Slice):
+        parts = [e(part) if part is not None else "" for part in (node.start, node.stop)]
+        return ":".join(parts) + (f":{e(node.step)}" if node.step is not None else "")
+    if isinstance(node, nodes.Concat):
+        return " ~ ".join(e(item) for item in node.nodes)
+    if isinstance(node, nodes.BinExpr):
+        return f"({e(node.left)} {_BINARY.get(type(node).__name__, node.operator)} {e(node.right)})"
+    if isinstance(node, nodes.Not):
+        return f"not {e(node.node)}"
+    if isinstance(node, nodes.Neg):
+        return f"-{e(node.node)}"
+    if isinstance(node, nodes.Pos):
+        return f"+{e(node.node)}"
+    if isinstance(node, nodes.Compare):
+        return "(" + " ".join([e(node.expr), *(f"{_COMPARE[op.op]} {e(op.expr)}" for op in node.ops)]) + ")"
+    if isinstance(node, nodes.CondExpr):
+        tail = f" else {e(node.expr2)}" if node.expr2 is not None else ""
+        return f"({e(node.expr1)} if {e(node.test)}{tail})"
+    if isinstance(node, (nodes.Call, nodes.Filter, nodes.Test)):
+        arguments = [e(arg) for arg in node.args] + [f"{kw.key}={e(kw.value)}" for kw in node.kwargs]
+        if node.dyn_args is not None:
+            arguments.append(f"*{e(node.dyn_args)}")
+        if node.dyn_kwargs is not None:
+            arguments.append(f"**{e(node.dyn_kwargs)}")
+        call = f"({', '.join(arguments)})" if arguments or isinstance(node, nodes.Call) else ""
+        if isinstance(node, nodes.Call):
+            return f"{e(node.node)}{call}"
+        owner = e(node.node) if node.node is not None else ""
+        return f"{owner} | {node.name}{call}" if isinstance(node, nodes.Filter) else f"{owner} is {node.name}{call}"
+    return f"<{type(node).__name__}>"
