@@ -53,13 +53,15 @@ class Guard:
 
     ``test_span`` is the exact source span of the test (``None`` if it could not be located);
     ``branch`` is ``"body"`` when the site is in the if's own body, ``"else"`` otherwise;
-    ``only_raise`` is true when that branch holds nothing but the raise (and whitespace).
+    ``only_raise`` is true when that branch holds nothing but the raise (and whitespace);
+    ``statement_span`` covers ``{% if %}...{% endif %}`` when the if has no other branch.
     """
 
     test_span: Span | None
     branch: Literal["body", "else"]
     only_raise: bool
     line: int
+    statement_span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,8 @@ class _SiteWalker:
         self.parsed = parsed
         self.aliases = aliases
         self.sites: list[RaiseSite] = []
+        self.elif_nodes = {id(branch) for node in iter_nodes(parsed.ast) if isinstance(node, nodes.If)
+                           for branch in node.elif_}
 
     def visit(self, node: nodes.Node, path: _Path) -> None:
         if isinstance(node, nodes.If):
@@ -457,11 +461,13 @@ class _SiteWalker:
         if path.guard is None:
             return None
         node, branch, body = path.guard
+        single_branch = not node.elif_ and not node.else_ and id(node) not in self.elif_nodes
         return Guard(
             test_span=self.parsed.if_test_span(node),
             branch=branch,
             only_raise=_only_raise(body, call),
             line=node.lineno,
+            statement_span=self.parsed.if_statement_span(node) if single_branch else None,
         )
 
 

@@ -209,6 +209,30 @@ class ParsedTemplate:
             end -= 1
         return Span(start, end)
 
+    def if_statement_span(self, node: nodes.If) -> Span | None:
+        """From ``{% if %}`` through the matching ``{% endif %}``, or ``None`` if not located."""
+        tag = self.if_tags.get(id(node))
+        if tag is None or tag.keyword != "if":
+            return None
+        depth = 0
+        for other in self.tags[self.tags.index(tag):]:
+            if other.kind != "block":
+                continue
+            if other.keyword == "if":
+                depth += 1
+            elif other.keyword == "endif":
+                depth -= 1
+                if depth == 0:
+                    return Span(tag.span.start, other.span.end)
+        return None
+
+    def tag_at(self, offset: int) -> Tag | None:
+        """The tag that starts at ``offset``."""
+        for tag in self.tags:
+            if tag.span.start == offset:
+                return tag
+        return None
+
     @cached_property
     def raise_calls(self) -> dict[int, Span]:
         """``id(Call node) -> span of 'raise_exception(...)'`` for every raise call located."""
@@ -243,13 +267,6 @@ class ParsedTemplate:
                     pos == 0 or source[pos - 1] != "."):
                 yield Span(pos, _matching_paren(source, after) + 1)
             pos = word.end()
-
-    def tag_containing(self, offset: int) -> Tag | None:
-        """The tag whose span contains ``offset``."""
-        for tag in self.tags:
-            if tag.span.start <= offset < tag.span.end:
-                return tag
-        return None
 
 
 def _matching_paren(source: str, open_at: int) -> int:
