@@ -35,7 +35,7 @@ from .sources import ChatTemplate
 from .syntax import ParsedTemplate, Span, parse
 
 __all__ = ["Strategy", "STRATEGIES", "MergePolicy", "RewrittenSite", "RelaxResult", "relax", "normalize",
-           "merge_policy", "is_relaxed"]
+           "merge_policy", "is_relaxed", "placeholder_tokens"]
 
 Strategy = Literal["merge", "skip"]
 STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
@@ -313,7 +313,7 @@ def merge_policy(template: str | ChatTemplate) -> MergePolicy:
 
 @lru_cache(maxsize=128)
 def _merge_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> MergePolicy:
-    tokens = dict(special_tokens)
+    tokens = {**placeholder_tokens(analyze(parse(text)).undeclared), **dict(special_tokens)}
     accepted = [base for base in _BASES if _accepts(text, _conversation(base), tokens)]
     roles = tuple(role for role in MERGEABLE_ROLES
                   if not any(_accepts(text, probe, tokens) for probe in _adjacent_probes(accepted, role)))
@@ -321,6 +321,15 @@ def _merge_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> Mer
     developer_as_system = not mentions_developer and not any(
         _accepts(text, probe, tokens) for probe in _developer_probes(accepted))
     return MergePolicy(roles, developer_as_system)
+
+
+def placeholder_tokens(undeclared: frozenset[str]) -> dict[str, str]:
+    """``<bos_token>``-style stand-ins for every ``*_token`` variable a template reads.
+
+    Servers always pass the tokenizer's special tokens; probing without them would make
+    templates that concatenate ``bos_token + ...`` fail on every input.
+    """
+    return {name: f"<{name}>" for name in sorted(undeclared) if name.endswith("_token")}
 
 
 def _conversation(roles: Sequence[str]) -> list[dict[str, Any]]:
