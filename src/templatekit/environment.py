@@ -18,7 +18,10 @@ Two *profiles* name the transformers behaviours that differ between releases:
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
+import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -47,6 +50,10 @@ PROFILES: tuple[Profile, ...] = ("transformers<5.23", "transformers>=5.23")
 DEFAULT_PROFILE: Profile = "transformers<5.23"
 
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+_DOCUMENTS_ERROR = "Documents should be a list of dicts with 'title' and 'text' keys!"
+_TOOLS_ERROR = ("Tools should be JSON schemas (dicts); convert a Python function first with "
+                "transformers.utils.get_json_schema.")
+_environments_lock = threading.Lock()
 _clock: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("templatekit_clock", default=None)
 
 
@@ -119,11 +126,16 @@ class _TemplateNamespace(jinja2.utils.Namespace):
             )
 
 
-@lru_cache(maxsize=None)
 def make_environment(profile: Profile = DEFAULT_PROFILE) -> ImmutableSandboxedEnvironment:
     """The sandboxed environment servers render with, for ``profile``; one shared instance each."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    with _environments_lock:  # threads racing on first use must still share one instance
+        return _build_environment(profile)
+
+
+@lru_cache(maxsize=None)
+def _build_environment(profile: Profile) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True,
         lstrip_blocks=True,
@@ -138,13 +150,22 @@ def make_environment(profile: Profile = DEFAULT_PROFILE) -> ImmutableSandboxedEn
     return env
 
 
-@lru_cache(maxsize=512)
 def compile_template(source: str, profile: Profile = DEFAULT_PROFILE) -> jinja2.Template:
     """Compile ``source`` once per profile (thread-safe cache; compiled templates are reentrant).
 
+    ``compile_template.cache_info()`` / ``.cache_clear()`` work as for ``functools.lru_cache``.
     Raises ``jinja2.TemplateSyntaxError`` for invalid templates.
     """
+    return _compile(source, profile)  # one cache key whether ``profile`` is given or defaulted
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str, profile: Profile) -> jinja2.Template:
     return make_environment(profile).from_string(source)
+
+
+compile_template.cache_info = _compile.cache_info  # type: ignore[attr-defined]
+compile_template.cache_clear = _compile.cache_clear  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -174,9 +195,16 @@ def render(
     ``special_tokens`` (``bos_token``, ``eos_token``, ...) are passed as template variables,
     and ``kwargs`` override them, as in transformers.  ``now`` fixes ``strftime_now``.
     A template's ``raise_exception`` surfaces as :class:`TemplateRaise`; other Jinja errors
-    (undefined values, sandbox violations, type errors) propagate unchanged.
+    (undefined values, sandbox violations, type errors) propagate unchanged.  Like transformers,
+    ``tools`` must be dicts (passed on as a new list) and ``documents`` dicts.
     """
     compiled = compile_template(template, profile)
+    if tools is not None:
+        if not all(isinstance(tool, dict) for tool in tools):
+            raise ValueError(_TOOLS_ERROR)
+        tools = list(tools)
+    if documents is not None and not all(isinstance(document, dict) for document in documents):
+        raise TypeError(_DOCUMENTS_ERROR)
     variables: dict[str, Any] = {**(special_tokens or {}), **kwargs}
     chat: Any = messages
     if profile == "transformers>=5.23":
@@ -209,6 +237,13 @@ def _plain_data(value: Any) -> Any:
         return [_plain_data(item) for item in value]
     if isinstance(value, tuple):
         return tuple(_plain_data(item) for item in value)
+    numpy = sys.modules.get("numpy")  # a numpy scalar implies numpy is imported; never import it here
+    if numpy is not None and isinstance(value, numpy.generic):
+        return _plain_data(value.item())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain_data(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if callable(getattr(value, "model_dump", None)):  # pydantic models
+        return _plain_data(value.model_dump())
     return f"<{type(value).__name__}>"
 
 
