@@ -88,6 +88,7 @@ def oracle_pythons() -> list[Any]:
         pythons.append(pytest.param(sys.executable, id="installed-transformers",
                                     marks=pytest.mark.skip(reason="transformers is not installed")))
     extra = os.environ.get(ORACLE_PYTHON_VARIABLE)
+    extra = extra and os.path.abspath(extra)  # relative to where pytest started, whatever tests chdir to
     pythons.append(pytest.param(extra, id="oracle-python", marks=pytest.mark.skipif(
         not extra, reason=f"set {ORACLE_PYTHON_VARIABLE} to a python with another transformers release (5.23)")))
     return pythons
