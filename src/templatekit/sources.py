@@ -1,19 +1,51 @@
 """Where chat templates come from: Hub repos, model folders, JSON configs, .jinja files, stdin.
 
-(Interface stub: local .jinja files and text only. The full loader replaces the bodies.)
+:func:`load` collects every template a source has the way transformers does:
+
+* tokenizer templates: ``chat_template.jinja`` (named ``default``) and
+  ``additional_chat_templates/*.jinja`` (named after the file) take priority over
+  ``tokenizer_config.json["chat_template"]`` (a string, or a list of ``{name, template}``);
+* processor templates: ``processor_config.json["chat_template"]``, else ``chat_template.json``;
+  kept only when they differ from the tokenizer's, under the name ``processor``
+  (``processor:<name>`` for named ones), because vLLM prefers them for requests without tools;
+* special tokens (``bos_token``, ``eos_token``, ... as strings or ``{"content": ...}``) from
+  ``tokenizer_config.json``.
+
+A reference that exists on disk is local; otherwise an ``org/name`` reference is a Hub repo id.
+Templates are returned as read: syntax is checked by :func:`templatekit.syntax.parse`, not here.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from .errors import SourceNotFoundError, UnknownTemplateNameError
+from .errors import MalformedFileError, NoChatTemplateError, SourceNotFoundError, UnknownTemplateNameError
 
-__all__ = ["ChatTemplate", "TemplateSource", "load", "from_text"]
+__all__ = ["ChatTemplate", "TemplateSource", "load", "from_text", "resolve_file", "PROCESSOR_TEMPLATE_NAME",
+           "HUB_TEMPLATE_FILES"]
+
+TOKENIZER_CONFIG = "tokenizer_config.json"
+CHAT_TEMPLATE_JINJA = "chat_template.jinja"
+CHAT_TEMPLATE_JSON = "chat_template.json"
+PROCESSOR_CONFIG = "processor_config.json"
+TEMPLATE_DIR = "additional_chat_templates"
+PROCESSOR_TEMPLATE_NAME = "processor"
+# What a Hub snapshot needs to hold to find every template (transformers reads the same files).
+HUB_TEMPLATE_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG,
+                      f"{TEMPLATE_DIR}/*.jinja")
+STDIN = "-"
+
+# huggingface_hub's repo id rule, with the namespace required: "org/name", no "--" or "..".
+_HUB_REPO_ID = re.compile(r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$")
+
+Kind = Literal["tokenizer", "processor"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +62,7 @@ class ChatTemplate:
     origin: str = "<string>"
     path: str | None = None
     special_tokens: Mapping[str, str] = field(default_factory=dict)
-    kind: Literal["tokenizer", "processor"] = "tokenizer"
+    kind: Kind = "tokenizer"
     repo_id: str | None = None
     commit: str | None = None
 
@@ -73,10 +105,251 @@ def from_text(text: str, *, name: str = "default", origin: str = "<string>",
 
 
 def load(reference: str, *, revision: str | None = None, token: str | None = None) -> TemplateSource:
-    """All chat templates of ``reference`` (Hub id, folder, JSON config, .jinja file, ``-``)."""
+    """All chat templates of ``reference``: a Hub repo id, model folder, JSON config, template file or ``-``.
+
+    ``revision`` and ``token`` apply to Hub repos (token default: ``HF_TOKEN`` or the stored login).
+    Raises the :mod:`templatekit.errors` subclasses of ``SourceError``.
+    """
+    if reference == STDIN:
+        source = _load_stdin()
+    else:
+        location = _locate(reference)
+        if isinstance(location, str):
+            return _load_hub(location, revision=revision, token=token)
+        source = _load_folder(location, reference) if location.is_dir() else _load_file(location, reference)
+    if revision:
+        note = f"--revision {revision} ignored: {reference} is local, not a Hub repo"
+        source = TemplateSource(source.reference, source.templates, (*source.notes, note))
+    return source
+
+
+def resolve_file(reference: str, filename: str, *, revision: str | None = None,
+                 token: str | None = None) -> Path:
+    """A local path to ``filename`` of ``reference`` (e.g. ``tokenizer.json``).
+
+    Hub repo: the cached download. Folder: the file inside it. File: the file itself when
+    its name is ``filename``, else ``filename`` beside it (its model folder).
+    """
+    if reference == STDIN:
+        raise SourceNotFoundError(f"stdin (-) has no {filename}: give a model folder or Hub repo id",
+                                  source=reference, filename=filename)
+    location = _locate(reference)
+    if isinstance(location, str):
+        from . import hub
+
+        return hub.download(location, filename, revision=revision, token=token)
+    if location.is_dir():
+        candidate = location / filename
+    elif location.name == filename:
+        return location
+    else:
+        candidate = location.parent / filename
+    if not candidate.is_file():
+        raise SourceNotFoundError(f"no {filename} in {candidate.parent}", source=reference, filename=filename)
+    return candidate
+
+
+# -- locating ------------------------------------------------------------------------------------
+
+def _locate(reference: str) -> Path | str:
+    """The existing local path ``reference`` names, else its Hub repo id."""
     path = Path(reference)
-    if not path.is_file():
-        raise SourceNotFoundError(f"no such file: {reference}", source=reference)
-    with path.open(encoding="utf-8", newline="") as handle:
-        text = handle.read()
-    return TemplateSource(reference, (ChatTemplate(text=text, origin=str(path), path=str(path)),))
+    if path.exists():
+        return path
+    if _HUB_REPO_ID.match(reference) and not reference.endswith((".json", ".jinja")):
+        return reference
+    raise SourceNotFoundError(f"no such file or folder: {reference} (a Hub repo id looks like org/name)",
+                              source=reference)
+
+
+# -- loaders -------------------------------------------------------------------------------------
+
+def _load_hub(repo_id: str, *, revision: str | None, token: str | None) -> TemplateSource:
+    from . import hub
+
+    folder, commit = hub.snapshot(repo_id, HUB_TEMPLATE_FILES, revision=revision, token=token)
+    return _load_folder(folder, repo_id, repo_id=repo_id, commit=commit,
+                        describe=lambda path: f"{repo_id}@{commit}:{path.relative_to(folder).as_posix()}")
+
+
+def _load_stdin() -> TemplateSource:
+    text = _decode(sys.stdin.buffer.read(), "<stdin>", path="<stdin>")
+    if re.match(r'\s*\{\s*["}]', text):  # a JSON object; a template starts "{{", "{%" or "{#"
+        config = _parse_json(text, "<stdin>", path="<stdin>")
+        return _load_config(config, STDIN, origin="<stdin>", path=None, kind="tokenizer")
+    return TemplateSource(STDIN, (ChatTemplate(text=text, origin="<stdin>"),))
+
+
+def _load_file(path: Path, reference: str) -> TemplateSource:
+    """A single file, read alone: a JSON config (``chat_template`` key) or a template."""
+    if path.suffix.lower() != ".json":
+        text = _read_text(path, str(path))
+        return TemplateSource(reference, (ChatTemplate(text=text, origin=str(path), path=str(path)),))
+    kind: Kind = "processor" if path.name in (CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG) else "tokenizer"
+    return _load_config(_read_json(path, str(path)), reference, origin=str(path), path=path, kind=kind)
+
+
+def _load_config(config: Mapping[str, Any], reference: str, *, origin: str, path: Path | None,
+                 kind: Kind) -> TemplateSource:
+    texts = _template_texts(config.get("chat_template"), origin)
+    if not texts:
+        raise NoChatTemplateError(f"no chat template in {origin} (no \"chat_template\" key)")
+    special_tokens = _special_tokens(config) if kind == "tokenizer" else {}
+    return TemplateSource(reference, tuple(
+        ChatTemplate(text=text, name=name, origin=origin, path=str(path) if path else None,
+                     special_tokens=special_tokens, kind=kind)
+        for name, text in texts.items()))
+
+
+def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, commit: str | None = None,
+                 describe: Callable[[Path], str] = str) -> TemplateSource:
+    """A model folder (or Hub snapshot), read the way transformers' tokenizer and processor read it."""
+    notes: list[str] = []
+    config_path = folder / TOKENIZER_CONFIG
+    config = _read_json(config_path, describe(config_path)) if config_path.is_file() else {}
+    special_tokens = _special_tokens(config)
+
+    def template(text: str, name: str, path: Path, kind: Kind = "tokenizer") -> ChatTemplate:
+        return ChatTemplate(text=text, name=name, origin=describe(path), path=str(path),
+                            special_tokens=special_tokens, kind=kind, repo_id=repo_id, commit=commit)
+
+    template_files = _template_files(folder)
+    config_texts = _template_texts(config.get("chat_template"), describe(config_path))
+    if template_files:
+        tokenizer = [template(_read_text(path, describe(path)), name, path) for name, path in template_files.items()]
+        if config_texts:
+            notes.append(f"{describe(config_path)} also has a chat_template, ignored: {CHAT_TEMPLATE_JINJA} and "
+                         f"{TEMPLATE_DIR}/ take priority (as in transformers)")
+    else:
+        tokenizer = [template(text, name, config_path) for name, text in config_texts.items()]
+
+    processor: list[ChatTemplate] = []
+    processor_path, processor_texts = _processor_templates(folder, describe)
+    if processor_path.name == CHAT_TEMPLATE_JSON and processor_texts and (folder / TEMPLATE_DIR).is_dir():
+        notes.append(f"{describe(processor_path)} together with {TEMPLATE_DIR}/: transformers refuses to load "
+                     "the processor (replace chat_template.json with chat_template.jinja)")
+    by_name = {entry.name: entry for entry in tokenizer}
+    for name, text in processor_texts.items():
+        counterpart = by_name.get(name)
+        label = PROCESSOR_TEMPLATE_NAME if name == "default" else f"{PROCESSOR_TEMPLATE_NAME}:{name}"
+        if counterpart is not None and counterpart.text == text:
+            notes.append(f"processor template {describe(processor_path)} is identical to the tokenizer's {name!r}")
+            continue
+        processor.append(template(text, label, processor_path, kind="processor"))
+        if counterpart is not None:
+            notes.append(f"processor template {describe(processor_path)} differs from the tokenizer's {name!r} "
+                         f"({counterpart.origin}); vLLM uses the processor's for requests without tools: "
+                         f"select it by the name {label!r}")
+
+    templates = (*tokenizer, *processor)
+    if not templates:
+        where = f"repo {repo_id}@{commit}" if repo_id else str(folder)
+        raise NoChatTemplateError(
+            f"no chat template in {where}: looked for {CHAT_TEMPLATE_JINJA}, {TEMPLATE_DIR}/*.jinja, "
+            f"{TOKENIZER_CONFIG} (\"chat_template\"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}")
+    return TemplateSource(reference, templates, tuple(notes))
+
+
+def _template_files(folder: Path) -> dict[str, Path]:
+    """``chat_template.jinja`` as ``default``, then ``additional_chat_templates/<name>.jinja``."""
+    files: dict[str, Path] = {}
+    if (folder / CHAT_TEMPLATE_JINJA).is_file():
+        files["default"] = folder / CHAT_TEMPLATE_JINJA
+    if (folder / TEMPLATE_DIR).is_dir():
+        for path in sorted((folder / TEMPLATE_DIR).glob("*.jinja")):
+            if path.is_file():
+                files[path.stem] = path
+    return files
+
+
+def _processor_templates(folder: Path, describe: Callable[[Path], str]) -> tuple[Path, dict[str, str]]:
+    """The processor's own templates and their file: ``processor_config.json``'s key, else ``chat_template.json``."""
+    config_path = folder / PROCESSOR_CONFIG
+    if config_path.is_file():
+        texts = _template_texts(_read_json(config_path, describe(config_path)).get("chat_template"),
+                                describe(config_path))
+        if texts:
+            return config_path, texts
+    legacy_path = folder / CHAT_TEMPLATE_JSON
+    if not legacy_path.is_file():
+        return legacy_path, {}
+    data = _read_json(legacy_path, describe(legacy_path))
+    if "chat_template" not in data:
+        raise MalformedFileError(f"{describe(legacy_path)} has no \"chat_template\" key", path=str(legacy_path))
+    return legacy_path, _template_texts(data["chat_template"], describe(legacy_path))
+
+
+# -- file contents -------------------------------------------------------------------------------
+
+def _template_texts(value: Any, origin: str) -> dict[str, str]:
+    """``{name: text}`` from a ``chat_template`` value: a string, a list of ``{name, template}``, a mapping."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"default": value}
+    if isinstance(value, Mapping):
+        value = [{"name": name, "template": text} for name, text in value.items()]
+    if isinstance(value, list):
+        texts: dict[str, str] = {}
+        for entry in value:
+            if not (isinstance(entry, Mapping) and isinstance(entry.get("name"), str)
+                    and isinstance(entry.get("template"), str)):
+                raise MalformedFileError(f"{origin}: chat_template list entries must be "
+                                         f"{{\"name\": str, \"template\": str}}, found {_short(entry)}", path=origin)
+            texts[entry["name"]] = entry["template"]
+        return texts
+    raise MalformedFileError(f"{origin}: chat_template must be a string or a list of {{name, template}}, "
+                             f"found {type(value).__name__}", path=origin)
+
+
+def _special_tokens(config: Mapping[str, Any]) -> dict[str, str]:
+    """``*_token`` entries (and named ``extra_special_tokens``) as strings, the way transformers 5 passes them."""
+    entries = list(config.items())
+    if isinstance(config.get("extra_special_tokens"), Mapping):
+        entries += list(config["extra_special_tokens"].items())
+    tokens: dict[str, str] = {}
+    for key, value in entries:
+        if not key.endswith("_token"):
+            continue
+        if isinstance(value, Mapping):
+            value = value.get("content")
+        if isinstance(value, str):
+            tokens[key] = value
+    return tokens
+
+
+def _read_text(path: Path, origin: str) -> str:
+    """The file's exact text (UTF-8, no newline translation)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SourceNotFoundError(f"cannot read {origin}: {error.strerror or error}", source=origin) from None
+    return _decode(data, origin, path=str(path))
+
+
+def _decode(data: bytes, origin: str, *, path: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedFileError(f"{origin} is not UTF-8 text (invalid byte at offset {error.start})",
+                                 path=path) from None
+
+
+def _read_json(path: Path, origin: str) -> dict[str, Any]:
+    return _parse_json(_read_text(path, origin), origin, path=str(path))
+
+
+def _parse_json(text: str, origin: str, *, path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MalformedFileError(f"malformed JSON in {origin}: line {error.lineno} column {error.colno}: "
+                                 f"{error.msg}", path=path, line=error.lineno, column=error.colno) from None
+    if not isinstance(data, dict):
+        raise MalformedFileError(f"{origin}: expected a JSON object, found {type(data).__name__}", path=path)
+    return data
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
