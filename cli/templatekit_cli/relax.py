@@ -1,0 +1,245 @@
+"""``templatekit relax``: rewrite strict alternation checks, verify, then write atomically."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import (EXIT_FINDINGS, EXIT_OUTPUT, EXIT_USAGE, fail, handle_errors, source_options,
+                     write_atomically)
+
+FORMATS = ("jinja", "tokenizer-config", "chat-template-json")
+
+HELP = """Rewrite strict role-alternation checks so that any history renders.
+
+\b
+Templates such as Gemma 3, Mistral and Llama 2 call raise_exception("Conversation roles
+must alternate ...") on two user turns in a row, a leading assistant turn or a second
+system message; servers then answer HTTP 400 to every later request. relax removes those
+checks by editing the template text (everything else stays byte-identical), and:
+
+\b
+  --strategy merge  (default) joins runs of same-role messages before the template sees
+                    them (texts joined with a blank line, list-of-parts concatenated), only
+                    for runs the original rejects. Every history the original accepted
+                    renders exactly as before.
+  --strategy skip   only removes the checks: every message renders as its own turn and
+                    contents stay untouched. Prompts stay prefix-stable (a server's prefix
+                    cache still hits after a retry), which merge cannot promise.
+
+\b
+Before writing, the result is verified against the original on generated conversations
+(fidelity: identical output wherever the original renders; tolerance: no alternation
+error). If verification fails nothing is written and the counterexample is printed.
+
+\b
+Examples:
+  templatekit relax google/gemma-3-12b-it -o gemma3.jinja
+  vllm serve google/gemma-3-12b-it --chat-template gemma3.jinja
+  templatekit relax ./my-model --diff
+  templatekit relax ./my-model --all --format tokenizer-config -o tokenizer_config.json
+  templatekit relax ./my-model --in-place          # keeps *.orig backups
+  templatekit relax chat_template.jinja --check    # exit 1 if it would change (CI)
+"""
+
+
+@click.command(help=HELP)
+@click.argument("source")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Write here (atomically). Default: stdout.")
+@click.option("--strategy", type=click.Choice(["merge", "skip"]), default="merge", show_default=True,
+              help="merge same-role runs, or skip the checks only (prefix-stable).")
+@click.option("--template-name", "template_name", default=None, metavar="NAME",
+              help="Which named template (default, tool_use, rag, ...). Default: the default one.")
+@click.option("--all", "all_templates", is_flag=True, help="Relax every template of the source.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="jinja", show_default=True,
+              help="jinja: the template text; tokenizer-config: a copy of tokenizer_config.json with the "
+                   "relaxed template(s); chat-template-json: {\"chat_template\": ...}.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the change; write nothing.")
+@click.option("--check", is_flag=True, help="Exit 1 if the template would change; write nothing.")
+@click.option("--in-place", is_flag=True, help="Rewrite a local file or model folder's template files "
+                                                "(a .orig backup of each is kept).")
+@click.option("--no-verify", is_flag=True, help="Skip verification before writing (not recommended).")
+@click.option("--examples", type=click.IntRange(1), default=500, show_default=True,
+              help="Conversations generated for verification.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the verification run.")
+@source_options
+@handle_errors
+def relax(source: str, output: str | None, strategy: str, template_name: str | None, all_templates: bool,
+          output_format: str, show_diff: bool, check: bool, in_place: bool, no_verify: bool, examples: int,
+          seed: int, revision: str | None, token: str | None) -> None:
+    from templatekit.relax import relax as relax_template
+    from templatekit.sources import load
+
+    if all_templates and template_name:
+        fail("--all and --template-name exclude each other", EXIT_USAGE)
+    if in_place and output:
+        fail("--in-place and -o/--output exclude each other", EXIT_USAGE)
+    loaded = load(source, revision=revision, token=token)
+    templates = list(loaded.templates) if all_templates else [loaded.get(template_name)]
+    if len(templates) > 1 and output_format == "jinja" and not (in_place or show_diff or check):
+        fail(f"{source} has {len(templates)} templates ({', '.join(loaded.names)}); pick one with "
+             "--template-name, or use --format tokenizer-config / --in-place", EXIT_USAGE)
+    if in_place and not all(template.path and Path(template.path).exists() and template.repo_id is None
+                            for template in templates):
+        fail("--in-place works on local files and folders only; use -o for Hub sources", EXIT_USAGE)
+
+    results = []
+    for template in templates:
+        result = relax_template(template, strategy=strategy)  # type: ignore[arg-type]
+        if result.status == "failed":
+            fail(f"{template.origin}: cannot relax: {result.reason}", EXIT_FINDINGS)
+        _report(template, result)
+        if result.changed and not no_verify:
+            _verify_or_exit(template, result.text, strategy, examples, seed)
+        results.append((template, result))
+
+    if check:
+        changed = [template.name for template, result in results if result.changed]
+        if changed:
+            click.echo(f"would relax: {', '.join(changed)}", err=True)
+            sys.exit(EXIT_FINDINGS)
+        return
+    if show_diff:
+        for template, result in results:
+            click.echo(_unified_diff(template, result.text), nl=False)
+        return
+    if in_place:
+        _write_in_place(results)
+        return
+    text = _serialise(loaded, results, output_format, revision=revision, token=token)
+    if output in (None, "-"):
+        click.echo(text, nl=False)
+        return
+    _refuse_overwriting_input(output, templates)
+    write_atomically(output, text)
+    click.echo(f"wrote {output}", err=True)
+    if output_format == "jinja":
+        click.echo(_usage_hint(source, output), err=True)
+
+
+def _report(template: Any, result: Any) -> None:
+    if result.status == "unchanged":
+        click.echo(f"{template.origin} [{template.name}]: nothing to relax (no alternation check)", err=True)
+    elif result.status == "already-relaxed":
+        click.echo(f"{template.origin} [{template.name}]: already relaxed, left as is", err=True)
+    else:
+        where = ", ".join(f"line {site.line}:{site.column} ({site.edit})" for site in result.sites)
+        policy = f"; {result.policy.describe()}" if result.policy else ""
+        click.echo(f"{template.origin} [{template.name}]: relaxed {len(result.sites)} alternation "
+                   f"check(s) at {where} with strategy {result.strategy}{policy}", err=True)
+
+
+def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, seed: int) -> None:
+    from templatekit.verify import verify
+
+    outcome = verify(template, relaxed, examples=examples, seed=seed,
+                     normalize="merge" if strategy == "merge" else None)
+    if outcome.ok:
+        checks = "fidelity, tolerance" + (", merge normalisation" if strategy == "merge" else "")
+        click.echo(f"verified {outcome.checked} conversations ({outcome.accepted_by_original} accepted by the "
+                   f"original; {outcome.compared} compared): {checks} hold", err=True)
+        return
+    example = outcome.counterexample
+    click.echo(f"verification failed ({example.property}) with seed {outcome.seed}; nothing written.", err=True)
+    click.echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):", err=True)
+    click.echo(json.dumps(example.case, ensure_ascii=False, indent=2), err=True)
+    click.echo(f"expected: {example.expected!r}", err=True)
+    click.echo(f"actual:   {example.actual!r}", err=True)
+    sys.exit(EXIT_FINDINGS)
+
+
+def _unified_diff(template: Any, relaxed: str) -> str:
+    name = template.path or template.origin
+    lines = difflib.unified_diff(template.text.splitlines(keepends=True), relaxed.splitlines(keepends=True),
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
+
+
+def _serialise(loaded: Any, results: list, output_format: str, *, revision: str | None,
+               token: str | None) -> str:
+    relaxed = {template.name: result.text for template, result in results}
+    if output_format == "jinja":
+        return next(iter(relaxed.values()))
+    if output_format == "chat-template-json":
+        if len(relaxed) > 1:
+            fail("chat-template-json holds one template; pick one with --template-name", EXIT_USAGE)
+        return json.dumps({"chat_template": next(iter(relaxed.values()))}, ensure_ascii=False, indent=2) + "\n"
+    return _tokenizer_config(loaded, relaxed, revision=revision, token=token)
+
+
+def _tokenizer_config(loaded: Any, relaxed: dict[str, str], *, revision: str | None, token: str | None) -> str:
+    """A copy of the source's tokenizer_config.json carrying the relaxed template(s)."""
+    from templatekit.errors import SourceNotFoundError
+    from templatekit.sources import resolve_file
+
+    try:
+        config_path = resolve_file(loaded.reference, "tokenizer_config.json", revision=revision, token=token)
+        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except SourceNotFoundError:
+        config = {}
+    return json.dumps(_with_templates(config, relaxed), ensure_ascii=False, indent=2) + "\n"
+
+
+def _with_templates(config: dict, relaxed: dict[str, str]) -> dict:
+    """``config`` with ``chat_template`` carrying ``relaxed`` (named templates kept, order kept)."""
+    existing = config.get("chat_template")
+    if isinstance(existing, list):
+        names = {entry.get("name") for entry in existing}
+        templates: Any = [{**entry, "template": relaxed.get(entry.get("name"), entry.get("template"))}
+                          for entry in existing]
+        templates += [{"name": name, "template": text} for name, text in relaxed.items() if name not in names]
+    elif len(relaxed) == 1:
+        templates = next(iter(relaxed.values()))
+    else:
+        templates = [{"name": name, "template": text} for name, text in relaxed.items()]
+    return {**config, "chat_template": templates}
+
+
+def _write_in_place(results: list) -> None:
+    """Rewrite each changed template's own file, keeping a ``.orig`` backup of it."""
+    by_file: dict[str, list] = {}
+    for template, result in results:
+        if result.changed:
+            by_file.setdefault(template.path, []).append((template, result))
+    for path, entries in by_file.items():
+        target = Path(path)
+        backup = target.with_name(target.name + ".orig")
+        if not backup.exists():
+            shutil.copy2(target, backup)
+        if target.suffix == ".json":
+            config = json.loads(target.read_text(encoding="utf-8"))
+            relaxed = {template.name: result.text for template, result in entries}
+            write_atomically(target, json.dumps(_with_templates(config, relaxed), ensure_ascii=False, indent=2)
+                             + "\n")
+        else:
+            write_atomically(target, entries[0][1].text)
+        click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
+
+
+def _refuse_overwriting_input(output: str, templates: list) -> None:
+    target = Path(output).resolve()
+    for template in templates:
+        if template.path and Path(template.path).resolve() == target:
+            fail(f"refusing to overwrite the input {output}; use --in-place to rewrite it (with a backup)",
+                 EXIT_OUTPUT)
+
+
+def _usage_hint(source: str, output: str) -> str:
+    model = source if "/" in source and not Path(source).exists() else "MODEL"
+    path = Path(output).resolve()
+    return (
+        "use it with:\n"
+        f"  vllm serve {model} --chat-template {output}\n"
+        f"  docker run ... -v {path}:/templates/{path.name} vllm/vllm-openai --model {model} "
+        f"--chat-template /templates/{path.name}\n"
+        f"  python -m sglang.launch_server --model-path {model} --chat-template {output}\n"
+        f"  llama-server -m MODEL.gguf --jinja --chat-template-file {output}"
+    )
