@@ -194,13 +194,15 @@ def _merge_block(policy: MergePolicy, newline: str) -> str:
     appended = ("(dict(tk_message, role='system') if tk_message.role == 'developer' else tk_message)"
                 if policy.developer_as_system else "tk_message")
     lines = [
+        "{#- templatekit: merge runs of same-role messages (templatekit.normalize, strategy merge) #}",
         "{%- set tk = namespace(merged=[]) %}",
         "{%- for tk_message in messages %}",
         f"{{%- set tk_role = {role} %}}",
         "{%- set tk_last = tk.merged[-1] if tk.merged else none %}",
-        "{%- if tk_last is not none and tk_last.role == tk_role and tk_role in " + roles
-        + " and not tk_last.tool_calls and not tk_message.tool_calls"
-        + f" and {_joinable_content('tk_last.content')} and {_joinable_content('tk_message.content')} %}}",
+        "{%- set tk_same_run = tk_last is not none and tk_last.role == tk_role and tk_role in " + roles
+        + " and not tk_last.tool_calls and not tk_message.tool_calls %}",
+        f"{{%- if tk_same_run and {_joinable_content('tk_last.content')}"
+        f" and {_joinable_content('tk_message.content')} %}}",
         "{%- set tk_a = tk_last.content if tk_last.content is defined else none %}",
         "{%- set tk_b = tk_message.content if tk_message.content is defined else none %}",
         "{%- if tk_a is none %}{% set tk_content = tk_b %}",
