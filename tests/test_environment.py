@@ -72,6 +72,9 @@ def run_oracle(python: str, templates: list[Path], cases: list[dict[str, Any]]) 
                             text=True, encoding="utf-8", env=environment, timeout=600, check=False)
     assert result.returncode == 0, f"oracle {python} failed:\n{result.stderr[-3000:]}"
     answer = json.loads(result.stdout)
+    assert answer["jinja2"] == jinja2.__version__, (
+        f"oracle {python} renders with jinja2 {answer['jinja2']}, templatekit with {jinja2.__version__}: "
+        "install the same jinja2 in both to compare renderers")
     return answer["version"], answer["outcomes"]
 
 

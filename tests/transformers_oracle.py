@@ -12,7 +12,7 @@ to ``render_jinja_template`` as template variables, overridden by the case's kwa
 transformers' ``strftime_now`` calls ``datetime.now()``; its module's ``datetime`` is replaced
 by one whose ``now()`` is ``now``, so both renderers see the same date.
 
-Prints ``{"version": ..., "outcomes": [[outcome per case] per template]}``, an outcome being
+Prints ``{"version": ..., "jinja2": ..., "outcomes": [[outcome per case] per template]}``, an outcome being
 ``{"text": rendered}`` or ``{"error": "module.QualName", "message": str(error)}``.
 """
 
@@ -65,6 +65,7 @@ def render_case(tokenizer: Any, template: str, case: dict[str, Any]) -> dict[str
 
 
 def main() -> None:
+    import jinja2
     import transformers
 
     job = json.load(sys.stdin)
@@ -76,7 +77,7 @@ def main() -> None:
             template = handle.read()
         # a fresh copy of every case, so no render can see another's mutations
         outcomes.append([render_case(tokenizer, template, case) for case in json.loads(json.dumps(job["cases"]))])
-    json.dump({"version": transformers.__version__, "outcomes": outcomes}, sys.stdout, ensure_ascii=False)
+    json.dump({"version": transformers.__version__, "jinja2": jinja2.__version__, "outcomes": outcomes}, sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":
