@@ -89,6 +89,8 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
     if in_place and not all(template.path and Path(template.path).exists() and template.repo_id is None
                             for template in templates):
         fail("--in-place works on local files and folders only; use -o for Hub sources", EXIT_USAGE)
+    if output not in (None, "-") and not (check or show_diff):
+        _refuse_overwriting_input(output, templates)
 
     results = []
     for template in templates:
@@ -117,7 +119,6 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
     if output in (None, "-"):
         click.echo(text, nl=False)
         return
-    _refuse_overwriting_input(output, templates)
     write_atomically(output, text)
     click.echo(f"wrote {output}", err=True)
     if output_format == "jinja":
