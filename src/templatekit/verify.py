@@ -1,0 +1,434 @@
+"""Check a relaxed template against its original on generated conversations.
+
+Properties, for ORIGINAL ``T`` and RELAXED ``R``, rendered exactly as servers render:
+
+``fidelity``
+    wherever ``T`` renders a conversation, ``R`` renders byte-identical output.
+``tolerance``
+    on any conversation of user, assistant and system messages, ``R`` raises no alternation
+    error (a ``raise_exception`` whose message is the message of one of ``T``'s checks that
+    the analysis classifies ``alternation``; checks of other classes may still raise).
+``normalize`` (``normalize="merge"`` or ``"skip"``)
+    ``R(C) == T(normalize(C))`` whenever ``T`` accepts ``normalize(C)``.
+
+Conversations come from the generators behind :mod:`templatekit.strategies`, driven by a
+seeded :class:`random.Random` per example (example ``i`` of seed ``s`` is the same on every
+run and in every process): walks of the shape ``T`` accepts, the same histories bent the way
+retrying clients bend them, and random user/assistant/system sequences.  Examples are checked
+in fixed chunks; with ``jobs > 1`` chunks run in worker processes and the lowest failing
+example wins, so the verdict and the counterexample do not depend on ``jobs``.  A failure is
+shrunk (fewer messages, fewer parts and keys, shorter plain texts) while it still fails the
+same property.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
+from .strategies import Plan, RandomDraw, TemplateInputs, generate_case, learn_shape, template_inputs
+
+if TYPE_CHECKING:
+    from .sources import ChatTemplate
+    from .tokens import TokenDiff, Tokenizer
+
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "CHUNK_SIZE"]
+
+Property = Literal["fidelity", "tolerance", "normalize"]
+NormalizeMode = Literal["merge", "skip"]
+CHUNK_SIZE = 25
+_PLAIN_ROLES = frozenset(("user", "assistant", "system"))
+# walks of T's shape, irregular histories, random user/assistant/system sequences
+_MODES = (45, 40, 15)
+_MAX_TURNS = 10
+_SHRINK_BUDGET = 4000
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A minimal case on which a property fails.
+
+    ``case`` is replayable JSON (``{"messages", "tools", "add_generation_prompt", "kwargs"}``,
+    what ``templatekit render --messages`` reads).  ``expected`` is ORIGINAL's output
+    (``fidelity``) or ORIGINAL's output on ``normalized`` (``normalize``); ``actual`` is
+    RELAXED's output, ``None`` when it raised ``error``.  ``token_diff`` is set when a
+    tokenizer was given and both sides rendered.
+    """
+
+    property: Property
+    case: Mapping[str, Any]
+    expected: str | None
+    actual: str | None
+    error: str | None = None
+    normalized: tuple[Mapping[str, Any], ...] | None = None
+    token_diff: TokenDiff | None = None
+
+    @property
+    def summary(self) -> str:
+        """One line saying what failed."""
+        if self.property == "tolerance":
+            return f"tolerance: RELAXED raised an alternation error: {self.error}"
+        target = "ORIGINAL" if self.property == "fidelity" else "ORIGINAL on the normalized conversation"
+        if self.actual is None:
+            return f"{self.property}: {target} renders but RELAXED raised {self.error}"
+        return f"{self.property}: RELAXED renders differently from {target}"
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The replayable case as JSON."""
+        return json.dumps(self.case, ensure_ascii=False, indent=indent)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The verdict of :func:`verify`.
+
+    ``checked`` conversations were generated (up to and including a failing one);
+    ``accepted_by_original`` of them rendered with ORIGINAL.  ``checks`` counts how many
+    conversations each property was checked on.  ``compared`` is ``"tokens"`` when a
+    tokenizer was given (identical text always gives identical ids; the tokenizer adds the
+    token-by-token diff to a counterexample), else ``"text"``.
+    """
+
+    ok: bool
+    checked: int
+    accepted_by_original: int
+    compared: Literal["text", "tokens"]
+    seed: int
+    counterexample: Counterexample | None
+    examples: int
+    normalize: NormalizeMode | None
+    checks: Mapping[str, int] = field(default_factory=dict)
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything needed to generate and check example ``i`` (sent once to each worker)."""
+
+    original: TemplateInputs
+    relaxed: TemplateInputs
+    plan: Plan
+    seed: int
+    normalize: NormalizeMode | None
+    alternation_messages: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    accepted: bool
+    checked: tuple[Property, ...]
+    failure: Property | None = None
+    expected: str | None = None
+    actual: str | None = None
+    error: str | None = None
+    normalized: list[dict[str, Any]] | None = None
+
+
+def _render(inputs: TemplateInputs, case: Mapping[str, Any],
+            messages: list[dict[str, Any]] | None = None) -> tuple[str | None, BaseException | None]:
+    try:
+        return inputs.render(case, messages), None
+    except Exception as error:  # noqa: BLE001 - a template's failure is an outcome to compare
+        return None, error
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TemplateRaise):
+        return f"raise_exception({error.template_message!r})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
+    """Check every property that applies to ``case``; the first failing one is reported."""
+    expected, original_error = _render(job.original, case)
+    actual, relaxed_error = _render(job.relaxed, case)
+    error = _describe(relaxed_error) if relaxed_error is not None else None
+    accepted = original_error is None
+    checked: list[Property] = []
+    if accepted:
+        checked.append("fidelity")
+        if actual != expected:
+            return _Verdict(True, tuple(checked), "fidelity", expected, actual, error)
+    if all(message.get("role") in _PLAIN_ROLES for message in case["messages"]):
+        checked.append("tolerance")
+        if isinstance(relaxed_error, TemplateRaise) and str(relaxed_error.template_message) in \
+                job.alternation_messages:
+            return _Verdict(accepted, tuple(checked), "tolerance", None, None, error)
+    if job.normalize is not None:
+        normalized = _normalizer()(case["messages"], job.normalize, template=_chat_template(job.original))
+        if not (accepted and normalized == case["messages"]):
+            expected, original_error = _render(job.original, case, normalized)
+            if original_error is None:
+                checked.append("normalize")
+                if actual != expected:
+                    return _Verdict(accepted, tuple(checked), "normalize", expected, actual, error, normalized)
+    return _Verdict(accepted, tuple(checked))
+
+
+def _normalizer() -> Callable[..., list[dict[str, Any]]]:
+    from .relax import normalize
+
+    return normalize
+
+
+@lru_cache(maxsize=16)
+def _chat_template(inputs: TemplateInputs) -> ChatTemplate:
+    from .sources import ChatTemplate
+
+    return ChatTemplate(text=inputs.text, special_tokens=dict(inputs.special_tokens))
+
+
+def _case(job: _Job, index: int) -> dict[str, Any]:
+    """Example ``index`` of ``job.seed``: the same in every process and on every run."""
+    return generate_case(RandomDraw(random.Random(f"templatekit-verify/{job.seed}/{index}")), job.plan)
+
+
+# --- chunks and workers -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    """Examples ``[start, stop)`` checked; ``failure`` is the first failing index, if any."""
+
+    start: int
+    stop: int
+    failure: int | None
+    accepted: int
+    checks: Mapping[str, int]
+
+
+def _run_chunk(job: _Job, start: int, stop: int) -> _ChunkResult:
+    accepted = 0
+    checks = {"fidelity": 0, "tolerance": 0, "normalize": 0}
+    for index in range(start, stop):
+        verdict = _evaluate(job, _case(job, index))
+        accepted += verdict.accepted
+        for name in verdict.checked:
+            checks[name] += 1
+        if verdict.failure is not None:
+            return _ChunkResult(start, index + 1, index, accepted, checks)
+    return _ChunkResult(start, stop, None, accepted, checks)
+
+
+_worker_job: _Job | None = None
+
+
+def _init_worker(job: _Job) -> None:
+    global _worker_job
+    _worker_job = job
+
+
+def _run_chunk_in_worker(bounds: tuple[int, int]) -> _ChunkResult:
+    assert _worker_job is not None
+    return _run_chunk(_worker_job, *bounds)
+
+
+def _chunks(examples: int) -> list[tuple[int, int]]:
+    return [(start, min(start + CHUNK_SIZE, examples)) for start in range(0, examples, CHUNK_SIZE)]
+
+
+def _results(job: _Job, examples: int, jobs: int) -> Iterator[_ChunkResult]:
+    """Chunk results in chunk order (computed in ``jobs`` processes when ``jobs > 1``)."""
+    bounds = _chunks(examples)
+    if jobs <= 1 or len(bounds) <= 1:
+        for start, stop in bounds:
+            yield _run_chunk(job, start, stop)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(bounds)), initializer=_init_worker,
+                             initargs=(job,)) as pool:
+        futures = [pool.submit(_run_chunk_in_worker, chunk) for chunk in bounds]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+# --- shrinking --------------------------------------------------------------------------------
+
+def _size(case: Mapping[str, Any]) -> tuple[int, int, int]:
+    rest = {key: value for key, value in case.items() if key != "add_generation_prompt"}
+    return (len(case["messages"]), len(json.dumps(rest, ensure_ascii=False)), int(bool(case["add_generation_prompt"])))
+
+
+def _copy(case: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(case))
+
+
+def _shrink(case: dict[str, Any], fails: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Greedily take smaller variants of ``case`` that still fail, until none is found.
+
+    Each accepted step makes the case strictly smaller (fewer messages, then fewer JSON
+    characters, then ``add_generation_prompt`` off), so shrinking ends.
+    """
+    budget = [_SHRINK_BUDGET]
+
+    def improves(candidate: dict[str, Any], current: dict[str, Any]) -> bool:
+        if budget[0] <= 0 or _size(candidate) >= _size(current):
+            return False
+        budget[0] -= 1
+        return fails(candidate)
+
+    improved = True
+    while improved and budget[0] > 0:
+        improved = False
+        for candidate in _candidates(case):
+            if improves(candidate, case):
+                case = candidate
+                improved = True
+                break
+    return case
+
+
+def _candidates(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Smaller variants of ``case``, biggest cuts first."""
+    messages = case["messages"]
+    size = len(messages) // 2
+    while size >= 1:
+        for start in range(0, len(messages), size):
+            yield {**case, "messages": messages[:start] + messages[start + size:]}
+        size //= 2
+    if case.get("tools") is not None:
+        yield {**case, "tools": None}
+        for index in range(len(case["tools"])):
+            yield {**case, "tools": case["tools"][:index] + case["tools"][index + 1:]}
+    for key in case.get("kwargs", {}):
+        yield {**case, "kwargs": {name: value for name, value in case["kwargs"].items() if name != key}}
+    if case.get("add_generation_prompt"):
+        yield {**case, "add_generation_prompt": False}
+    for index, message in enumerate(messages):
+        for smaller in _smaller_messages(message, index):
+            yield {**case, "messages": [*messages[:index], smaller, *messages[index + 1:]]}
+
+
+def _smaller_messages(message: dict[str, Any], index: int) -> Iterator[dict[str, Any]]:
+    for key in message:
+        if key not in ("role", "content"):
+            yield {name: value for name, value in message.items() if name != key}
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        for position, call in enumerate(calls):
+            yield {**message, "tool_calls": calls[:position] + calls[position + 1:]}
+            for smaller in _smaller_calls(call):
+                yield {**message, "tool_calls": [*calls[:position], smaller, *calls[position + 1:]]}
+    content = message.get("content")
+    if isinstance(content, list):
+        for position in range(len(content)):
+            yield {**message, "content": content[:position] + content[position + 1:]}
+        if len(content) == 1 and isinstance(content[0], dict) and isinstance(content[0].get("text"), str):
+            yield {**message, "content": content[0]["text"]}
+        for position, part in enumerate(content):
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                for text in _smaller_texts(part["text"], index):
+                    yield {**message, "content": [*content[:position], {**part, "text": text}, *content[position + 1:]]}
+    elif isinstance(content, str):
+        for text in _smaller_texts(content, index):
+            yield {**message, "content": text}
+    for key, value in message.items():
+        if key not in ("role", "content", "tool_call_id") and isinstance(value, str):
+            for text in _smaller_texts(value, index):
+                yield {**message, key: text}
+
+
+def _smaller_calls(call: Any) -> Iterator[Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        return
+    arguments = function.get("arguments")
+    if arguments not in ({}, "{}"):
+        yield {**call, "function": {**function, "arguments": {} if isinstance(arguments, dict) else "{}"}}
+
+
+def _smaller_texts(text: str, index: int) -> Iterator[str]:
+    """Shorter, plainer texts: empty, one letter (a different one per message), stripped,
+    halves, ASCII only, whitespace runs collapsed."""
+    letter = "abcdefghijklmnopqrstuvwxyz"[index % 26]
+    seen = {text}
+    for candidate in ("", letter, text.strip(), text[:len(text) // 2], text[len(text) // 2:],
+                      "".join(char if char.isascii() else letter for char in text), " ".join(text.split())):
+        if candidate not in seen:
+            seen.add(candidate)
+            yield candidate
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+def _alternation_messages(text: str) -> frozenset[str]:
+    from .analysis import analyze
+    from .syntax import parse
+
+    return frozenset(site.message for site in analyze(parse(text)).of_class("alternation")
+                     if site.message_is_literal)
+
+
+def _check_options(examples: int, seed: int, normalize: Any, jobs: int) -> None:
+    for name, value, low in (("examples", examples, 1), ("seed", seed, 0), ("jobs", jobs, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    if normalize not in (None, "merge", "skip"):
+        raise ValueError(f"normalize must be None, 'merge' or 'skip'; got {normalize!r}")
+
+
+def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, examples: int = 500, seed: int = 0,
+           normalize: NormalizeMode | None = None, tokenizer: Tokenizer | str | None = None, jobs: int = 1,
+           profile: Profile = DEFAULT_PROFILE, special_tokens: Mapping[str, str] | None = None) -> VerifyResult:
+    """Check fidelity, tolerance and (with ``normalize``) ``R == T∘normalize`` on ``examples``
+    generated conversations; return the verdict and, on failure, a shrunk counterexample.
+
+    ``original``/``relaxed`` are template text or :class:`~templatekit.sources.ChatTemplate`.
+    ``special_tokens`` default to ORIGINAL's own (``bos_token``, ...), else placeholders;
+    both templates render with the same ones.  ``tokenizer`` (a loaded
+    :class:`~templatekit.tokens.Tokenizer` or a source for :func:`~templatekit.tokens.load_tokenizer`)
+    adds a token-by-token diff to a counterexample.  The same ``seed`` gives the same result,
+    whatever ``jobs``.
+    """
+    _check_options(examples, seed, normalize, jobs)
+    original_inputs = template_inputs(original, special_tokens, profile)
+    relaxed_inputs = TemplateInputs(relaxed if isinstance(relaxed, str) else relaxed.text,
+                                    original_inputs.special_tokens, profile)
+    if isinstance(tokenizer, str):
+        from .tokens import load_tokenizer
+
+        tokenizer = load_tokenizer(tokenizer)
+    job = _Job(original_inputs, relaxed_inputs, Plan(learn_shape(original_inputs), _MODES, _MAX_TURNS),
+               seed, normalize, _alternation_messages(original_inputs.text))
+    checked = accepted = 0
+    checks = {"fidelity": 0, "tolerance": 0, "normalize": 0}
+    failure: int | None = None
+    for result in _results(job, examples, jobs):
+        checked, accepted = result.stop, accepted + result.accepted
+        for name, count in result.checks.items():
+            checks[name] += count
+        if result.failure is not None:
+            failure = result.failure
+            break
+    compared: Literal["text", "tokens"] = "tokens" if tokenizer is not None else "text"
+    counterexample = None
+    if failure is not None:
+        counterexample = _counterexample(job, _case(job, failure), tokenizer)
+    return VerifyResult(ok=failure is None, checked=checked, accepted_by_original=accepted, compared=compared,
+                        seed=seed, counterexample=counterexample, examples=examples, normalize=normalize,
+                        checks=checks)
+
+
+def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None) -> Counterexample:
+    failing = _evaluate(job, case).failure
+    case = _shrink(_copy(case), lambda candidate: _evaluate(job, candidate).failure == failing)
+    verdict = _evaluate(job, case)
+    assert verdict.failure is not None
+    token_diff = None
+    if tokenizer is not None and verdict.expected is not None and verdict.actual is not None:
+        from .tokens import diff_tokens
+
+        token_diff = diff_tokens(tokenizer.encode(verdict.expected), tokenizer.encode(verdict.actual))
+    normalized = tuple(verdict.normalized) if verdict.normalized is not None else None
+    return Counterexample(verdict.failure, case, verdict.expected, verdict.actual, verdict.error, normalized,
+                          token_diff)
