@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,22 @@ def corpus() -> list[Path]:
     if not files:
         pytest.skip(f"real-template corpus not found at {CORPUS_DIR} (clone with ../shared beside it)")
     return files
+
+
+@pytest.fixture(scope="module")
+def fake_hub(request: pytest.FixtureRequest):
+    """A :class:`fakehub.FakeHub` on 127.0.0.1 serving the test module's ``HUB_REPOS`` (and
+    ``HUB_TOKENS``), one server per module. Point a subprocess at it with ``hub.environment(tmp_path)``.
+    """
+    from fakehub import FakeHub
+
+    with FakeHub(getattr(request.module, "HUB_REPOS", {}), tokens=getattr(request.module, "HUB_TOKENS", ())) as hub:
+        yield hub
+
+
+def run_templatekit(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
+                    timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run the ``templatekit`` CLI in a fresh interpreter (so HF_* variables apply); bytes out."""
+    return subprocess.run([sys.executable, "-c", "from templatekit_cli.main import main; main()", *args],
+                          input=stdin, capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=REPO_ROOT)

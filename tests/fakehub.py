@@ -18,7 +18,8 @@ this is a real ``http.server`` in a thread instead. Repos are plain Python data:
         hub.commit("org/model", "main")  # the 40-hex commit id the hub reports for that revision
         hub.requests                      # [(method, path, token or None), ...] as received
 
-File contents are ``bytes`` or ``str`` (UTF-8).  Each revision name is its own commit; the
+File contents are ``bytes`` or ``str`` (UTF-8); ``files_from_folder(path)`` turns a local model
+folder into such a mapping.  Each revision name is its own commit; the
 commit id (a stable SHA-1 of the repo id, revision and files) is accepted as a revision too.
 
 Access, as on the real Hub:
@@ -58,7 +59,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["FakeHub", "hub_environment"]
+__all__ = ["FakeHub", "hub_environment", "files_from_folder"]
 
 _REPO = r"(?P<repo>[\w.-]+(?:/[\w.-]+)?)"
 _RESOLVE = re.compile(rf"^/{_REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)$")
@@ -262,6 +263,13 @@ def hub_environment(endpoint: str, home: str | Path, *, offline: bool = False) -
         "HF_HUB_ETAG_TIMEOUT": "5",
         "HF_HUB_DOWNLOAD_TIMEOUT": "5",
     }
+
+
+def files_from_folder(folder: str | Path) -> dict[str, bytes]:
+    """Every file under ``folder`` as ``{"relative/posix/path": bytes}``, ready for a revision."""
+    root = Path(folder)
+    return {path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def _bearer_token(authorization: str | None) -> str | None:

@@ -28,6 +28,7 @@ def snapshot(repo_id: str, patterns: Sequence[str], *, revision: str | None = No
     """
     from huggingface_hub import snapshot_download
 
+    revision, token = revision or None, token or None
     with _translated_errors(repo_id, revision=revision, token=token):
         folder = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=list(patterns),
                                    tqdm_class=_silent_progress_bar())
@@ -38,6 +39,7 @@ def download(repo_id: str, filename: str, *, revision: str | None = None, token:
     """The local (cached) path of ``filename`` in ``repo_id`` at ``revision``."""
     from huggingface_hub import hf_hub_download
 
+    revision, token = revision or None, token or None
     with _translated_errors(repo_id, revision=revision, token=token, filename=filename):
         return Path(hf_hub_download(repo_id, filename, revision=revision, token=token))
 
