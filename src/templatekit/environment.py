@@ -93,8 +93,15 @@ def _strftime_now(format: str) -> str:
     return (_clock.get() or datetime.now()).strftime(format)
 
 
-class _TemplateDict:
+# Jinja's error messages quote an object's type as "module.Name": transformers>=5.23's globals
+# below carry transformers' names so that those messages are identical too.
+_TRANSFORMERS_MODULE = "transformers.utils.chat_template_utils"
+
+
+class TemplateDict:
     """transformers>=5.23's ``dict`` global: builds plain dicts, exposes nothing else."""
+
+    __module__ = _TRANSFORMERS_MODULE
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict:
         return dict(*args, **kwargs)
@@ -103,18 +110,20 @@ class _TemplateDict:
         return dict.fromkeys(*args, **kwargs)
 
 
-class _TemplateNamespace(jinja2.utils.Namespace):
+class TemplateNamespace(jinja2.utils.Namespace):
     """transformers>=5.23's ``namespace``: refuses underscore-prefixed attributes."""
+
+    __module__ = _TRANSFORMERS_MODULE
 
     def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - Jinja's own signature trick
         self, args = args[0], args[1:]
         attrs = dict(*args, **kwargs)
         for name in attrs:
-            _TemplateNamespace._check_name(name)
+            TemplateNamespace._check_name(name)
         jinja2.utils.Namespace.__init__(self, attrs)
 
     def __setitem__(self, name: str, value: Any) -> None:
-        _TemplateNamespace._check_name(name)
+        TemplateNamespace._check_name(name)
         jinja2.utils.Namespace.__setitem__(self, name, value)
 
     @staticmethod
@@ -145,8 +154,8 @@ def _build_environment(profile: Profile) -> ImmutableSandboxedEnvironment:
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     if profile == "transformers>=5.23":
-        env.globals["dict"] = _TemplateDict()
-        env.globals["namespace"] = _TemplateNamespace
+        env.globals["dict"] = TemplateDict()
+        env.globals["namespace"] = TemplateNamespace
     return env
 
 
