@@ -12,7 +12,9 @@ Two *profiles* name the transformers behaviours that differ between releases:
 ``transformers>=5.23``
     ``apply_chat_template`` drops ``None``-valued message keys, every input is rebuilt from
     plain JSON types, reasoning fields are aliased (``reasoning_content``/``thinking``),
-    ``namespace()`` refuses underscore-prefixed attributes and ``dict`` is a plain callable.
+    ``namespace()`` refuses underscore-prefixed attributes and ``dict`` only builds dicts.
+
+Both profiles check, as transformers does, that ``tools`` and ``documents`` are dicts.
 """
 
 from __future__ import annotations
