@@ -26,6 +26,8 @@ HUB_REPOS = {
     "org/vision": {"revisions": {"main": files_from_folder(SOURCES / "multimodal")}},
     "org/gated": {"revisions": {"main": {"chat_template.jinja": GATED_TEXT}}, "gated": True,
                   "granted": {"hf_granted"}},
+    "org/private": {"revisions": {"main": {"chat_template.jinja": GATED_TEXT}}, "private": True,
+                    "granted": {"hf_granted"}},
     "org/weights-only": {"revisions": {"main": {"config.json": "{}", "README.md": "# no template"}}},
     "org/broken": {"revisions": {"main": files_from_folder(SOURCES / "malformed")}},
 }
@@ -151,9 +153,10 @@ def test_hub_processor_template(fake_hub: FakeHub, hub_env: dict[str, str]) -> N
     assert "vLLM uses the processor's for requests without tools" in listing
 
 
-def test_gated_repo_with_a_granted_token(fake_hub: FakeHub, hub_env: dict[str, str]) -> None:
-    assert ok(run_templatekit("show", "org/gated", "--token", "hf_granted", env=hub_env)) == GATED_TEXT.encode()
-    resolved = [token for method, path, token in fake_hub.requests if path.startswith("/org/gated/resolve/")]
+@pytest.mark.parametrize("repo", ["org/gated", "org/private"])
+def test_gated_and_private_repos_with_a_granted_token(fake_hub: FakeHub, hub_env: dict[str, str], repo: str) -> None:
+    assert ok(run_templatekit("show", repo, "--token", "hf_granted", env=hub_env)) == GATED_TEXT.encode()
+    resolved = [token for method, path, token in fake_hub.requests if path.startswith(f"/{repo}/resolve/")]
     assert "hf_granted" in resolved
 
 
@@ -171,10 +174,13 @@ def test_gated_repo_with_token_from_environment(fake_hub: FakeHub, hub_env: dict
     (["org/chat", "--token", "hf_bogus"], 4, "access to org/chat on {endpoint} was refused (401)"),
     (["org/nope"], 3, "repo org/nope not found on {endpoint} (nor is it a local path); if it is private, "
                       "pass --token or set HF_TOKEN"),
+    (["org/private", "--token", "hf_other"], 3, "repo org/private not found on {endpoint} (nor is it a local "
+                                                "path); if it is private, pass --token or set HF_TOKEN"),
     (["org/chat", "--revision", "v9"], 3, "revision 'v9' not found in repo org/chat on {endpoint}"),
     (["org/weights-only"], 7, "no chat template in repo org/weights-only@{commit}: looked for "),
     (["org/broken"], 6, "malformed JSON in org/broken@{commit}:tokenizer_config.json: line 4 column 1: "),
-], ids=["gated-no-token", "gated-token-without-access", "invalid-token", "missing-repo", "missing-revision",
+], ids=["gated-no-token", "gated-token-without-access", "invalid-token", "missing-repo", "private-repo-token-without-access",
+        "missing-revision",
         "no-template-files", "malformed-json"])
 def test_hub_errors(fake_hub: FakeHub, hub_env: dict[str, str], args: list[str], code: int, message: str) -> None:
     commit = fake_hub.commit(args[0]) if args[0] in HUB_REPOS else None
@@ -182,10 +188,13 @@ def test_hub_errors(fake_hub: FakeHub, hub_env: dict[str, str], args: list[str],
                  message.format(endpoint=fake_hub.endpoint, commit=commit))
 
 
-def test_resolve_file_on_the_hub_present_and_missing(fake_hub: FakeHub, hub_env: dict[str, str]) -> None:
+def test_library_on_the_hub_records_repo_and_commit_and_resolves_files(fake_hub: FakeHub,
+                                                                       hub_env: dict[str, str]) -> None:
     script = (
-        "from templatekit.sources import resolve_file\n"
+        "from templatekit.sources import load, resolve_file\n"
         "from templatekit.errors import SourceNotFoundError\n"
+        "template = load('org/chat', revision='v1').get()\n"
+        "print(template.repo_id, template.commit, template.path.endswith('/tokenizer_config.json'), sep='|')\n"
         "print(open(resolve_file('org/named', 'tokenizer_config.json'), encoding='utf-8').read()[:1])\n"
         "try:\n"
         "    resolve_file('org/named', 'tokenizer.json', revision='main')\n"
@@ -195,7 +204,8 @@ def test_resolve_file_on_the_hub_present_and_missing(fake_hub: FakeHub, hub_env:
                             env={**os.environ, **hub_env})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "{", "SourceNotFoundError|tokenizer.json|repo org/named at revision 'main' has no file tokenizer.json"]
+        f"org/chat|{fake_hub.commit('org/chat', 'v1')}|True", "{",
+        "SourceNotFoundError|tokenizer.json|repo org/named at revision 'main' has no file tokenizer.json"]
 
 
 def test_offline_with_and_without_cache(fake_hub: FakeHub, tmp_path: Path) -> None:
