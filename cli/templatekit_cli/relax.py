@@ -173,7 +173,11 @@ def _serialise(loaded: Any, results: list, output_format: str, *, revision: str 
         if len(relaxed) > 1:
             fail("chat-template-json holds one template; pick one with --template-name", EXIT_USAGE)
         return json.dumps({"chat_template": next(iter(relaxed.values()))}, ensure_ascii=False, indent=2) + "\n"
-    return _tokenizer_config(loaded, relaxed, revision=revision, token=token)
+    tokenizer_templates = {template.name: result.text for template, result in results if template.kind == "tokenizer"}
+    if len(tokenizer_templates) < len(relaxed):
+        click.echo("note: processor templates belong in chat_template.json and were left out "
+                   "(use --template-name processor --format chat-template-json)", err=True)
+    return _tokenizer_config(loaded, tokenizer_templates, revision=revision, token=token)
 
 
 def _tokenizer_config(loaded: Any, relaxed: dict[str, str], *, revision: str | None, token: str | None) -> str:
