@@ -417,7 +417,7 @@ def learn_shape(inputs: TemplateInputs) -> Shape:
 
 @lru_cache(maxsize=64)
 def _learn_shape(inputs: TemplateInputs) -> Shape:
-    undeclared = _undeclared(inputs.text)
+    undeclared = template_variables(inputs.text)
     prober = _Prober(inputs, undeclared)
     paths: dict[State, list[dict[str, Any]]] = {START: []}
     edges: dict[State, list[Unit]] = {START: []}
@@ -522,7 +522,9 @@ def _flag_values(prober: _Prober, undeclared: frozenset[str]) -> tuple[tuple[str
     return tuple(flags)
 
 
-def _undeclared(text: str) -> frozenset[str]:
+@lru_cache(maxsize=64)
+def template_variables(text: str) -> frozenset[str]:
+    """The variables a template reads without setting them (``messages``, ``bos_token``, ...)."""
     import jinja2.meta
 
     from .syntax import parse

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .errors import SourceNotFoundError, TokenizerError
@@ -23,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["Tokens", "Tokenizer", "TokenRow", "TokenDiff", "load_tokenizer", "diff_tokens", "format_token_diff"]
 
 TOKENIZER_FILE = "tokenizer.json"
-_REPO_ID = re.compile(r"\w[\w.-]*(/\w[\w.-]*)?")
 
 
 @dataclass(frozen=True)
@@ -57,20 +54,21 @@ class Tokenizer:
 
 
 def load_tokenizer(source: str, *, revision: str | None = None, token: str | None = None) -> Tokenizer:
-    """The tokenizer of ``source``: a ``tokenizer.json`` file, a folder holding one, or a Hub repo id.
+    """The tokenizer of ``source``: a ``tokenizer.json`` file, a model folder (or a file in
+    one) holding it, or a Hub repo id, resolved like a template source.
 
-    Raises :class:`~templatekit.errors.TokenizerError` when the file is missing or unreadable;
-    Hub failures (gated, offline, not found) raise the same errors as loading a template.
+    Raises :class:`~templatekit.errors.TokenizerError` when there is no ``tokenizer.json`` or
+    it cannot be read; Hub failures (gated, offline, repo or revision not found) raise the
+    same errors as loading a template.
     """
-    path = Path(source)
-    if path.is_dir():
-        path = path / TOKENIZER_FILE
-        if not path.is_file():
-            raise TokenizerError(f"no {TOKENIZER_FILE} in folder {source}")
-    elif not path.is_file():
-        if path.suffix == ".json" or not _REPO_ID.fullmatch(source):
-            raise TokenizerError(f"no such tokenizer file or folder: {source}")
-        path = _download(source, revision=revision, token=token)
+    from .sources import resolve_file
+
+    try:
+        path = resolve_file(source, TOKENIZER_FILE, revision=revision, token=token)
+    except SourceNotFoundError as error:
+        if error.filename == TOKENIZER_FILE:
+            raise TokenizerError(f"cannot load tokenizer: {error}") from None
+        raise
     import tokenizers
 
     try:
@@ -79,17 +77,6 @@ def load_tokenizer(source: str, *, revision: str | None = None, token: str | Non
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TokenizerError(f"cannot load tokenizer from {source}: {reason}") from None
     return Tokenizer(backend, source)
-
-
-def _download(repo_id: str, *, revision: str | None, token: str | None) -> Path:
-    from . import hub
-
-    try:
-        return hub.download(repo_id, TOKENIZER_FILE, revision=revision, token=token)
-    except SourceNotFoundError as error:
-        if error.filename == TOKENIZER_FILE:
-            raise TokenizerError(f"{repo_id} has no {TOKENIZER_FILE}") from None
-        raise
 
 
 # --- token diff -----------------------------------------------------------------------------

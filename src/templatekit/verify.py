@@ -31,13 +31,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
-from .strategies import Plan, RandomDraw, TemplateInputs, generate_case, learn_shape, template_inputs
+from .strategies import (Plan, RandomDraw, TemplateInputs, template_variables, generate_case, learn_shape,
+                         template_inputs)
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate
     from .tokens import TokenDiff, Tokenizer
 
-__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "CHUNK_SIZE"]
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "CHUNK_SIZE"]
 
 Property = Literal["fidelity", "tolerance", "normalize"]
 NormalizeMode = Literal["merge", "skip"]
@@ -78,9 +79,25 @@ class Counterexample:
             return f"{self.property}: {target} renders but RELAXED raised {self.error}"
         return f"{self.property}: RELAXED renders differently from {target}"
 
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The replayable case as JSON."""
-        return json.dumps(self.case, ensure_ascii=False, indent=indent)
+    def to_json(self) -> str:
+        """The replayable case as JSON, one message per line."""
+        return case_json(self.case)
+
+
+def case_json(case: Mapping[str, Any]) -> str:
+    """``case`` as JSON with one message per line (``messages`` first)."""
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = ["{", '  "messages": [']
+    messages = list(case.get("messages", ()))
+    lines += [f"    {dumps(message)}{',' if index < len(messages) - 1 else ''}"
+              for index, message in enumerate(messages)]
+    rest = [(key, value) for key, value in case.items() if key != "messages"]
+    lines.append("  ]" + ("," if rest else ""))
+    lines += [f"  {dumps(key)}: {dumps(value)}{',' if index < len(rest) - 1 else ''}"
+              for index, (key, value) in enumerate(rest)]
+    return "\n".join([*lines, "}"])
 
 
 @dataclass(frozen=True)
@@ -254,9 +271,24 @@ def _results(job: _Job, examples: int, jobs: int) -> Iterator[_ChunkResult]:
 
 # --- shrinking --------------------------------------------------------------------------------
 
-def _size(case: Mapping[str, Any]) -> tuple[int, int, int]:
+def _size(case: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """Messages, then structure (lists, dicts, keys), then characters (an empty string counts
+    as one, so texts shrink to one readable letter), then ``add_generation_prompt``."""
     rest = {key: value for key, value in case.items() if key != "add_generation_prompt"}
-    return (len(case["messages"]), len(json.dumps(rest, ensure_ascii=False)), int(bool(case["add_generation_prompt"])))
+    structure, characters = _weigh(rest)
+    return (len(case["messages"]), structure, characters, int(bool(case.get("add_generation_prompt"))))
+
+
+def _weigh(value: Any) -> tuple[int, int]:
+    if isinstance(value, str):
+        return 0, max(1, len(value))
+    if isinstance(value, Mapping):
+        items = [_weigh(item) for item in value.values()]
+        return 1 + len(items) + sum(s for s, _ in items), sum(c for _, c in items)
+    if isinstance(value, (list, tuple)):
+        items = [_weigh(item) for item in value]
+        return 1 + sum(s for s, _ in items), sum(c for _, c in items)
+    return 0, 1
 
 
 def _copy(case: Mapping[str, Any]) -> dict[str, Any]:
@@ -323,8 +355,7 @@ def _smaller_messages(message: dict[str, Any], index: int) -> Iterator[dict[str,
     if isinstance(content, list):
         for position in range(len(content)):
             yield {**message, "content": content[:position] + content[position + 1:]}
-        if len(content) == 1 and isinstance(content[0], dict) and isinstance(content[0].get("text"), str):
-            yield {**message, "content": content[0]["text"]}
+        yield {**message, "content": "abcdefghijklmnopqrstuvwxyz"[index % 26]}
         for position, part in enumerate(content):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 for text in _smaller_texts(part["text"], index):
@@ -348,11 +379,11 @@ def _smaller_calls(call: Any) -> Iterator[Any]:
 
 
 def _smaller_texts(text: str, index: int) -> Iterator[str]:
-    """Shorter, plainer texts: empty, one letter (a different one per message), stripped,
+    """Shorter, plainer texts: one letter (a different one per message), empty, stripped,
     halves, ASCII only, whitespace runs collapsed."""
     letter = "abcdefghijklmnopqrstuvwxyz"[index % 26]
     seen = {text}
-    for candidate in ("", letter, text.strip(), text[:len(text) // 2], text[len(text) // 2:],
+    for candidate in (letter, "", text.strip(), text[:len(text) // 2], text[len(text) // 2:],
                       "".join(char if char.isascii() else letter for char in text), " ".join(text.split())):
         if candidate not in seen:
             seen.add(candidate)
@@ -430,5 +461,13 @@ def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None
 
         token_diff = diff_tokens(tokenizer.encode(verdict.expected), tokenizer.encode(verdict.actual))
     normalized = tuple(verdict.normalized) if verdict.normalized is not None else None
-    return Counterexample(verdict.failure, case, verdict.expected, verdict.actual, verdict.error, normalized,
-                          token_diff)
+    return Counterexample(verdict.failure, _with_special_tokens(job, case), verdict.expected, verdict.actual,
+                          verdict.error, normalized, token_diff)
+
+
+def _with_special_tokens(job: _Job, case: dict[str, Any]) -> dict[str, Any]:
+    """``case`` with the special tokens the templates read as kwargs, so that rendering it
+    from any source (a bare .jinja file has none) replays exactly what was compared."""
+    read = template_variables(job.original.text) | template_variables(job.relaxed.text)
+    tokens = {name: value for name, value in job.original.special_tokens if name in read}
+    return {**case, "kwargs": {**tokens, **case.get("kwargs", {})}}

@@ -1,0 +1,276 @@
+"""``templatekit verify``, ``render`` and ``diff``: compare templates on conversations."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from templatekit.environment import DEFAULT_PROFILE, PROFILES
+
+from .common import EXIT_CODES_HELP, EXIT_FINDINGS, handle_errors, source_options, write_atomically
+
+VERIFY_HELP = """Fuzz a relaxed template against its original.
+
+\b
+Generates conversations (system/developer/user/assistant/tool turns, list-of-parts
+content with images, tool calls, reasoning fields, unicode, empty and long texts, runs of
+same-role messages) and renders both templates exactly as servers do. Checks:
+  fidelity   wherever ORIGINAL renders, RELAXED renders byte-identical output;
+  tolerance  RELAXED raises no alternation error on any user/assistant/system sequence;
+  normalize  (--normalize merge) RELAXED(C) == ORIGINAL(merge(C)) whenever ORIGINAL
+             accepts merge(C) - what `templatekit relax --strategy merge` promises.
+
+\b
+On a failure it prints the seed and a minimal counterexample as JSON that
+`templatekit render` replays, with the text diff (and, with --tokenizer, the
+token-by-token diff). The same --seed gives the same result, whatever --jobs.
+
+\b
+Examples:
+  templatekit verify google/gemma-3-12b-it gemma3.jinja --normalize merge
+  templatekit verify chat_template.jinja relaxed.jinja --examples 5000 --jobs 4
+  templatekit verify ./my-model relaxed.jinja --tokenizer ./my-model --save-counterexample case.json
+  templatekit render relaxed.jinja --messages case.json
+"""
+
+RENDER_HELP = """Render a template on a conversation, as servers render it.
+
+\b
+FILE (--messages) holds a JSON list of messages, or a replay object
+{"messages": [...], "tools": [...], "add_generation_prompt": true, "kwargs": {...}}
+as `templatekit verify` prints. The prompt is printed exactly (no newline added);
+with --tokenizer, the token ids and the text each covers follow it.
+
+\b
+Examples:
+  templatekit render google/gemma-3-12b-it --messages conv.json --add-generation-prompt
+  templatekit render gemma3.jinja --messages case.json --tokenizer google/gemma-3-12b-it
+"""
+
+DIFF_HELP = """Show how two templates render one conversation differently.
+
+\b
+Prints a unified diff of the two prompts and, with --tokenizer, the token-by-token diff
+(aligned ids and text, first divergence marked >>). Exit 0 when the outputs are identical,
+1 when they differ. Special tokens (bos_token, ...) come from A.
+
+\b
+Examples:
+  templatekit diff google/gemma-3-12b-it gemma3.jinja --messages case.json
+  templatekit diff a.jinja b.jinja --messages conv.json --tokenizer ./tokenizer.json
+"""
+
+
+def _template_options(command: Any) -> Any:
+    command = click.option("--profile", type=click.Choice(PROFILES), default=DEFAULT_PROFILE, show_default=True,
+                           help="Renderer behaviour of that transformers release range.")(command)
+    command = click.option("--template-name", default=None, metavar="NAME",
+                           help="Which named template of the source(s) (default, tool_use, rag, ...).")(command)
+    return command
+
+
+def _tokenizer_option(command: Any) -> Any:
+    return click.option("--tokenizer", "tokenizer_source", default=None, metavar="SOURCE",
+                        help="tokenizer.json, a model folder or a Hub repo id: compare token ids too.")(command)
+
+
+def _messages_options(command: Any) -> Any:
+    command = click.option("--add-generation-prompt/--no-add-generation-prompt", "add_generation_prompt",
+                           default=None, help="Override the file's add_generation_prompt (default: off).")(command)
+    command = click.option("--messages", "messages_file", required=True, metavar="FILE",
+                           help="JSON list of messages, or a replay object from `templatekit verify`.")(command)
+    return command
+
+
+def _load_template(reference: str, name: str | None, *, revision: str | None, token: str | None,
+                   fallback_to_default: bool = False) -> Any:
+    from templatekit.sources import load
+
+    source = load(reference, revision=revision, token=token)
+    if fallback_to_default and name is not None and name not in source.names:
+        name = None
+    return source.get(name)
+
+
+def _load_tokenizer(source: str | None, *, revision: str | None, token: str | None) -> Any:
+    if source is None:
+        return None
+    from templatekit.tokens import load_tokenizer
+
+    return load_tokenizer(source, revision=revision, token=token)
+
+
+def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
+    """The replay object of ``path`` (a bare list of messages becomes one)."""
+    from templatekit.errors import MalformedFileError, SourceNotFoundError
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"no such messages file: {path}", source=path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MalformedFileError(f"cannot read messages file {path}: {error}", path=path) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MalformedFileError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}", path=path,
+                                 line=error.lineno, column=error.colno) from None
+    case = {"messages": data} if isinstance(data, list) else data
+    if not isinstance(case, dict) or not isinstance(case.get("messages"), list) or not all(
+            isinstance(message, dict) for message in case["messages"]):
+        raise MalformedFileError(f"{path}: expected a list of message objects or an object with a "
+                                 '"messages" list', path=path)
+    if not isinstance(case.get("kwargs", {}), dict):
+        raise MalformedFileError(f'{path}: "kwargs" must be an object', path=path)
+    flag = case.get("add_generation_prompt", False) if add_generation_prompt is None else add_generation_prompt
+    return {"messages": case["messages"], "tools": case.get("tools"), "add_generation_prompt": bool(flag),
+            "kwargs": case.get("kwargs", {})}
+
+
+def _render(inputs: Any, case: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(output, None) or (None, what the template raised)."""
+    from templatekit.environment import TemplateRaise
+
+    try:
+        return inputs.render(case), None
+    except TemplateRaise as error:
+        return None, f"raise_exception({error.template_message!r})"
+    except Exception as error:  # noqa: BLE001 - a template failing on this input is the answer
+        return None, f"{type(error).__name__}: {error}"
+
+
+def _text_diff(expected: str, actual: str, expected_label: str, actual_label: str) -> str:
+    lines = difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
+                                 fromfile=expected_label, tofile=actual_label)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _show_texts(expected: str | None, actual: str | None, expected_label: str, actual_label: str,
+                tokenizer: Any) -> None:
+    if expected is None or actual is None:
+        return
+    click.echo(_text_diff(expected, actual, expected_label, actual_label), nl=False)
+    if tokenizer is not None:
+        from templatekit.tokens import diff_tokens, format_token_diff
+
+        click.echo(format_token_diff(diff_tokens(tokenizer.encode(expected), tokenizer.encode(actual)),
+                                     left_label=expected_label, right_label=actual_label))
+
+
+@click.command(help=VERIFY_HELP, epilog=EXIT_CODES_HELP)
+@click.argument("original")
+@click.argument("relaxed")
+@click.option("--normalize", type=click.Choice(["merge", "skip"]), default=None,
+              help="Also check RELAXED(C) == ORIGINAL(normalize(C)) with this strategy.")
+@_tokenizer_option
+@click.option("--examples", type=click.IntRange(1), default=500, show_default=True,
+              help="Conversations to generate.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the run.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes (same result as --jobs 1).")
+@click.option("--save-counterexample", default=None, metavar="FILE",
+              help="Write a counterexample's replay JSON to FILE (atomically).")
+@_template_options
+@source_options
+@handle_errors
+def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
+           seed: int, jobs: int, save_counterexample: str | None, template_name: str | None, profile: str,
+           revision: str | None, token: str | None) -> None:
+    from templatekit.verify import case_json, verify as run_verify
+
+    original_template = _load_template(original, template_name, revision=revision, token=token)
+    relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token,
+                                      fallback_to_default=True)
+    tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
+    result = run_verify(original_template, relaxed_template, examples=examples, seed=seed, normalize=normalize,
+                        tokenizer=tokenizer, jobs=jobs, profile=profile)
+    counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
+                       if name != "normalize" or normalize)
+    compared = ("text and token ids" if result.compared == "tokens"
+                else "text (no --tokenizer given, so token ids were not compared)")
+    if result.ok:
+        click.echo(f"ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} accepted by "
+                   f"ORIGINAL; checked {counts}; compared {compared}")
+        return
+    example = result.counterexample
+    click.echo(f"FAILED at conversation {result.checked} of {examples} (seed {seed}; replay with "
+               f"--seed {seed} --examples {result.checked}); compared {compared}")
+    click.echo(example.summary)
+    click.echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):")
+    click.echo(example.to_json())
+    if example.normalized is not None:
+        click.echo("normalized conversation given to ORIGINAL:")
+        click.echo(case_json({"messages": list(example.normalized)}))
+    expected_label = "ORIGINAL" if example.property == "fidelity" else "ORIGINAL(normalized)"
+    for label, output in ((expected_label, example.expected), ("RELAXED", example.actual)):
+        if output is not None:
+            click.echo(f"{label}: {json.dumps(output, ensure_ascii=False)}")
+    if example.error is not None:
+        click.echo(f"RELAXED raised: {example.error}")
+    _show_texts(example.expected, example.actual, expected_label, "RELAXED", tokenizer)
+    if save_counterexample:
+        write_atomically(save_counterexample, example.to_json() + "\n")
+        click.echo(f"counterexample written to {save_counterexample}")
+    sys.exit(EXIT_FINDINGS)
+
+
+@click.command(help=RENDER_HELP, epilog=EXIT_CODES_HELP)
+@click.argument("source")
+@_messages_options
+@_tokenizer_option
+@_template_options
+@source_options
+@handle_errors
+def render(source: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
+           template_name: str | None, profile: str, revision: str | None, token: str | None) -> None:
+    from templatekit.strategies import template_inputs
+
+    template = _load_template(source, template_name, revision=revision, token=token)
+    case = _read_case(messages_file, add_generation_prompt)
+    tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
+    output, error = _render(template_inputs(template, profile=profile), case)
+    if error is not None:
+        click.echo(f"templatekit: the template does not render this conversation: {error}", err=True)
+        sys.exit(EXIT_FINDINGS)
+    click.echo(output, nl=False)
+    if tokenizer is not None:
+        tokens = tokenizer.encode(output)
+        click.echo(f"\n--- {len(tokens.ids)} tokens ({tokenizer.origin}) ---")
+        for position, (token_id, piece) in enumerate(zip(tokens.ids, tokens.pieces)):
+            click.echo(f"{position:>5} {token_id:>7} {json.dumps(piece, ensure_ascii=False)}")
+
+
+@click.command(help=DIFF_HELP, epilog=EXIT_CODES_HELP)
+@click.argument("a")
+@click.argument("b")
+@_messages_options
+@_tokenizer_option
+@_template_options
+@source_options
+@handle_errors
+def diff(a: str, b: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
+         template_name: str | None, profile: str, revision: str | None, token: str | None) -> None:
+    from templatekit.strategies import TemplateInputs, template_inputs
+
+    first = _load_template(a, template_name, revision=revision, token=token)
+    second = _load_template(b, template_name, revision=revision, token=token, fallback_to_default=True)
+    case = _read_case(messages_file, add_generation_prompt)
+    tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
+    first_inputs = template_inputs(first, profile=profile)
+    second_inputs = TemplateInputs(second.text, first_inputs.special_tokens, first_inputs.profile)
+    (first_output, first_error), (second_output, second_error) = (_render(first_inputs, case),
+                                                                  _render(second_inputs, case))
+    if first_output == second_output and first_error == second_error:
+        click.echo(f"identical: both raise {first_error}" if first_error else
+                   f"identical: {len(first_output or '')} characters")
+        return
+    for label, output, error in (("A", first_output, first_error), ("B", second_output, second_error)):
+        click.echo(f"{label} raised: {error}" if error is not None else
+                   f"{label}: {json.dumps(output, ensure_ascii=False)}")
+    _show_texts(first_output, second_output, "A", "B", tokenizer)
+    sys.exit(EXIT_FINDINGS)
