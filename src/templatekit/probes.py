@@ -229,7 +229,7 @@ def _site_numbers(parsed: ParsedTemplate, analysis: Analysis) -> dict[int, int]:
     by_start = {site.span.start: site.index for site in analysis.sites if site.span is not None}
     unmatched = [site for site in analysis.sites if site.span is None]
     numbers: dict[int, int] = {}
-    for number, call in enumerate(node for node in iter_nodes(parsed.ast) if is_raise_call(node)):
+    for number, call in enumerate(node for node in template_nodes(parsed) if is_raise_call(node)):
         span = parsed.raise_calls.get(id(call))
         if span is not None and span.start in by_start:
             numbers[number] = by_start[span.start]
@@ -354,7 +354,7 @@ class _TemplateFacts:
     def of(cls, parsed: ParsedTemplate, analysis: Analysis) -> _TemplateFacts:
         dependencies: dict[str, set[str]] = {}
         compared: dict[str, set[str]] = {}
-        for node in iter_nodes(parsed.ast):
+        for node in template_nodes(parsed):
             if isinstance(node, (nodes.Assign, nodes.AssignBlock)):
                 value = node.node if isinstance(node, nodes.Assign) else node.body
                 words = _words_of(value)
@@ -560,6 +560,8 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
     def probe(name: str, witness: Witness, marker: str) -> Capability:
         outcome = harness.run(witness)
         if outcome.ok:
+            if _shows_python_value(outcome.output, witness):
+                return Capability(name, False, "renders the Python representation of the input", witness)
             supported = marker in outcome.output
             return Capability(name, supported, "renders" if supported else "accepted but not in the output", witness)
         if not baseline.ok:
@@ -583,6 +585,12 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
             [{"role": "user", "content": [{"type": "text", "text": "tkprobe-user"}]}]), "tkprobe-user"),
         "generation-prompt": _generation_prompt(harness, baseline, prompted),
     }
+
+
+def _shows_python_value(output: str, witness: Witness) -> bool:
+    """Whether list content was printed whole (``[{'type': 'text', ...}]``) instead of rendered."""
+    return any(isinstance(message.get("content"), list) and str(message["content"]) in output
+               for message in witness.messages)
 
 
 def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Witness) -> Capability:
@@ -616,7 +624,7 @@ def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
     marker string; a marker missing from a successful render is a drop.
     """
     probes: list[tuple[str, Witness, tuple[int, ...]]] = [
-        ("a {role} message in a plain exchange", _marked(harness, ["user", "assistant", "user"]), (0, 1, 2)),
+        ("the {role} message of a plain exchange", _marked(harness, ["user", "assistant", "user"]), (0, 1, 2)),
         ("a system message after the first turn",
          _marked(harness, ["system", "user", "assistant", "system", "user"]), (3,)),
         ("the second text part of list content", harness.witness([{"role": "user", "content": [
@@ -698,16 +706,23 @@ def eos_after_assistant(harness: Harness) -> tuple[bool, Witness] | None:
 
 # --- static facts the probes use ----------------------------------------------------------
 
+@lru_cache(maxsize=8)
+def template_nodes(parsed: ParsedTemplate) -> tuple[nodes.Node, ...]:
+    """Every node of the template, depth first (walked once per template, shared by rules)."""
+    return tuple(iter_nodes(parsed.ast))
+
+
 def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
     """The first place ``parsed`` reads the variable ``name``."""
-    return next((node for node in iter_nodes(parsed.ast)
+    return next((node for node in template_nodes(parsed)
                  if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"), None)
 
 
+@lru_cache(maxsize=8)
 def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
     """String constants the template compares a role against."""
     roles: set[str] = set()
-    for node in iter_nodes(parsed.ast):
+    for node in template_nodes(parsed):
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
             if any(_mentions_role(operand) for operand in operands):

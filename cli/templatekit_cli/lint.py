@@ -1,0 +1,196 @@
+"""``templatekit lint`` and ``templatekit rule``: find template problems, explain the rules."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .common import EXIT_CODES_HELP, EXIT_FINDINGS, EXIT_USAGE, fail, handle_errors, source_options, write_atomically
+
+if TYPE_CHECKING:
+    from templatekit.findings import Finding
+    from templatekit.sources import ChatTemplate
+
+FORMATS = ("text", "json", "sarif", "github")
+SEVERITIES = ("error", "warning", "info")
+# Files that make a folder a model folder (read as one source) rather than a tree of templates.
+_MODEL_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json", "processor_config.json")
+_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json")
+
+LINT_EXAMPLES = """\b
+Examples:
+  templatekit lint google/gemma-3-12b-it            # a Hub repo: every template it ships
+  templatekit lint chat_template.jinja              # one file
+  templatekit lint tokenizer_config.json            # all its named templates
+  templatekit lint templates/                       # every template file under a folder
+  templatekit lint model.jinja --select TK1 --ignore TK106
+  templatekit lint model.jinja --format sarif -o templatekit.sarif
+  templatekit lint model.jinja --format github      # annotations in a GitHub workflow
+  templatekit lint model.jinja --fail-on error      # exit 1 only for errors
+  templatekit rule TK101                            # what a rule checks, and how to fix it
+
+\b
+Each finding is `path:line:col: CODE message`; `templatekit rule --list` lists the codes.
+Checks of raise_exception sites come with the shortest conversation that triggers them
+(--format json shows it; `templatekit render --messages` replays it). --no-probe skips
+every check that renders the template. Settings: [tool.templatekit] in pyproject.toml
+(select, ignore, fail-on); --select replaces its select, --ignore adds to its ignore.
+Silence one finding with a comment on its line or the line before:
+  {# templatekit: ignore[TK101] reason: our clients always alternate #}
+A template with a Jinja syntax error is a finding (TK001), not a crash.
+"""
+
+LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
+    "1  findings / counterexample / check failed", "1  findings at or above --fail-on        ")
+
+
+@click.command(epilog=LINT_EXAMPLES + "\n" + LINT_EXIT_CODES)
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Report format.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when a finding is at least this severe (default: pyproject.toml's, else warning).")
+@click.option("--select", default=None, metavar="CODES",
+              help="Comma-separated codes, prefixes (TK1), rule names or ALL to run (default: all).")
+@click.option("--ignore", default=None, metavar="CODES", help="Comma-separated codes, prefixes or names to skip.")
+@click.option("--template-name", "-n", default=None, metavar="NAME",
+              help="Lint only this named template of each source (default: all of them).")
+@click.option("--no-probe", is_flag=True, help="Static checks only: never render the template.")
+@click.option("--missing-ok", is_flag=True,
+              help="Skip sources that have no chat template instead of failing (for pre-commit).")
+@click.option("--output", "-o", default=None, metavar="FILE", help="Write the report to FILE (atomically).")
+@click.option("--color/--no-color", default=None, help="Colour text output (default: on a terminal).")
+@source_options
+@handle_errors
+def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, select: str | None,
+         ignore: str | None, template_name: str | None, no_probe: bool, missing_ok: bool, output: str | None,
+         color: bool | None, revision: str | None, token: str | None) -> None:
+    """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
+    chat_template.json, .jinja file, or - for stdin)."""
+    from templatekit.config import ConfigError, load_config
+    from templatekit.findings import Severity, sort_findings
+    from templatekit.rules import lint as lint_template
+    from templatekit.rules import select_rules
+
+    try:
+        config = load_config()
+    except ConfigError as error:
+        fail(str(error), EXIT_USAGE)
+    chosen_select = _codes(select) if select is not None else config.select
+    chosen_ignore = (*config.ignore, *_codes(ignore))
+    try:
+        rules = select_rules(chosen_select, chosen_ignore)
+    except ValueError as error:
+        fail(str(error), EXIT_USAGE)
+    threshold = Severity(fail_on) if fail_on else config.fail_on
+
+    findings: list[Finding] = []
+    for template in _templates(sources, template_name, missing_ok, revision, token):
+        findings += lint_template(template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe)
+    findings = sort_findings(findings)
+
+    use_color = color if color is not None else (output is None and sys.stdout.isatty()
+                                                 and "NO_COLOR" not in os.environ)
+    report = _render(output_format, findings, rules, use_color)
+    if output is None:
+        click.echo(report, nl=False)
+    else:
+        write_atomically(output, report)
+    if any(finding.severity.at_least(threshold) for finding in findings):
+        sys.exit(EXIT_FINDINGS)
+
+
+def _codes(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[object], color: bool) -> str:
+    if output_format == "json":
+        from templatekit.reporters import json as reporter
+
+        return reporter.render(findings)
+    if output_format == "sarif":
+        from templatekit.reporters import sarif
+
+        return sarif.render(findings, rules)
+    if output_format == "github":
+        from templatekit.reporters import github
+
+        return github.render(findings)
+    from templatekit.reporters import text
+
+    return text.render(findings, color=color)
+
+
+def _templates(sources: Sequence[str], template_name: str | None, missing_ok: bool, revision: str | None,
+               token: str | None) -> Iterator[ChatTemplate]:
+    """Every template to lint, source by source; source notes go to stderr."""
+    from templatekit.errors import NoChatTemplateError
+    from templatekit.sources import load
+
+    for reference in (item for source in sources for item in _expand(source)):
+        try:
+            loaded = load(reference, revision=revision, token=token)
+        except NoChatTemplateError as error:
+            if not missing_ok:
+                raise
+            click.echo(f"templatekit: skipped: {error}", err=True)
+            continue
+        for note in loaded.notes:
+            click.echo(f"templatekit: note: {note}", err=True)
+        if template_name is not None:
+            yield loaded.get(template_name)
+        else:
+            yield from loaded.templates
+
+
+def _expand(source: str) -> list[str]:
+    """A folder that is not a model folder stands for the template files under it."""
+    folder = Path(source)
+    if not folder.is_dir() or any((folder / name).is_file() for name in _MODEL_FILES):
+        return [source]
+    found = sorted(str(path) for path in folder.rglob("*")
+                   if path.is_file() and (path.suffix == ".jinja" or path.name in _TEMPLATE_FILES)
+                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    if not found:
+        from templatekit.errors import NoChatTemplateError
+
+        raise NoChatTemplateError(f"no chat template in {source}: no *.jinja, tokenizer_config.json or "
+                                  "chat_template.json under it")
+    return found
+
+
+RULE_EXAMPLES = """\b
+Examples:
+  templatekit rule --list          # every code, name, severity and summary
+  templatekit rule TK101           # the documentation of one rule
+  templatekit rule alternation-check
+"""
+
+
+@click.command(epilog=RULE_EXAMPLES)
+@click.argument("code", required=False)
+@click.option("--list", "list_rules", is_flag=True, help="List every rule.")
+@handle_errors
+def rule(code: str | None, list_rules: bool) -> None:
+    """Print the documentation of lint rule CODE (a code like TK101 or a name), or list the rules."""
+    from templatekit.rules import RULES, get_rule, rule_markdown
+
+    if code is None or list_rules:
+        if code is not None:
+            fail("--list lists every rule; drop CODE", EXIT_USAGE)
+        width = max(len(candidate.name) for candidate in RULES.values())
+        for candidate in sorted(RULES.values(), key=lambda item: item.code):
+            click.echo(f"{candidate.code}  {candidate.name:<{width}}  {candidate.severity.value:<7}  "
+                       f"{candidate.summary}")
+        return
+    try:
+        chosen = get_rule(code)
+    except KeyError:
+        fail(f"unknown rule {code!r} (see `templatekit rule --list`)", EXIT_USAGE)
+    click.echo(rule_markdown(chosen), nl=False)

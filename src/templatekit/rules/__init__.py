@@ -1,0 +1,49 @@
+"""Lint rules and :func:`lint`, the library entry point.
+
+Rule families, one module each (codes are stable):
+
+* ``syntax``       TK001-TK002  Jinja syntax errors, suppression comments without a reason
+* ``raise_sites``  TK101-TK107  ``raise_exception`` sites by class, and unreachable ones
+* ``capabilities`` TK201-TK208  what the template renders (system, tools, tool calls...)
+* ``drops``        TK301        accepted messages whose text never reaches the output
+* ``determinism``  TK401-TK402  clock-dependent and random output
+* ``tokens``       TK501-TK502  double BOS, missing EOS
+* ``security``     TK601-TK602  sandbox-escape attempts (static)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config import apply_suppressions
+from ..findings import Finding, sort_findings
+from ..probes import DEFAULT_BUDGET
+from ..sources import ChatTemplate, from_text
+from . import capabilities, determinism, drops, raise_sites, security, syntax, tokens  # noqa: F401 - registers
+from .context import LintContext
+from .registry import DOC_SECTIONS, RULES, Rule, get_rule, rule_markdown, select_rules
+
+__all__ = ["lint", "RULES", "Rule", "DOC_SECTIONS", "get_rule", "select_rules", "rule_markdown"]
+
+_UNSUPPRESSIBLE = {"TK002"}
+
+
+def lint(template: ChatTemplate | str, *, select: Sequence[str] | None = None,
+         ignore: Sequence[str] | None = None, probe: bool = True, budget: int = DEFAULT_BUDGET) -> list[Finding]:
+    """Lint one chat template; findings sorted by position.
+
+    ``select``/``ignore`` take codes (``TK101``), code prefixes (``TK1``), rule names
+    (``alternation-check``) or ``ALL``; an unknown selector raises ``ValueError``.
+    ``probe=False`` skips every rule that renders the template (static rules only);
+    ``budget`` bounds the renders the witness search spends.  Inline
+    ``{# templatekit: ignore[CODE] reason: ... #}`` comments are applied.  A template that
+    does not parse yields a TK001 finding, never an exception.
+    """
+    if isinstance(template, str):
+        template = from_text(template)
+    context = LintContext(template, probe=probe, budget=budget)
+    findings = [context.finding(chosen, hit) for chosen in select_rules(select, ignore)
+                if probe or not chosen.renders for hit in chosen.check(context)]
+    kept = apply_suppressions([finding for finding in findings if finding.code not in _UNSUPPRESSIBLE],
+                              context.suppressions)
+    return sort_findings([*kept, *(finding for finding in findings if finding.code in _UNSUPPRESSIBLE)])

@@ -1,0 +1,79 @@
+"""Output that is not a function of the input: the clock, random filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import jinja2.nodes as nodes
+
+from ..findings import Severity
+from ..probes import clock_dependence, template_nodes, uses_name
+from .context import LintContext
+from .registry import Hit, rule
+
+
+@rule("TK401", "clock-dependent-output", Severity.INFO, renders=True)
+def clock_dependent_output(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Renders the same conversation with two fixed clocks and reports a template whose output
+    differs: it calls `strftime_now` (usually for a "Today is ..." line).
+
+    ## Why is this bad?
+    The prompt changes every day (or minute): prefix caches miss, evaluation runs are not
+    reproducible, and tests that compare renderings break at midnight.
+
+    ## Example
+    ```jinja
+    {% set date_string = strftime_now('%d %b %Y') %}
+    ```
+
+    ## Use instead
+    Let the caller pass the date, with the clock only as the default:
+    ```jinja
+    {% if date_string is not defined %}{% set date_string = strftime_now('%d %b %Y') %}{% endif %}
+    ```
+    and pass `date_string` in `chat_template_kwargs` where reproducibility matters.
+
+    ## Fix safety
+    No automatic fix.
+    """
+    if context.harness is None:
+        return
+    call = uses_name(context.parsed, "strftime_now")
+    if call is None:
+        return
+    witness = clock_dependence(context.harness)
+    if witness is not None:
+        yield Hit(f"the output of {witness.describe()} depends on the clock (strftime_now)",
+                  span=context.locate(call.lineno, "strftime_now"), line=call.lineno, witness=witness)
+
+
+@rule("TK402", "nondeterministic-output", Severity.WARNING)
+def nondeterministic_output(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Finds the `random` filter and the `lipsum` global, whose output differs from one render
+    to the next.
+
+    ## Why is this bad?
+    The same request yields different prompts: caching, evaluation and debugging all
+    assume the template is a function of its input.
+
+    ## Example
+    ```jinja
+    {{ ['Hi!', 'Hello!'] | random }}
+    ```
+
+    ## Use instead
+    Pick deterministically (`| first`), or let the caller pass the choice.
+
+    ## Fix safety
+    No automatic fix.
+    """
+    if context.parsed is None:
+        return
+    for node in template_nodes(context.parsed):
+        if isinstance(node, nodes.Filter) and node.name == "random":
+            yield Hit("the 'random' filter makes the output differ between renders",
+                      span=context.locate(node.lineno, "random"), line=node.lineno)
+        elif isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load":
+            yield Hit("'lipsum' generates random text", span=context.locate(node.lineno, "lipsum"), line=node.lineno)
