@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -102,16 +102,16 @@ class RandomDraw(_Draw):
         return int(self._random() * n)
 
 
-class _DataDraw(_Draw):
-    """Choices drawn through Hypothesis, which records them and shrinks them toward 0."""
+class _HypothesisDraw(_Draw):
+    """Choices drawn through Hypothesis (a composite's ``draw``), which shrinks them toward 0."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_draw",)
 
-    def __init__(self, data: Any) -> None:
-        self._data = data
+    def __init__(self, draw: Callable[[Any], Any]) -> None:
+        self._draw = draw
 
     def below(self, n: int) -> int:
-        return self._data.draw(_integers(n - 1)) if n > 1 else 0
+        return self._draw(_integers(n - 1)) if n > 1 else 0
 
 
 @lru_cache(maxsize=None)
@@ -140,24 +140,26 @@ def _words(draw: _Draw, most: int = 6) -> str:
 
 
 def _text(draw: _Draw) -> str:
+    # The plain words come first for every kind, so that plain text is also the shortest
+    # choice sequence: Hypothesis shrinks toward fewer choices before smaller ones.
+    words = _words(draw)
     kind = draw.weighted(_TEXT_WEIGHTS)
     if kind == 0:
-        return _words(draw)
+        return words
     if kind == 1:
         return ""
     if kind == 2:
         return draw.pick(_WHITESPACE)
     if kind == 3:
-        return draw.pick(("", *_WHITESPACE)) + _words(draw) + draw.pick(_WHITESPACE)
+        return draw.pick(("", *_WHITESPACE)) + words + draw.pick(_WHITESPACE)
     if kind == 4:
         return " ".join(draw.pick(_UNICODE) if draw.chance(60) else draw.pick(_WORDS)
                         for _ in range(1 + draw.below(5)))
     if kind == 5:
-        return draw.pick(("\n", "\n\n")).join(_words(draw) for _ in range(2 + draw.below(3)))
+        return draw.pick(("\n", "\n\n")).join([words, *(_words(draw) for _ in range(1 + draw.below(3)))])
     if kind == 6:
-        return f"{_words(draw, 3)} {draw.pick(_MARKUP)} {_words(draw, 3)}"
-    sentence = _words(draw, 12) + "."
-    return " ".join([sentence] * (20 + draw.below(60)))
+        return f"{words} {draw.pick(_MARKUP)} {_words(draw, 3)}"
+    return " ".join([words + "."] * (30 + draw.below(90)))
 
 
 # content forms: a string, a list of text parts, or a list of parts with images of one shape
@@ -564,30 +566,45 @@ def generate_case(draw: _Draw, plan: Plan) -> dict[str, Any]:
     return {"messages": messages, "tools": tools, "add_generation_prompt": add_generation_prompt, "kwargs": kwargs}
 
 
-def _length(draw: _Draw, max_turns: int) -> int:
-    if draw.chance(4):  # now and then a long history
-        return max_turns + 1 + draw.below(3 * max_turns)
-    return 1 + draw.below(max_turns)
+def _turns(draw: _Draw, max_turns: int) -> Iterator[None]:
+    """Yield once per turn: a coin before each turn after the first decides whether another
+    follows (so Hypothesis can drop a turn's choices whole); about one history in 25 is long,
+    up to four times ``max_turns``."""
+    long = draw.chance(4)
+    limit, more = (4 * max_turns, 95) if long else (max_turns, 100 - 200 // (max_turns + 2))
+    yield
+    for _ in range(limit - 1):
+        if not draw.chance(more):
+            return
+        yield
 
 
 def _walk(draw: _Draw, shape: Shape, max_turns: int) -> list[tuple[State, Unit]]:
-    """Steps ``(state, turn)`` of a walk of the shape, ending in an accepting state if it met one."""
-    target = _length(draw, max_turns)
+    """Steps ``(state, turn)`` of a walk of the shape; it ends in an accepting state when one is
+    met within three more turns."""
     state = START
     steps: list[tuple[State, Unit]] = []
     end = 0
-    while len(steps) < target or (end < len(steps) and len(steps) < target + 3):
+
+    def step() -> bool:
+        nonlocal state, end
         options = shape.edges.get(state, ())
         if not options:
-            break
+            return False
         unit = options[draw.weighted([_UNIT_WEIGHTS[option] for option in options])]
         steps.append((state, unit))
         state = _after(state, unit)
         if state in shape.accepting:
             end = len(steps)
+        return True
+
+    for _ in _turns(draw, max_turns):
+        if not step():
+            break
+    for _ in range(3):
+        if end == len(steps) or not step():
+            break
     return steps[:end] if end else steps
-
-
 def _message(draw: _Draw, role: str, shape: Shape, forms: Sequence[Form] | None = None) -> dict[str, Any]:
     forms = forms or shape.role_forms.get(role) or ("string",)
     message: dict[str, Any] = {"role": role, "content": _content(draw, forms)}
@@ -616,8 +633,7 @@ def _unit_messages(draw: _Draw, unit: Unit, shape: Shape, counter: list[int],
 
 def _soup(draw: _Draw, plan: Plan) -> list[dict[str, Any]]:
     """Any sequence of the plan's plain roles: runs, assistant first, system anywhere."""
-    return [_message(draw, draw.pick(plan.soup_roles), plan.shape)
-            for _ in range(_length(draw, plan.max_turns))]
+    return [_message(draw, draw.pick(plan.soup_roles), plan.shape) for _ in _turns(draw, plan.max_turns)]
 
 
 def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
@@ -627,8 +643,8 @@ def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
     a lost message."""
     messages = list(messages)
     roles = plan.soup_roles
-    for _ in range(1 + draw.below(2)):
-        kind = draw.weighted((4, 2, 2, 2, 1))
+    for _ in range(1 + draw.chance(30)):
+        kind = draw.weighted((6, 3, 1, 2, 1))
         plain = [index for index, message in enumerate(messages)
                  if message["role"] in roles and not message.get("tool_calls")]
         if kind in (0, 1) and plain:
@@ -727,8 +743,8 @@ def cases(*, valid_for: str | ChatTemplate | None = None, roles: Sequence[str] =
     plan, inputs = _plan(valid_for, roles, tools, content, max_turns, history)
 
     @st.composite
-    def build(data: Any) -> dict[str, Any]:
-        case = generate_case(_DataDraw(data), plan)
+    def build(draw: Callable[[Any], Any]) -> dict[str, Any]:
+        case = generate_case(_HypothesisDraw(draw), plan)
         if inputs is not None:
             from hypothesis import reject
 
@@ -786,14 +802,14 @@ def messages(*, roles: Sequence[str] = ROLES, content: ContentMode = "both", too
                     reasoning=_REASONING_FIELDS if reasoning else ())
 
     @st.composite
-    def build(data: Any) -> dict[str, Any]:
-        draw = _DataDraw(data)
-        role = draw.pick(roles)
+    def build(draw: Callable[[Any], Any]) -> dict[str, Any]:
+        choose = _HypothesisDraw(draw)
+        role = choose.pick(roles)
         if role == "tool":
-            return _tool_result(draw, _tool_call(draw, 1, _ARGUMENT_FORMS))
-        if role == "assistant" and tools and draw.chance(25):
-            return _unit_messages(draw, "tool-exchange", shape, [0])[0]
-        return _message(draw, role, shape)
+            return _tool_result(choose, _tool_call(choose, 1, _ARGUMENT_FORMS))
+        if role == "assistant" and tools and choose.chance(25):
+            return _unit_messages(choose, "tool-exchange", shape, [0])[0]
+        return _message(choose, role, shape)
 
     return build()
 
@@ -810,9 +826,9 @@ def tool_calls(*, max_calls: int = 3, arguments: Literal["object", "string", "bo
     forms = _ARGUMENT_FORMS if arguments == "both" else (arguments,)
 
     @st.composite
-    def build(data: Any) -> list[dict[str, Any]]:
-        draw = _DataDraw(data)
-        return [_tool_call(draw, number, forms) for number in range(1, 2 + draw.below(max_calls))]
+    def build(draw: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        choose = _HypothesisDraw(draw)
+        return [_tool_call(choose, number, forms) for number in range(1, 2 + choose.below(max_calls))]
 
     return build()
 
@@ -823,7 +839,7 @@ def tool_definitions() -> SearchStrategy[list[dict]]:
     from hypothesis import strategies as st
 
     @st.composite
-    def build(data: Any) -> list[dict[str, Any]]:
-        return _tool_definitions(_DataDraw(data))
+    def build(draw: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        return _tool_definitions(_HypothesisDraw(draw))
 
     return build()

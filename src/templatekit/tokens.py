@@ -25,7 +25,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 @dataclass(frozen=True)
 class Tokens:
-    """Token ids of one text, and the piece of that text each token covers."""
+    """Token ids of one text, and the piece of that text each token covers (see :meth:`Tokenizer.encode`)."""
 
     ids: tuple[int, ...]
     pieces: tuple[str, ...]
@@ -39,17 +39,19 @@ class Tokenizer:
     origin: str
 
     def encode(self, text: str) -> Tokens:
-        """Token ids of ``text`` as a server tokenizes a rendered prompt (no special tokens added)."""
+        """Token ids of ``text`` as a server tokenizes a rendered prompt (no special tokens added).
+
+        Each piece is the text its token covers; when one character spans several byte-level
+        tokens, its first token carries it and the others are empty, so the pieces always
+        join back into ``text``.
+        """
         encoding = self.backend.encode(text, add_special_tokens=False)
         pieces = []
-        previous = None
-        for token_id, span in zip(encoding.ids, encoding.offsets):
-            piece = text[span[0]:span[1]]
-            if not piece or span == previous:
-                # byte-level tokens of one multi-byte character share its span: show the raw token
-                piece = self.backend.id_to_token(token_id) or ""
-            pieces.append(piece)
-            previous = span
+        previous_end = 0
+        for start, end in encoding.offsets:
+            start = max(start, previous_end)
+            pieces.append(text[start:end] if end > start else "")
+            previous_end = max(previous_end, end)
         return Tokens(tuple(encoding.ids), tuple(pieces))
 
 

@@ -48,6 +48,7 @@ _PLAIN_ROLES = frozenset(("user", "assistant", "system"))
 _MODES = (45, 40, 15)
 _MAX_TURNS = 10
 _SHRINK_BUDGET = 4000
+_ROLE_RANK = {"user": 1, "assistant": 2, "system": 3, "developer": 4, "tool": 5}  # simplest first
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,8 @@ def _weigh(value: Any) -> tuple[int, int]:
     if isinstance(value, str):
         return 0, max(1, len(value))
     if isinstance(value, Mapping):
-        items = [_weigh(item) for item in value.values()]
+        items = [(0, _ROLE_RANK[item]) if key == "role" and item in _ROLE_RANK else _weigh(item)
+                 for key, item in value.items()]
         return 1 + len(items) + sum(s for s, _ in items), sum(c for _, c in items)
     if isinstance(value, (list, tuple)):
         items = [_weigh(item) for item in value]
@@ -317,7 +319,27 @@ def _shrink(case: dict[str, Any], fails: Callable[[dict[str, Any]], bool]) -> di
                 case = candidate
                 improved = True
                 break
-    return case
+    relettered = _reletter(case)
+    return relettered if relettered != case and fails(relettered) else case
+
+
+def _letter(index: int) -> str:
+    return "abcdefghijklmnopqrstuvwxyz"[index % 26]
+
+
+def _reletter(case: dict[str, Any]) -> dict[str, Any]:
+    """``case`` with one-letter texts renamed a, b, c... by message position (for reading)."""
+    def rename(text: Any, index: int) -> Any:
+        return _letter(index) if isinstance(text, str) and len(text) == 1 and text.islower() else text
+
+    messages = []
+    for index, message in enumerate(case["messages"]):
+        content = message.get("content")
+        if isinstance(content, list):
+            content = [{**part, "text": rename(part.get("text"), index)} if isinstance(part, dict) and "text" in part
+                       else part for part in content]
+        messages.append({**message, "content": rename(content, index)} if "content" in message else message)
+    return {**case, "messages": messages}
 
 
 def _candidates(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -328,6 +350,9 @@ def _candidates(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(messages), size):
             yield {**case, "messages": messages[:start] + messages[start + size:]}
         size //= 2
+    for index in range(len(messages) - 1):  # a message takes the next one's content in its place
+        pulled = {**messages[index], "content": messages[index + 1].get("content")}
+        yield {**case, "messages": [*messages[:index], pulled, *messages[index + 2:]]}
     if case.get("tools") is not None:
         yield {**case, "tools": None}
         for index in range(len(case["tools"])):
@@ -342,6 +367,10 @@ def _candidates(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _smaller_messages(message: dict[str, Any], index: int) -> Iterator[dict[str, Any]]:
+    rank = _ROLE_RANK.get(message.get("role"), len(_ROLE_RANK) + 1)
+    for role, role_rank in _ROLE_RANK.items():
+        if role_rank < rank and role != "tool":
+            yield {**message, "role": role}
     for key in message:
         if key not in ("role", "content"):
             yield {name: value for name, value in message.items() if name != key}
@@ -355,7 +384,7 @@ def _smaller_messages(message: dict[str, Any], index: int) -> Iterator[dict[str,
     if isinstance(content, list):
         for position in range(len(content)):
             yield {**message, "content": content[:position] + content[position + 1:]}
-        yield {**message, "content": "abcdefghijklmnopqrstuvwxyz"[index % 26]}
+        yield {**message, "content": _letter(index)}
         for position, part in enumerate(content):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 for text in _smaller_texts(part["text"], index):
@@ -381,7 +410,7 @@ def _smaller_calls(call: Any) -> Iterator[Any]:
 def _smaller_texts(text: str, index: int) -> Iterator[str]:
     """Shorter, plainer texts: one letter (a different one per message), empty, stripped,
     halves, ASCII only, whitespace runs collapsed."""
-    letter = "abcdefghijklmnopqrstuvwxyz"[index % 26]
+    letter = _letter(index)
     seen = {text}
     for candidate in (letter, "", text.strip(), text[:len(text) // 2], text[len(text) // 2:],
                       "".join(char if char.isascii() else letter for char in text), " ".join(text.split())):
