@@ -21,9 +21,9 @@ from ..probes import DEFAULT_BUDGET
 from ..sources import ChatTemplate, from_text
 from . import capabilities, determinism, drops, raise_sites, security, syntax, tokens  # noqa: F401 - registers
 from .context import LintContext
-from .registry import DOC_SECTIONS, RULES, Rule, get_rule, rule_markdown, select_rules
+from .registry import DOC_SECTIONS, RULES, Rule, doc_pages, get_rule, rule_markdown, select_rules
 
-__all__ = ["lint", "RULES", "Rule", "DOC_SECTIONS", "get_rule", "select_rules", "rule_markdown"]
+__all__ = ["lint", "RULES", "Rule", "DOC_SECTIONS", "get_rule", "select_rules", "rule_markdown", "doc_pages"]
 
 _UNSUPPRESSIBLE = {"TK002"}
 

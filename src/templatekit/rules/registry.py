@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ..syntax import Span
     from .context import LintContext
 
-__all__ = ["DOC_SECTIONS", "Hit", "Rule", "RULES", "rule", "get_rule", "select_rules", "rule_markdown"]
+__all__ = ["DOC_SECTIONS", "Hit", "Rule", "RULES", "rule", "get_rule", "select_rules", "rule_markdown",
+           "doc_pages"]
 
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead", "Fix safety")
 _CODE = re.compile(r"^TK\d{3}$")
@@ -127,3 +128,19 @@ def rule_markdown(candidate: Rule) -> str:
             f"Severity: **{candidate.severity.value}**"
             f"{' (renders the template in the sandbox)' if candidate.renders else ' (static)'}\n\n"
             f"{candidate.doc}\n")
+
+
+def doc_pages() -> dict[str, str]:
+    """``docs/rules/``: file name -> content, one page per rule and a README index."""
+    ordered = sorted(RULES.values(), key=lambda item: item.code)
+    index = ["# Lint rules", "",
+             "Generated from the rules' docstrings by `python -m templatekit.rules docs/rules`; "
+             "`templatekit rule CODE` prints the same text.", "",
+             "| Code | Name | Severity | What it does |", "| --- | --- | --- | --- |"]
+    index += [f"| [{item.code}]({item.code}.md) | {item.name} | {item.severity.value} | {_cell(item.summary)} |"
+              for item in ordered]
+    return {"README.md": "\n".join(index) + "\n", **{f"{item.code}.md": rule_markdown(item) for item in ordered}}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
