@@ -189,11 +189,12 @@ def _content(draw: _Draw, forms: Sequence[Form]) -> str | list[dict[str, Any]]:
 # --- tool calls ------------------------------------------------------------------------------
 
 _FUNCTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("get_weather", ("city",)), ("search", ("query", "limit")), ("get_time", ()), ("run_code", ("code",)))
+    ("get_weather", ("city",)), ("search", ("query", "limit")), ("get_time", ("timezone",)), ("run_code", ("code",)))
 _ARGUMENT_VALUES: Mapping[str, Callable[[_Draw], Any]] = {
     "city": lambda draw: draw.pick(_CITIES),
     "query": lambda draw: _words(draw, 4),
     "limit": lambda draw: 1 + draw.below(10),
+    "timezone": lambda draw: draw.pick(("UTC", "Europe/Paris", "Asia/Tokyo")),
     "code": lambda draw: draw.pick(("print(1)", "x = {'a': [1, 2]}\nprint(x)", 'print("hi")')),
 }
 _REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
@@ -567,13 +568,15 @@ def generate_case(draw: _Draw, plan: Plan) -> dict[str, Any]:
 
 
 def _turns(draw: _Draw, max_turns: int) -> Iterator[None]:
-    """Yield once per turn: a coin before each turn after the first decides whether another
-    follows (so Hypothesis can drop a turn's choices whole); about one history in 25 is long,
-    up to four times ``max_turns``."""
-    long = draw.chance(4)
-    limit, more = (4 * max_turns, 95) if long else (max_turns, 100 - 200 // (max_turns + 2))
+    """Yield once per turn.  Usually a coin before each turn after the first decides whether
+    another follows (so Hypothesis can drop a turn's choices whole), up to ``max_turns``;
+    about one history in 25 is long: a drawn length of one to four times ``max_turns``."""
+    if draw.chance(4):
+        yield from range(max_turns + draw.below(3 * max_turns + 1))
+        return
+    more = 100 - 200 // (max_turns + 2)
     yield
-    for _ in range(limit - 1):
+    for _ in range(max_turns - 1):
         if not draw.chance(more):
             return
         yield
@@ -598,7 +601,7 @@ def _walk(draw: _Draw, shape: Shape, max_turns: int) -> list[tuple[State, Unit]]
             end = len(steps)
         return True
 
-    for _ in _turns(draw, max_turns):
+    for _turn in _turns(draw, max_turns):
         if not step():
             break
     for _ in range(3):
@@ -633,7 +636,7 @@ def _unit_messages(draw: _Draw, unit: Unit, shape: Shape, counter: list[int],
 
 def _soup(draw: _Draw, plan: Plan) -> list[dict[str, Any]]:
     """Any sequence of the plan's plain roles: runs, assistant first, system anywhere."""
-    return [_message(draw, draw.pick(plan.soup_roles), plan.shape) for _ in _turns(draw, plan.max_turns)]
+    return [_message(draw, draw.pick(plan.soup_roles), plan.shape) for _turn in _turns(draw, plan.max_turns)]
 
 
 def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
