@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,19 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from startup import console_script  # benchmarks/ is on sys.path when run as a script
+
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 GEMMA3 = CORPUS / "google--gemma-3-27b-it.jinja"
 ONE_TEMPLATE_TARGET = 0.25
 CORPUS_TARGET = 10.0
-
-
-def console_script(name: str) -> str:
-    """The console script installed beside this interpreter (not a pyenv/asdf shim), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name} is not installed for {sys.executable} (pip install -e .)")
-    return found
 
 
 def wall_time(command: list[str], env: dict[str, str]) -> float:

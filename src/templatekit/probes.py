@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -25,12 +26,15 @@ from typing import Any
 import jinja2.nodes as nodes
 
 from .analysis import Analysis, RaiseSite
+from .analysis import _constant_strings  # string constants of a Const or a list/tuple of them
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment
 from .syntax import ParsedTemplate, is_raise_call, iter_nodes
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "MAX_MESSAGES",
     "PLACEHOLDER_TOKENS",
+    "PROBE_TOOL",
     "Capability",
     "Drop",
     "Harness",
@@ -38,9 +42,14 @@ __all__ = [
     "Witness",
     "capabilities",
     "clock_dependence",
+    "compared_roles",
+    "eos_after_assistant",
     "find_witnesses",
     "harness_for",
+    "leading_bos_count",
     "silent_drops",
+    "template_nodes",
+    "uses_name",
 ]
 
 DEFAULT_BUDGET = 1500
@@ -191,17 +200,14 @@ class Harness:
                        {**self.required_kwargs, **(kwargs or {})})
 
     def run(self, witness: Witness, *, now: datetime | None = None) -> Outcome:
-        """Render ``witness``; never raises."""
+        """Render ``witness`` (with ``strftime_now`` fixed at ``now``, if given); never raises."""
         self.renders += 1
         variables = {**self.special_tokens, **witness.kwargs}
         try:
-            if now is None:
+            with fixed_clock(now) if now is not None else nullcontext():
                 output = self.template.render(messages=list(witness.messages), tools=_list_or_none(witness.tools),
                                               documents=None, add_generation_prompt=witness.add_generation_prompt,
                                               **variables)
-            else:
-                with fixed_clock(now):
-                    return self.run(witness)
         except _SiteRaise as error:
             return Outcome(site=error.site, message=str(error.template_message))
         except RecursionError:
@@ -280,7 +286,7 @@ class _WitnessSearch:
         self.found: dict[int, Witness] = {}
         self.cache: dict[tuple[Any, ...], Outcome] = {}
         self.template_facts = _TemplateFacts.of(harness.parsed, harness.analysis)
-        # (site, context key) -> prefixes worth extending at the current size
+        # (site, context number) -> prefixes worth extending at the current size
         self.frontiers: dict[tuple[int, int], list[tuple[int, ...]]] = {}
 
     def run(self) -> dict[int, Witness | None]:
@@ -325,7 +331,8 @@ class _WitnessSearch:
         self.frontiers[key] = frontier
 
     def _run(self, witness: Witness) -> Outcome:
-        key = (json.dumps(witness.to_dict(), sort_keys=True),)
+        key = (repr(witness.messages), repr(witness.tools), witness.add_generation_prompt,
+               repr(sorted(witness.kwargs.items())))
         outcome = self.cache.get(key)
         if outcome is None:
             self.spent += 1
@@ -368,7 +375,7 @@ class _TemplateFacts:
                     dependencies.setdefault(name, set()).update(_words_of(node.iter))
             elif isinstance(node, nodes.Compare):
                 operands = [node.expr, *(operand.expr for operand in node.ops)]
-                strings = {value for operand in operands for value in _strings_of(operand)}
+                strings = {value for operand in operands for value in _constant_strings(operand)}
                 for operand in operands:
                     if isinstance(operand, nodes.Name):
                         compared.setdefault(operand.name, set()).update(strings)
@@ -418,14 +425,6 @@ def _words_of(node: nodes.Node | list[nodes.Node]) -> set[str]:
     return words
 
 
-def _strings_of(node: nodes.Node) -> set[str]:
-    if isinstance(node, nodes.Const) and isinstance(node.value, str):
-        return {node.value}
-    if isinstance(node, (nodes.List, nodes.Tuple)):
-        return {item.value for item in node.items if isinstance(item, nodes.Const) and isinstance(item.value, str)}
-    return set()
-
-
 def _mentions_role(node: nodes.Node) -> bool:
     if isinstance(node, nodes.Getattr):
         return node.attr == "role"
@@ -434,9 +433,10 @@ def _mentions_role(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name) and "role" in node.name
 
 
-_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Get the weather.",
-                                           "parameters": {"type": "object", "properties": {
-                                               "city": {"type": "string"}}, "required": ["city"]}}}
+PROBE_TOOL: Mapping[str, Any] = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the weather.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+"""The tool definition probes pass (OpenAI's function-tool shape)."""
 _CALL_ID = "call00001"  # nine alphanumerics: what Mistral's templates insist on
 
 
@@ -517,9 +517,9 @@ def _contexts(words: set[str], facts: _TemplateFacts) -> tuple[_Context, ...]:
     if "add_generation_prompt" in words:
         contexts.append(_Context(add_generation_prompt=True))
     if words & {"tools", "tool"}:
-        contexts.append(_Context(tools=(_TOOL,)))
+        contexts.append(_Context(tools=(PROBE_TOOL,)))
         if "type" in words:
-            contexts.append(_Context(tools=({**_TOOL, "type": "tk-unexpected"},)))
+            contexts.append(_Context(tools=({**PROBE_TOOL, "type": "tk-unexpected"},)))
     for name, values in facts.kwarg_values.items():
         if name in words:
             contexts.extend(_Context(kwargs={name: value}) for value in values)
@@ -571,13 +571,13 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
     calls = [probe("tool-calls", harness.witness(
         [_USER, {"role": "assistant", "content": content, "tool_calls": [_tool_call(arguments=arguments)]}],
         tools=tools), "get_weather")
-        for tools in (None, (_TOOL,)) for arguments in (None, '{"city": "Paris"}') for content in ("", None)]
+        for tools in (None, (PROBE_TOOL,)) for arguments in (None, '{"city": "Paris"}') for content in ("", None)]
     tool_calls = next((result for result in calls if result.supported), calls[0])
     prompted = harness.witness([_USER], add_generation_prompt=True)
     return {
         "system-role": probe("system-role", harness.witness([{"role": "system", "content": "tkprobe-system"}, _USER]),
                              "tkprobe-system"),
-        "tools": probe("tools", harness.witness([_USER], tools=(_TOOL,)), "get_weather"),
+        "tools": probe("tools", harness.witness([_USER], tools=(PROBE_TOOL,)), "get_weather"),
         "tool-calls": tool_calls,
         "tool-results": probe("tool-results", harness.witness(
             [*tool_calls.witness.messages, _RESULT], tools=tool_calls.witness.tools), "tkprobe-result"),
@@ -633,7 +633,7 @@ def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
             {"role": "user", "content": "tkmark-0"},
             {"role": "assistant", "content": "tkmark-1", "tool_calls": [_tool_call()]},
             {"role": "tool", "tool_call_id": _CALL_ID, "name": "get_weather", "content": "tkmark-2"},
-        ], tools=(_TOOL,)), (1,)),
+        ], tools=(PROBE_TOOL,)), (1,)),
     ]
     probes += [(f"a message with role {role!r}", _marked(harness, ["user", role, "user"]), (1,))
                for role in sorted(set(roles) - {"user", "assistant", "system", "tool"})]
@@ -669,7 +669,7 @@ def clock_dependence(harness: Harness) -> Witness | None:
     user = {"role": "user", "content": "hi"}
     for witness in (harness.witness([user], add_generation_prompt=True),
                     harness.witness([{"role": "system", "content": "hi"}, user], add_generation_prompt=True),
-                    harness.witness([user], tools=(_TOOL,), add_generation_prompt=True)):
+                    harness.witness([user], tools=(PROBE_TOOL,), add_generation_prompt=True)):
         first, second = (harness.run(witness, now=moment) for moment in _CLOCKS)
         if first.ok and second.ok and first.output != second.output:
             return witness
@@ -726,5 +726,5 @@ def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
             if any(_mentions_role(operand) for operand in operands):
-                roles.update(value for operand in operands for value in _strings_of(operand))
+                roles.update(value for operand in operands for value in _constant_strings(operand))
     return frozenset(roles)

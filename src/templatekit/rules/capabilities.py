@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Severity
-from ..probes import uses_name
+from ..probes import PROBE_TOOL, uses_name
 from .context import LintContext
 from .registry import Hit, rule
 
@@ -231,7 +231,10 @@ def render_error(context: LintContext) -> Iterator[Hit]:
     harness = context.harness
     if harness is None:
         return
-    witness = harness.witness([{"role": "user", "content": "hi"}])
+    user = [{"role": "user", "content": "hi"}]
+    witness = harness.witness(user)
     outcome = harness.run(witness)
     if outcome.error is not None:
-        yield Hit(f"rendering [user] fails: {outcome.error}", witness=witness)
+        with_tools = harness.run(harness.witness(user, tools=[PROBE_TOOL]))
+        hint = " (it renders when tools are passed: a tool-use-only template?)" if with_tools.ok else ""
+        yield Hit(f"rendering [user] fails: {outcome.error}{hint}", witness=witness)
