@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 from conftest import FIXTURES, REPO_ROOT, run_templatekit
+from fakehub import FakeHub, files_from_folder
 
 LINT = FIXTURES / "lint"
 STRICT = str(LINT / "strict.jinja")
 CLEAN = str(LINT / "clean.jinja")
 HEAVY = ("huggingface_hub", "hypothesis", "transformers", "tokenizers")
+HUB_REPOS = {"org/strict": {"revisions": {"main": {"chat_template.jinja": (LINT / "strict.jinja").read_bytes()}}},
+             "org/named": {"revisions": {"main": files_from_folder(FIXTURES / "sources" / "config-list")}}}
 
 
 def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -126,6 +129,16 @@ def test_input_errors_have_their_own_exit_codes(tmp_path: Path) -> None:
     assert run_templatekit("lint", str(no_template)).returncode == 7
     skipped = run_templatekit("lint", str(no_template), CLEAN, "--missing-ok")
     assert skipped.returncode == 0 and skipped.stderr.decode().startswith("templatekit: skipped: ")
+
+
+def test_hub_repo_through_the_real_client(fake_hub: FakeHub, tmp_path: Path) -> None:
+    environment = fake_hub.environment(tmp_path / "hf")
+    result = run_templatekit("lint", "org/strict", "--select", "TK101", env=environment)
+    assert result.returncode == 1, result.stderr
+    commit = fake_hub.commit("org/strict")
+    assert result.stdout.decode().startswith(f"org/strict@{commit}:chat_template.jinja:13:12: TK101 ")
+    named = run_templatekit("lint", "org/named", "--format", "json", env=environment)
+    assert {item["template_name"] for item in json.loads(named.stdout)["findings"]} == {"default", "tool_use", "rag"}
 
 
 def test_stdin() -> None:

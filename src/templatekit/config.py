@@ -12,7 +12,8 @@ Inline, in a Jinja comment on the line of the finding or the line before::
 
     {# templatekit: ignore[TK101] reason: we only serve strictly alternating chats #}
 
-A suppression without ``reason:`` still applies, but is reported itself (TK002).
+A suppression without ``reason:`` still applies, but is reported itself (TK002).  Findings
+about the template as a whole are reported at line 1: a comment on the first line covers them.
 """
 
 from __future__ import annotations
