@@ -14,6 +14,7 @@ from .common import EXIT_CODES_HELP, EXIT_FINDINGS, EXIT_USAGE, fail, handle_err
 
 if TYPE_CHECKING:
     from templatekit.findings import Finding
+    from templatekit.rules import Rule
     from templatekit.sources import ChatTemplate
 
 FORMATS = ("text", "json", "sarif", "github")
@@ -46,7 +47,7 @@ A template with a Jinja syntax error is a finding (TK001), not a crash.
 """
 
 LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
-    "1  findings / counterexample / check failed", "1  findings at or above --fail-on        ")
+    "1  findings / counterexample / check failed", "1  findings at or above --fail-on")
 
 
 @click.command(epilog=LINT_EXAMPLES + "\n" + LINT_EXIT_CODES)
@@ -109,7 +110,7 @@ def _codes(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
-def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[object], color: bool) -> str:
+def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[Rule], color: bool) -> str:
     if output_format == "json":
         from templatekit.reporters import json as reporter
 
