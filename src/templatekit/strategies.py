@@ -664,6 +664,33 @@ def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
     return messages
 
 
+# The mix templatekit.verify draws from: walks of the original's shape, irregular histories,
+# random user/assistant/system sequences.
+VERIFY_MODES = (45, 40, 15)
+VERIFY_MAX_TURNS = 10
+
+
+def verify_plan(inputs: TemplateInputs) -> Plan:
+    """The plan ``templatekit.verify`` generates with for the original template ``inputs``."""
+    return Plan(learn_shape(inputs), VERIFY_MODES, VERIFY_MAX_TURNS)
+
+
+def seeded_case(plan: Plan, seed: int, index: int) -> dict[str, Any]:
+    """Example ``index`` of ``seed``: the same on every run and in every process."""
+    import random
+
+    return generate_case(RandomDraw(random.Random(f"templatekit-verify/{seed}/{index}")), plan)
+
+
+def cases_for(template: str | ChatTemplate, examples: int, *, seed: int = 0,
+              special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE
+              ) -> list[dict[str, Any]]:
+    """The first ``examples`` cases ``templatekit.verify`` checks for ``template`` with ``seed``
+    (for benchmarks and for looking at what is generated)."""
+    plan = verify_plan(template_inputs(template, special_tokens, profile))
+    return [seeded_case(plan, seed, index) for index in range(examples)]
+
+
 def repair(inputs: TemplateInputs, case: dict[str, Any]) -> dict[str, Any] | None:
     """``case`` if the template accepts it, else its longest accepted prefix (``None`` if none)."""
     if inputs.accepts(case):

@@ -24,15 +24,13 @@ still fails a property.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
-from .strategies import (Plan, RandomDraw, TemplateInputs, template_variables, generate_case, learn_shape,
-                         template_inputs)
+from .strategies import Plan, TemplateInputs, seeded_case, template_inputs, template_variables, verify_plan
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate
@@ -44,9 +42,6 @@ Property = Literal["fidelity", "tolerance", "normalize"]
 NormalizeMode = Literal["merge", "skip"]
 CHUNK_SIZE = 25
 _PLAIN_ROLES = frozenset(("user", "assistant", "system"))
-# walks of T's shape, irregular histories, random user/assistant/system sequences
-_MODES = (45, 40, 15)
-_MAX_TURNS = 10
 _SHRINK_BUDGET = 4000
 _ROLE_RANK = {"user": 1, "assistant": 2, "system": 3, "developer": 4, "tool": 5}  # simplest first
 
@@ -203,8 +198,7 @@ def _chat_template(inputs: TemplateInputs) -> ChatTemplate:
 
 
 def _case(job: _Job, index: int) -> dict[str, Any]:
-    """Example ``index`` of ``job.seed``: the same in every process and on every run."""
-    return generate_case(RandomDraw(random.Random(f"templatekit-verify/{job.seed}/{index}")), job.plan)
+    return seeded_case(job.plan, job.seed, index)
 
 
 # --- chunks and workers -----------------------------------------------------------------------
@@ -458,8 +452,8 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
         from .tokens import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer)
-    job = _Job(original_inputs, relaxed_inputs, Plan(learn_shape(original_inputs), _MODES, _MAX_TURNS),
-               seed, normalize, _alternation_messages(original_inputs.text))
+    job = _Job(original_inputs, relaxed_inputs, verify_plan(original_inputs), seed, normalize,
+               _alternation_messages(original_inputs.text))
     checked = accepted = 0
     checks = {"fidelity": 0, "tolerance": 0, "normalize": 0}
     failure: int | None = None
