@@ -43,8 +43,10 @@ RENDER_HELP = """Render a template on a conversation, as servers render it.
 \b
 FILE (--messages) holds a JSON list of messages, or a replay object
 {"messages": [...], "tools": [...], "add_generation_prompt": true, "kwargs": {...}}
-as `templatekit verify` prints. The prompt is printed exactly (no newline added);
-with --tokenizer, the token ids and the text each covers follow it.
+as `templatekit verify` prints. Special tokens (bos_token, ...) come from the source's
+tokenizer_config.json, else placeholders (<s>, </s>); the file's "kwargs" override them.
+The prompt is printed exactly (no newline added); with --tokenizer, the token ids and
+the text each covers follow it.
 
 \b
 Examples:
@@ -196,6 +198,9 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
     if result.ok:
         click.echo(f"ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} accepted by "
                    f"ORIGINAL; checked {counts}; compared {compared}")
+        if not result.accepted_by_original:
+            click.echo("templatekit: warning: ORIGINAL rendered none of the generated conversations, so fidelity "
+                       "was not checked (does it need variables such as tools or documents?)", err=True)
         return
     example = result.counterexample
     click.echo(f"FAILED at conversation {result.checked} of {examples} (seed {seed}; replay with "
