@@ -78,6 +78,11 @@ def handle_errors(command: F) -> F:
             fail(str(error), exit_code_for(error))
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except BrokenPipeError:
+            # the reader went away (`templatekit ... | head`): stop quietly, as Unix tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_OK)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback

@@ -18,7 +18,8 @@ from jinja2 import meta
 
 from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes
 
-__all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES"]
+__all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
+           "constant_strings"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
@@ -247,11 +248,12 @@ def _role_constants(test: nodes.Node, aliases: _Aliases) -> set[str]:
             operands = [node.expr, *(operand.expr for operand in node.ops)]
             if any(_is_role(operand, aliases) for operand in operands):
                 for operand in operands:
-                    found |= _constant_strings(operand)
+                    found |= constant_strings(operand)
     return found
 
 
-def _constant_strings(node: nodes.Node) -> set[str]:
+def constant_strings(node: nodes.Node) -> set[str]:
+    """The string values of a constant, or of a literal list/tuple of constants."""
     if isinstance(node, nodes.Const) and isinstance(node.value, str):
         return {node.value}
     if isinstance(node, (nodes.List, nodes.Tuple)):

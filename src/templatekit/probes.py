@@ -26,7 +26,7 @@ from typing import Any
 import jinja2.nodes as nodes
 
 from .analysis import Analysis, RaiseSite
-from .analysis import _constant_strings  # string constants of a Const or a list/tuple of them
+from .analysis import constant_strings
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment
 from .syntax import ParsedTemplate, is_raise_call, iter_nodes
 
@@ -375,7 +375,7 @@ class _TemplateFacts:
                     dependencies.setdefault(name, set()).update(_words_of(node.iter))
             elif isinstance(node, nodes.Compare):
                 operands = [node.expr, *(operand.expr for operand in node.ops)]
-                strings = {value for operand in operands for value in _constant_strings(operand)}
+                strings = {value for operand in operands for value in constant_strings(operand)}
                 for operand in operands:
                     if isinstance(operand, nodes.Name):
                         compared.setdefault(operand.name, set()).update(strings)
@@ -726,5 +726,5 @@ def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
             if any(_mentions_role(operand) for operand in operands):
-                roles.update(value for operand in operands for value in _constant_strings(operand))
+                roles.update(value for operand in operands for value in constant_strings(operand))
     return frozenset(roles)

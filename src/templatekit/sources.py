@@ -54,7 +54,8 @@ class ChatTemplate:
 
     ``origin`` names where it came from for humans (``repo@commit:file`` or a path);
     ``path`` is the local file it was read from, if any; ``special_tokens`` holds
-    ``bos_token``, ``eos_token``, ... as strings, ready to pass to :func:`templatekit.render`.
+    ``bos_token``, ``eos_token``, ... as strings, ready to pass to :func:`templatekit.render`;
+    ``add_bos_token`` is the tokenizer config's own flag (``None`` when it does not say).
     """
 
     text: str
@@ -65,6 +66,7 @@ class ChatTemplate:
     kind: Kind = "tokenizer"
     repo_id: str | None = None
     commit: str | None = None
+    add_bos_token: bool | None = None
 
     @property
     def sha256(self) -> str:
@@ -195,9 +197,10 @@ def _load_config(config: Mapping[str, Any], reference: str, *, origin: str, path
     if not texts:
         raise NoChatTemplateError(f"no chat template in {origin} (no \"chat_template\" key)")
     special_tokens = _special_tokens(config) if kind == "tokenizer" else {}
+    add_bos_token = _add_bos_token(config) if kind == "tokenizer" else None
     return TemplateSource(reference, tuple(
         ChatTemplate(text=text, name=name, origin=origin, path=str(path) if path else None,
-                     special_tokens=special_tokens, kind=kind)
+                     special_tokens=special_tokens, kind=kind, add_bos_token=add_bos_token)
         for name, text in texts.items()))
 
 
@@ -208,10 +211,12 @@ def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, co
     config_path = folder / TOKENIZER_CONFIG
     config = _read_json(config_path, describe(config_path)) if config_path.is_file() else {}
     special_tokens = _special_tokens(config)
+    add_bos_token = _add_bos_token(config)
 
     def template(text: str, name: str, path: Path, kind: Kind = "tokenizer") -> ChatTemplate:
         return ChatTemplate(text=text, name=name, origin=describe(path), path=str(path),
-                            special_tokens=special_tokens, kind=kind, repo_id=repo_id, commit=commit)
+                            special_tokens=special_tokens, kind=kind, repo_id=repo_id, commit=commit,
+                            add_bos_token=add_bos_token if kind == "tokenizer" else None)
 
     template_files = _template_files(folder)
     config_texts = _template_texts(config.get("chat_template"), describe(config_path))
@@ -300,6 +305,12 @@ def _template_texts(value: Any, origin: str) -> dict[str, str]:
         return texts
     raise MalformedFileError(f"{origin}: chat_template must be a string or a list of {{name, template}}, "
                              f"found {type(value).__name__}", path=origin)
+
+
+def _add_bos_token(config: Mapping[str, Any]) -> bool | None:
+    """``add_bos_token`` when the config states it as a boolean."""
+    value = config.get("add_bos_token")
+    return value if isinstance(value, bool) else None
 
 
 def _special_tokens(config: Mapping[str, Any]) -> dict[str, str]:

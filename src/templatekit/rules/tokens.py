@@ -48,7 +48,7 @@ def double_bos(context: LintContext) -> Iterator[Hit]:
     if count >= 2:
         yield Hit(f"the output of {witness.describe()} starts with bos_token {count} times", witness=witness,
                   **location)
-    elif getattr(context.template, "add_bos_token", None) is True:
+    elif context.template.add_bos_token is True:
         yield Hit("the template emits bos_token and the tokenizer adds one too (add_bos_token: true)",
                   witness=witness, **location)
 

@@ -1,0 +1,5 @@
+"""``python -m templatekit_cli``: the same as the ``templatekit`` command."""
+
+from .main import main
+
+main()
