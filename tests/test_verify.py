@@ -43,7 +43,7 @@ MERGE_PARTS_NEWLINE = Mutant("merge-parts-newline", "normalize", "tk_a[-1].text 
                              "tk_a[-1].text ~ '\\n' ~ tk_b[0].text")
 MERGE_DROP = Mutant("dropped-message", "normalize", "[dict(tk_last, content=tk_content)]", "[tk_last]")
 
-MUTANTS: dict[str, list[Mutant]] = {
+MUTANTS: dict[str, list[Mutant]] = {  # per template; the first fidelity mutant also applies to "skip"
     "strict.jinja (ours)": [
         Mutant("list-whitespace", "fidelity", "{{ part.text }}", "{{ ' ' + part.text }}"),
         Mutant("image-url-whitespace", "fidelity", "{{ '<|image|>' }}",
@@ -115,6 +115,19 @@ def test_correct_relaxed_template_passes_and_every_mutant_is_caught(name: str) -
         assert 1 <= len(messages) <= 2, (mutant_name, messages)
         assert all(text in ("", "a", "b") for text in _texts(messages)), (mutant_name, messages)
         assert example.case["add_generation_prompt"] is False and example.case["tools"] is None
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_skip_strategy_passes_and_its_planted_differences_are_caught(name: str) -> None:
+    original = _original(name)
+    relaxed = relax(original, strategy="skip").text
+    assert verify(original, relaxed, normalize="skip").ok
+    fidelity_mutant = next(mutant for mutant in MUTANTS[name] if mutant.property == "fidelity")
+    for mutant, expected_property in ((fidelity_mutant.apply(relaxed), "fidelity"),
+                                      (_check_left_in_place(original, relaxed), "tolerance")):
+        result = verify(original, mutant, normalize="skip")
+        assert not result.ok and result.counterexample.property == expected_property
+        assert len(result.counterexample.case["messages"]) <= 2
 
 
 def test_counterexamples_are_exactly_the_smallest_cases() -> None:
