@@ -174,7 +174,9 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
                 job.alternation_messages:
             return _Verdict(accepted, tuple(checked), "tolerance", None, None, error)
     if job.normalize is not None:
-        normalized = _normalizer()(case["messages"], job.normalize, template=_chat_template(job.original))
+        from .relax import normalize
+
+        normalized = normalize(case["messages"], job.normalize, template=_chat_template(job.original))
         if not (accepted and normalized == case["messages"]):
             expected, original_error = _render(job.original, case, normalized)
             if original_error is None:
@@ -182,12 +184,6 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
                 if actual != expected:
                     return _Verdict(accepted, tuple(checked), "normalize", expected, actual, error, normalized)
     return _Verdict(accepted, tuple(checked))
-
-
-def _normalizer() -> Callable[..., list[dict[str, Any]]]:
-    from .relax import normalize
-
-    return normalize
 
 
 @lru_cache(maxsize=16)
