@@ -298,7 +298,7 @@ class Shape:
         return replace(self, edges=edges, forms=forms,
                        role_forms={role: keep(role_forms) for role, role_forms in self.role_forms.items()},
                        accepting=frozenset(state for state in self.accepting if state[0] in units),
-                       tools=self.tools if tools else "never")
+                       tools=self.tools if tools or self.tools == "always" else "never")
 
 
 def _unit_allowed(unit: Unit, roles: Sequence[str], tools: bool) -> bool:
