@@ -11,8 +11,16 @@ from typing import Any
 
 import click
 
-from .common import (EXIT_FINDINGS, EXIT_OUTPUT, EXIT_USAGE, fail, handle_errors, source_options,
-                     write_atomically)
+from .common import (
+    EXIT_FINDINGS,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+    fail,
+    handle_errors,
+    source_options,
+    write_atomically,
+)
+from .verify import echo_counterexample
 
 FORMATS = ("jinja", "tokenizer-config", "chat-template-json")
 
@@ -147,12 +155,8 @@ def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, s
         click.echo(f"verified {outcome.checked} conversations ({outcome.accepted_by_original} accepted by the "
                    f"original; {outcome.compared} compared): {checks} hold", err=True)
         return
-    example = outcome.counterexample
-    click.echo(f"verification failed ({example.property}) with seed {outcome.seed}; nothing written.", err=True)
-    click.echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):", err=True)
-    click.echo(json.dumps(example.case, ensure_ascii=False, indent=2), err=True)
-    click.echo(f"expected: {example.expected!r}", err=True)
-    click.echo(f"actual:   {example.actual!r}", err=True)
+    click.echo("verification failed: nothing written.", err=True)
+    echo_counterexample(outcome, examples=examples, compared="text", err=True)
     sys.exit(EXIT_FINDINGS)
 
 

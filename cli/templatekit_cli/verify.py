@@ -12,7 +12,13 @@ import click
 
 from templatekit.environment import DEFAULT_PROFILE, PROFILES
 
-from .common import EXIT_CODES_HELP, EXIT_FINDINGS, handle_errors, source_options, write_atomically
+from .common import (
+    EXIT_CODES_HELP,
+    EXIT_FINDINGS,
+    handle_errors,
+    source_options,
+    write_atomically,
+)
 
 VERIFY_HELP = """Fuzz a relaxed template against its original.
 
@@ -153,15 +159,43 @@ def _text_diff(expected: str, actual: str, expected_label: str, actual_label: st
 
 
 def _show_texts(expected: str | None, actual: str | None, expected_label: str, actual_label: str,
-                tokenizer: Any) -> None:
+                tokenizer: Any, *, err: bool = False) -> None:
     if expected is None or actual is None:
         return
-    click.echo(_text_diff(expected, actual, expected_label, actual_label), nl=False)
+    click.echo(_text_diff(expected, actual, expected_label, actual_label), nl=False, err=err)
     if tokenizer is not None:
         from templatekit.tokens import diff_tokens, format_token_diff
 
         click.echo(format_token_diff(diff_tokens(tokenizer.encode(expected), tokenizer.encode(actual)),
-                                     left_label=expected_label, right_label=actual_label))
+                                     left_label=expected_label, right_label=actual_label), err=err)
+
+
+def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer: Any = None,
+                        err: bool = False) -> None:
+    """Print a failed verification: seed, property, the replayable case, both outputs, the diff."""
+    example = result.counterexample
+    seed = result.seed
+
+    def echo(text: str) -> None:
+        click.echo(text, err=err)
+
+    echo(f"FAILED at conversation {result.checked} of {examples} (seed {seed}; replay with "
+         f"--seed {seed} --examples {result.checked}); compared {compared}")
+    echo(example.summary)
+    echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):")
+    echo(example.to_json())
+    if example.normalized is not None:
+        from templatekit.verify import case_json
+
+        echo("normalized conversation given to ORIGINAL:")
+        echo(case_json({"messages": list(example.normalized)}))
+    expected_label = "ORIGINAL" if example.property == "fidelity" else "ORIGINAL(normalized)"
+    for label, output in ((expected_label, example.expected), ("RELAXED", example.actual)):
+        if output is not None:
+            echo(f"{label}: {json.dumps(output, ensure_ascii=False)}")
+    if example.error is not None:
+        echo(f"RELAXED raised: {example.error}")
+    _show_texts(example.expected, example.actual, expected_label, "RELAXED", tokenizer, err=err)
 
 
 @click.command(help=VERIFY_HELP, epilog=EXIT_CODES_HELP)
@@ -183,7 +217,7 @@ def _show_texts(expected: str | None, actual: str | None, expected_label: str, a
 def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
            seed: int, jobs: int, save_counterexample: str | None, template_name: str | None, profile: str,
            revision: str | None, token: str | None) -> None:
-    from templatekit.verify import case_json, verify as run_verify
+    from templatekit.verify import verify as run_verify
 
     original_template = _load_template(original, template_name, revision=revision, token=token)
     relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token,
@@ -202,22 +236,8 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
             click.echo("templatekit: warning: ORIGINAL rendered none of the generated conversations, so fidelity "
                        "was not checked (does it need variables such as tools or documents?)", err=True)
         return
+    echo_counterexample(result, examples=examples, compared=compared, tokenizer=tokenizer)
     example = result.counterexample
-    click.echo(f"FAILED at conversation {result.checked} of {examples} (seed {seed}; replay with "
-               f"--seed {seed} --examples {result.checked}); compared {compared}")
-    click.echo(example.summary)
-    click.echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):")
-    click.echo(example.to_json())
-    if example.normalized is not None:
-        click.echo("normalized conversation given to ORIGINAL:")
-        click.echo(case_json({"messages": list(example.normalized)}))
-    expected_label = "ORIGINAL" if example.property == "fidelity" else "ORIGINAL(normalized)"
-    for label, output in ((expected_label, example.expected), ("RELAXED", example.actual)):
-        if output is not None:
-            click.echo(f"{label}: {json.dumps(output, ensure_ascii=False)}")
-    if example.error is not None:
-        click.echo(f"RELAXED raised: {example.error}")
-    _show_texts(example.expected, example.actual, expected_label, "RELAXED", tokenizer)
     if save_counterexample:
         write_atomically(save_counterexample, example.to_json() + "\n")
         click.echo(f"counterexample written to {save_counterexample}")
