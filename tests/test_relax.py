@@ -26,6 +26,7 @@ EXPECTED = {
     "elif_check.jinja": (["check-disabled"], ("user", "assistant")),
     "system_anywhere.jinja": (["check-removed"], ("user", "assistant")),
     "crlf_parity.jinja": (["check-removed"], ("user", "assistant", "system")),
+    "flag_gated_check.jinja": (["check-removed"], ()),
 }
 
 
@@ -171,6 +172,14 @@ def test_normalize_follows_the_template_policy() -> None:
     messages = [{"role": "system", "content": "a"}, {"role": "system", "content": "b"}]
     assert merge_policy(text) == MergePolicy(("user", "assistant"), developer_as_system=False)
     assert normalize(messages, template=text) == messages
+
+
+def test_flags_the_template_tests_are_probed_both_ways() -> None:
+    text = _fixture("flag_gated_check.jinja")
+    assert analyze(parse(text)).flags == {"allow_repeats"}
+    messages = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    assert normalize(messages, template=text) == messages
+    assert render(relax(text).text, messages, allow_repeats=True) == render(text, messages, allow_repeats=True)
 
 
 def test_developer_is_read_as_system_only_when_the_template_rejects_it() -> None:

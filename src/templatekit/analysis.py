@@ -19,7 +19,7 @@ from jinja2 import meta
 from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings"]
+           "constant_strings", "boolean_flags"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
@@ -91,6 +91,7 @@ class Analysis:
     message_aliases: frozenset[str]
     string_constants: frozenset[str]
     undeclared: frozenset[str]
+    flags: frozenset[str] = frozenset()
 
     def of_class(self, check_class: CheckClass) -> tuple[RaiseSite, ...]:
         return tuple(site for site in self.sites if site.check_class == check_class)
@@ -106,8 +107,50 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
         message_aliases=frozenset(aliases.messages),
         string_constants=frozenset(node.value for node in iter_nodes(parsed.ast)
                                    if isinstance(node, nodes.Const) and isinstance(node.value, str)),
-        undeclared=frozenset(meta.find_undeclared_variables(parsed.ast)),
+        undeclared=(undeclared := frozenset(meta.find_undeclared_variables(parsed.ast))),
+        flags=boolean_flags(parsed.ast) & undeclared,
     )
+
+
+# Variables every server passes (or the environment defines): not caller-chosen flags.
+_SERVER_INPUTS = frozenset({"messages", "tools", "documents", "add_generation_prompt", "raise_exception",
+                            "strftime_now", "namespace", "range", "dict", "lipsum", "cycler", "joiner"})
+_TRUTH_TESTS = frozenset({"defined", "undefined", "true", "false", "none", "boolean", "sameas"})
+
+
+def boolean_flags(ast: nodes.Template) -> frozenset[str]:
+    """Names a template only ever tests for truth (``{% if enable_thinking %}``, ``not x``, ``x is false``).
+
+    These are the caller's keyword arguments that switch behaviour on and off, so probes and
+    generators must try them both ways.  A name also used as a value (``'Today ' + date_string``,
+    ``tools = custom_tools``) is not a flag: ``true`` would be a nonsense value for it.
+    """
+    tested: set[int] = set()
+    for node in iter_nodes(ast):
+        if isinstance(node, (nodes.If, nodes.CondExpr)):
+            tested |= {id(name) for name in _truth_tested_names(node.test)}
+    reads: dict[str, list[int]] = {}
+    for node in iter_nodes(ast):
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            reads.setdefault(node.name, []).append(id(node))
+    return frozenset(name for name, ids in reads.items()
+                     if all(read in tested for read in ids)
+                     and name not in _SERVER_INPUTS and not name.endswith("_token"))
+
+
+def _truth_tested_names(test: nodes.Node) -> list[nodes.Name]:
+    if isinstance(test, nodes.Name):
+        return [test]
+    if isinstance(test, (nodes.And, nodes.Or)):
+        return _truth_tested_names(test.left) + _truth_tested_names(test.right)
+    if isinstance(test, nodes.Not):
+        return _truth_tested_names(test.node)
+    if isinstance(test, nodes.Test) and test.name in _TRUTH_TESTS and isinstance(test.node, nodes.Name):
+        return [test.node]
+    if isinstance(test, nodes.Compare) and isinstance(test.expr, nodes.Name) and all(
+            isinstance(op.expr, nodes.Const) and isinstance(op.expr.value, bool) for op in test.ops):
+        return [test.expr]
+    return []
 
 
 # --- aliases -------------------------------------------------------------------------------

@@ -305,7 +305,8 @@ def merge_policy(template: str | ChatTemplate) -> MergePolicy:
     """Which same-role runs ``template`` never accepts, found by rendering probes.
 
     A role is merged only when every probe conversation with two adjacent messages of that
-    role is rejected (so merging cannot change any output the template produces);
+    role is rejected, with every flag the template tests set either way (so merging cannot
+    change any output the template produces);
     ``developer`` is read as ``system`` only when the template never mentions ``developer``
     and rejects every probe with a developer message.
     """
@@ -315,14 +316,19 @@ def merge_policy(template: str | ChatTemplate) -> MergePolicy:
 
 @lru_cache(maxsize=128)
 def _merge_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> MergePolicy:
-    tokens = {**placeholder_tokens(analyze(parse(text)).undeclared), **dict(special_tokens)}
-    accepted = [base for base in _BASES if _accepts(text, _conversation(base), tokens)]
-    roles = tuple(role for role in MERGEABLE_ROLES
-                  if not any(_accepts(text, probe, tokens) for probe in _adjacent_probes(accepted, role)))
-    mentions_developer = "developer" in text
-    developer_as_system = not mentions_developer and not any(
-        _accepts(text, probe, tokens) for probe in _developer_probes(accepted))
-    return MergePolicy(roles, developer_as_system)
+    analysis = analyze(parse(text))
+    tokens = {**placeholder_tokens(analysis.undeclared), **dict(special_tokens)}
+    # each flag the template tests (enable_thinking, ...) may change what it accepts
+    contexts = [tokens, *({**tokens, flag: value} for flag in sorted(analysis.flags) for value in (True, False))]
+    merged = set(MERGEABLE_ROLES)
+    developer_as_system = "developer" not in text
+    for variables in contexts:
+        accepted = [base for base in _BASES if _accepts(text, _conversation(base), variables)]
+        merged -= {role for role in merged
+                   if any(_accepts(text, probe, variables) for probe in _adjacent_probes(accepted, role))}
+        developer_as_system = developer_as_system and not any(
+            _accepts(text, probe, variables) for probe in _developer_probes(accepted))
+    return MergePolicy(tuple(role for role in MERGEABLE_ROLES if role in merged), developer_as_system)
 
 
 def placeholder_tokens(undeclared: frozenset[str]) -> dict[str, str]:
@@ -359,10 +365,10 @@ def _developer_probes(bases: Sequence[tuple[str, ...]]) -> list[list[dict[str, A
     return probes
 
 
-def _accepts(text: str, messages: list[dict[str, Any]], special_tokens: Mapping[str, str]) -> bool:
+def _accepts(text: str, messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> bool:
     for add_generation_prompt in (False, True):
         try:
-            render(text, messages, add_generation_prompt=add_generation_prompt, special_tokens=special_tokens)
+            render(text, messages, add_generation_prompt=add_generation_prompt, **variables)
         except Exception:  # noqa: BLE001 - any failure means "rejected"; rendering is sandboxed
             continue
         return True

@@ -448,7 +448,7 @@ def _learn_shape(inputs: TemplateInputs) -> Shape:
                 queue.append(following)
     shape = Shape(edges={state: tuple(units) for state, units in edges.items()}, accepting=frozenset(accepting),
                   forms=forms, role_forms=_role_forms(forms), tools=prober.tools,
-                  flags=_flag_values(prober, undeclared))
+                  flags=_flag_values(prober, inputs.text, undeclared))
     if "tool-exchange" in witnesses:
         shape = replace(shape, **_tool_call_forms(prober, *witnesses["tool-exchange"]))
     if "assistant" in witnesses:
@@ -515,9 +515,14 @@ def _tool_call_forms(prober: _Prober, conversation: list[dict[str, Any]], start:
     }
 
 
-def _flag_values(prober: _Prober, undeclared: frozenset[str]) -> tuple[tuple[str, tuple[bool, ...]], ...]:
+def _flag_values(prober: _Prober, text: str, undeclared: frozenset[str]) -> tuple[tuple[str, tuple[bool, ...]], ...]:
+    """The boolean variables to vary (well-known ones and any the template tests), with the
+    values under which it still renders a user turn."""
+    from .analysis import boolean_flags
+    from .syntax import parse
+
     flags = []
-    for flag in _FLAGS:
+    for flag in sorted(set(_FLAGS) | boolean_flags(parse(text).ast)):
         if flag in undeclared:
             values = tuple(value for value in (True, False) if prober.accepts(_probe_unit("user"), **{flag: value}))
             if values:
