@@ -98,7 +98,7 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
                             for template in templates):
         fail("--in-place works on local files and folders only; use -o for Hub sources", EXIT_USAGE)
     if output not in (None, "-") and not (check or show_diff):
-        _refuse_overwriting_input(output, templates)
+        _check_output(output, templates)
 
     results = []
     for template in templates:
@@ -233,8 +233,11 @@ def _write_in_place(results: list) -> None:
         click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
 
 
-def _refuse_overwriting_input(output: str, templates: list) -> None:
+def _check_output(output: str, templates: list) -> None:
+    """Fail before any work when ``output`` is an input or its folder does not exist."""
     target = Path(output).resolve()
+    if not target.parent.is_dir():
+        fail(f"cannot write {output}: folder {target.parent} does not exist", EXIT_OUTPUT)
     for template in templates:
         if template.path and Path(template.path).resolve() == target:
             fail(f"refusing to overwrite the input {output}; use --in-place to rewrite it (with a backup)",
