@@ -57,7 +57,7 @@ Examples:
 """
 
 
-@click.command(help=HELP)
+@click.command(help=HELP, epilog=EXIT_CODES_HELP)
 @click.argument("source")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write here (atomically). Default: stdout.")
