@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .common import (
+    EXIT_CODES_HELP,
     EXIT_FINDINGS,
     EXIT_OUTPUT,
     EXIT_USAGE,
