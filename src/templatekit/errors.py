@@ -16,40 +16,37 @@ class SourceError(TemplatekitError):
     """A chat template could not be obtained from a source."""
 
 
-class SourceNotFoundError(SourceError, FileNotFoundError):
+class _SourceReferenceError(SourceError):
+    """A source error about one reference (``source``); ``str()`` is the message alone.
+
+    The builtin bases (``OSError`` subclasses) would otherwise format ``str()`` as
+    ``[Errno ...]`` tuples.
+    """
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SourceNotFoundError(_SourceReferenceError, FileNotFoundError):
     """A repository, revision, file or path does not exist."""
 
     def __init__(self, message: str, *, source: str, revision: str | None = None,
                  filename: str | None = None) -> None:
-        super().__init__(message)
-        self.source = source
+        super().__init__(message, source=source)
         self.revision = revision
         self.filename = filename
 
-    def __str__(self) -> str:
-        return str(self.args[0])
 
-
-class GatedRepoError(SourceError, PermissionError):
+class GatedRepoError(_SourceReferenceError, PermissionError):
     """The repository needs an access grant and a token that has it."""
 
-    def __init__(self, message: str, *, source: str) -> None:
-        super().__init__(message)
-        self.source = source
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class OfflineError(SourceError, ConnectionError):
+class OfflineError(_SourceReferenceError, ConnectionError):
     """Offline mode (or no network) and the file is not in the local cache."""
-
-    def __init__(self, message: str, *, source: str) -> None:
-        super().__init__(message)
-        self.source = source
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class MalformedFileError(SourceError, ValueError):
