@@ -99,7 +99,7 @@ def test_valid_for_builds_rich_conversations_by_construction() -> None:
     assert len(images) <= 2
 
 
-def test_valid_for_learns_the_shape_from_probe_renders() -> None:
+def test_valid_for_learns_the_shape_from_probe_renders(corpus: list[Path]) -> None:
     shape = learn_shape(template_inputs(read_template(CORPUS_DIR / "google--gemma-3-27b-it.jinja")))
     assert set(shape.edges[("start", "start")]) == {"user", "system"}  # no assistant first, no tools
     assert shape.edges[("user", "user")] and "user" not in shape.edges[("user", "user")]
