@@ -305,8 +305,9 @@ def merge_policy(template: str | ChatTemplate) -> MergePolicy:
     """Which same-role runs ``template`` never accepts, found by rendering probes.
 
     A role is merged only when every probe conversation with two adjacent messages of that
-    role is rejected, with every flag the template tests set either way (so merging cannot
-    change any output the template produces);
+    role is rejected, with every flag the template tests set either way, with and without
+    tools, and with string and list-of-parts contents (so merging cannot change any output
+    the template produces);
     ``developer`` is read as ``system`` only when the template never mentions ``developer``
     and rejects every probe with a developer message.
     """
@@ -316,18 +317,22 @@ def merge_policy(template: str | ChatTemplate) -> MergePolicy:
 
 @lru_cache(maxsize=128)
 def _merge_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> MergePolicy:
+    from .probes import PROBE_TOOL
+
     analysis = analyze(parse(text))
     tokens = {**placeholder_tokens(analysis.undeclared), **dict(special_tokens)}
-    # each flag the template tests (enable_thinking, ...) may change what it accepts
-    contexts = [tokens, *({**tokens, flag: value} for flag in sorted(analysis.flags) for value in (True, False))]
+    # each flag the template tests (enable_thinking, ...), and tools, may change what it accepts
+    contexts = [tokens, {**tokens, "tools": [PROBE_TOOL]},
+                *({**tokens, flag: value} for flag in sorted(analysis.flags) for value in (True, False))]
     merged = set(MERGEABLE_ROLES)
     developer_as_system = "developer" not in text
     for variables in contexts:
-        accepted = [base for base in _BASES if _accepts(text, _conversation(base), variables)]
-        merged -= {role for role in merged
-                   if any(_accepts(text, probe, variables) for probe in _adjacent_probes(accepted, role))}
-        developer_as_system = developer_as_system and not any(
-            _accepts(text, probe, variables) for probe in _developer_probes(accepted))
+        for parts in (False, True):  # a check may only look at string contents
+            accepted = [base for base in _BASES if _accepts(text, _conversation(base, parts), variables)]
+            merged -= {role for role in merged if any(
+                _accepts(text, probe, variables) for probe in _adjacent_probes(accepted, role, parts))}
+            developer_as_system = developer_as_system and not any(
+                _accepts(text, probe, variables) for probe in _developer_probes(accepted, parts))
     return MergePolicy(tuple(role for role in MERGEABLE_ROLES if role in merged), developer_as_system)
 
 
@@ -340,28 +345,30 @@ def placeholder_tokens(undeclared: frozenset[str]) -> dict[str, str]:
     return {name: f"<{name}>" for name in sorted(undeclared) if name.endswith("_token")}
 
 
-def _conversation(roles: Sequence[str]) -> list[dict[str, Any]]:
-    return [{"role": role, "content": f"{role} message {index}"} for index, role in enumerate(roles)]
+def _conversation(roles: Sequence[str], parts: bool = False) -> list[dict[str, Any]]:
+    """One message per role; contents are strings, or with ``parts`` one text part each."""
+    return [{"role": role, "content": [{"type": "text", "text": f"{role} message {index}"}] if parts
+             else f"{role} message {index}"} for index, role in enumerate(roles)]
 
 
-def _adjacent_probes(bases: Sequence[tuple[str, ...]], role: str) -> list[list[dict[str, Any]]]:
+def _adjacent_probes(bases: Sequence[tuple[str, ...]], role: str, parts: bool) -> list[list[dict[str, Any]]]:
     probes = []
     for base in bases:
         for index, base_role in enumerate(base):
             if base_role == role:
-                probes.append(_conversation((*base[:index + 1], role, *base[index + 1:])))
-    probes.append(_conversation((role, role)))
-    probes.append(_conversation((role, role, "user" if role != "user" else "assistant")))
+                probes.append(_conversation((*base[:index + 1], role, *base[index + 1:]), parts))
+    probes.append(_conversation((role, role), parts))
+    probes.append(_conversation((role, role, "user" if role != "user" else "assistant"), parts))
     return probes
 
 
-def _developer_probes(bases: Sequence[tuple[str, ...]]) -> list[list[dict[str, Any]]]:
-    probes = [_conversation(("developer", "user")), _conversation(("developer",))]
+def _developer_probes(bases: Sequence[tuple[str, ...]], parts: bool) -> list[list[dict[str, Any]]]:
+    probes = [_conversation(("developer", "user"), parts), _conversation(("developer",), parts)]
     for base in bases:
         for index in range(len(base) + 1):
-            probes.append(_conversation((*base[:index], "developer", *base[index:])))
+            probes.append(_conversation((*base[:index], "developer", *base[index:]), parts))
         for index in range(len(base)):
-            probes.append(_conversation((*base[:index], "developer", *base[index + 1:])))
+            probes.append(_conversation((*base[:index], "developer", *base[index + 1:]), parts))
     return probes
 
 
