@@ -191,12 +191,23 @@ def _alias_assignment(name: str | None, value: nodes.Node, aliases: _Aliases) ->
         return
     if _is_message_list(value, aliases):
         aliases.messages.add(name)
-    elif _is_field_of(value, "role", aliases) or _refers_to(value, aliases.role) and _is_plain_ref(value):
+    elif _is_role_value(value, aliases):
         aliases.role.add(name)
     elif _is_field_of(value, "content", aliases):
         aliases.content.add(name)
     elif _is_single_message(value, aliases):
         aliases.message.add(name)
+
+
+def _is_role_value(value: nodes.Node, aliases: _Aliases) -> bool:
+    """A role, or a choice between roles and role names that depends on a role
+    (``'assistant' if message.role == 'user' else 'user'``)."""
+    if _is_field_of(value, "role", aliases) or _ref_name(value) in aliases.role:
+        return True
+    if isinstance(value, nodes.CondExpr) and value.expr2 is not None and _mentions_role(value.test, aliases):
+        branches = (value.expr1, value.expr2)
+        return all(_is_role_value(branch, aliases) or constant_strings(branch) for branch in branches)
+    return False
 
 
 def _target_name(target: nodes.Node) -> str | None:
@@ -305,22 +316,33 @@ def constant_strings(node: nodes.Node) -> set[str]:
 
 
 def _has_parity(test: nodes.Node) -> bool:
-    """``x % 2``, ``x is even`` / ``odd`` / ``divisibleby(2)``."""
+    """``x % 2``, ``x is even`` / ``odd`` / ``divisibleby(2)``, ``loop.cycle(a, b)``."""
     for node in iter_nodes(test):
         if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2:
             return True
         if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby"):
             return True
+        if _is_loop_method(node, "cycle") and len(node.args) >= 2:  # type: ignore[attr-defined]
+            return True
     return False
 
 
+def _is_loop_method(node: nodes.Node, method: str) -> bool:
+    """A call of the loop object's ``method`` (``loop.cycle(...)``, ``loop.changed(...)``)."""
+    return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr == method
+            and isinstance(node.node.node, nodes.Name) and node.node.node.name == "loop")
+
+
 def _compares_two_roles(test: nodes.Node, aliases: _Aliases) -> bool:
-    """A role compared with another role (``message.role == loop.previtem.role``)."""
+    """A role compared with another role (``message.role == loop.previtem.role``), or with the
+    previous iteration's through ``loop.changed(message.role)``."""
     for node in iter_nodes(test):
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
             if sum(_is_role(operand, aliases) for operand in operands) >= 2:
                 return True
+        if _is_loop_method(node, "changed") and any(_is_role(arg, aliases) for arg in node.args):  # type: ignore[attr-defined]
+            return True
     return False
 
 
@@ -359,11 +381,12 @@ def _refuses_roles(test: nodes.Node) -> bool:
 def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, aliases: _Aliases) -> CheckClass:
     """Decide a site's class from its path condition; the message only breaks ties.
 
-    Alternation: a role tested together with the parity of an index or counter, or a role
-    compared with another role.  Otherwise the innermost condition that says anything wins:
-    the else-side of a role test is ``role-unsupported``; a test on tool calls, ids or tools
-    is ``tool-call``; on content types ``content-type``; a role compared with ``system``
-    ``system-role``.
+    Alternation: a role tested together with the parity of an index or counter (or
+    ``loop.cycle``), or a role compared with another role (or ``loop.changed``).  Otherwise the
+    innermost condition that says anything wins: the else-side of a role test is
+    ``role-unsupported``; a test on tool calls, ids or tools is ``tool-call``; on content types
+    ``content-type``; a test refusing roles other than ``system`` is ``role-unsupported``; a
+    role compared with ``system`` ``system-role``.
     """
     tests = [test for test, _ in conditions]
     if (any(_has_parity(test) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
@@ -378,10 +401,10 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
         if _mentions_content_type(test, aliases):
             return "content-type"
         if roles:
+            if _refuses_roles(test) and roles - {"system"}:
+                return "role-unsupported"
             if "system" in roles:
                 return "system-role"
-            if _refuses_roles(test):
-                return "role-unsupported"
     return _tie_break(message)
 
 
