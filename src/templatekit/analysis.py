@@ -10,13 +10,13 @@ condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-typ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import jinja2.nodes as nodes
 from jinja2 import meta
 
-from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes
+from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, split_operands
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
            "constant_strings", "boolean_flags"]
@@ -55,7 +55,9 @@ class Guard:
     ``test_span`` is the exact source span of the test (``None`` if it could not be located);
     ``branch`` is ``"body"`` when the site is in the if's own body, ``"else"`` otherwise;
     ``only_raise`` is true when that branch holds nothing but the raise (and whitespace);
-    ``statement_span`` covers ``{% if %}...{% endif %}`` when the if has no other branch.
+    ``statement_span`` covers ``{% if %}...{% endif %}`` when the if has no other branch;
+    ``alternation_operands``, when the test joins an alternation check and checks of other
+    classes with ``or``, are the spans of the alternation operands (the rest must stay).
     """
 
     test_span: Span | None
@@ -63,11 +65,17 @@ class Guard:
     only_raise: bool
     line: int
     statement_span: Span | None = None
+    alternation_operands: tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True)
 class RaiseSite:
-    """One ``raise_exception(...)`` call site."""
+    """One ``raise_exception(...)`` call site.
+
+    ``shared_with`` lists the classes of other checks that the site's innermost condition
+    joins to an alternation check with ``or`` (``role not in [...] or <alternation>``): they
+    raise the same call and must keep raising when the alternation part is neutralised.
+    """
 
     index: int
     line: int
@@ -81,6 +89,7 @@ class RaiseSite:
     check_class: CheckClass
     guard: Guard | None
     macro: str | None = None
+    shared_with: tuple[CheckClass, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -388,9 +397,7 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
     ``content-type``; a test refusing roles other than ``system`` is ``role-unsupported``; a
     role compared with ``system`` ``system-role``.
     """
-    tests = [test for test, _ in conditions]
-    if (any(_has_parity(test) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
-            or any(_compares_two_roles(test, aliases) for test in tests):
+    if _is_alternation([test for test, _ in conditions], aliases):
         return "alternation"
     for test, negated in reversed(conditions):  # innermost first
         roles = _role_constants(test, aliases)
@@ -406,6 +413,37 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
             if "system" in roles:
                 return "system-role"
     return _tie_break(message)
+
+
+def _is_alternation(tests: list[nodes.Node], aliases: _Aliases) -> bool:
+    return (any(_has_parity(test) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
+        or any(_compares_two_roles(test, aliases) for test in tests)
+
+
+def _or_leaves(node: nodes.Node) -> list[nodes.Node]:
+    return _or_leaves(node.left) + _or_leaves(node.right) if isinstance(node, nodes.Or) else [node]
+
+
+def _or_operand_spans(node: nodes.Node, span: Span, source: str) -> list[Span] | None:
+    """The spans of :func:`_or_leaves`, in order; ``None`` when the text and the AST disagree."""
+    if not isinstance(node, nodes.Or):
+        return [span]
+    pieces = split_operands(source, span, "or")
+    operands: list[nodes.Node] = []
+    for _ in pieces[1:]:  # ``a or b or c`` parses as ``(a or b) or c``
+        if not isinstance(node, nodes.Or):
+            return None
+        operands.insert(0, node.right)
+        node = node.left
+    if len(pieces) < 2:
+        return None
+    spans: list[Span] = []
+    for operand, piece in zip([node, *operands], pieces):
+        inner = _or_operand_spans(operand, piece, source)
+        if inner is None:
+            return None
+        spans += inner
+    return spans
 
 
 def _tie_break(message: str) -> CheckClass:
@@ -499,6 +537,11 @@ class _SiteWalker:
         span = parsed.raise_calls.get(id(call))
         line, column = parsed.position(span.start) if span else (call.lineno, 0)
         message, literal = _message_of(call, parsed)
+        check_class = _classify(tuple((test, negated) for test, negated, _ in path.conditions), message, self.aliases)
+        shared_with, operands = self._shared_checks(path, message) if check_class == "alternation" else ((), ())
+        guard = self._guard(path, call)
+        if guard is not None and operands:
+            guard = replace(guard, alternation_operands=operands)
         self.sites.append(RaiseSite(
             index=len(self.sites),
             line=line,
@@ -511,11 +554,30 @@ class _SiteWalker:
                              for test, negated, owner in path.conditions),
             loops=tuple(Loop(expression_text(loop.target), expression_text(loop.iter),
                              _is_message_list(loop.iter, self.aliases), loop.lineno) for loop in path.loops),
-            check_class=_classify(tuple((test, negated) for test, negated, _ in path.conditions),
-                                  message, self.aliases),
-            guard=self._guard(path, call),
+            check_class=check_class,
+            guard=guard,
             macro=path.macro,
+            shared_with=shared_with,
         ))
+
+    def _shared_checks(self, path: _Path, message: str) -> tuple[tuple[CheckClass, ...], tuple[Span, ...]]:
+        """Other checks ``or``-ed into the innermost condition, and the alternation operands' spans."""
+        if not path.conditions or path.conditions[-1][1]:
+            return (), ()
+        test = path.conditions[-1][0]
+        outer = [(node, negated) for node, negated, _ in path.conditions[:-1]]
+        leaves = _or_leaves(test)
+        alternation = [_is_alternation([node for node, _ in outer] + [leaf], self.aliases) for leaf in leaves]
+        if all(alternation) or not any(alternation):
+            return (), ()
+        shared = tuple(dict.fromkeys(_classify((*outer, (leaf, False)), message, self.aliases)
+                                     for leaf, is_alternation in zip(leaves, alternation) if not is_alternation))
+        guard = path.guard
+        test_span = self.parsed.if_test_span(guard[0]) if guard is not None and guard[1] == "body" else None
+        spans = _or_operand_spans(test, test_span, self.parsed.source) if test_span is not None else None
+        if spans is None or len(spans) != len(leaves):
+            return shared, ()
+        return shared, tuple(span for span, is_alternation in zip(spans, alternation) if is_alternation)
 
     def _test_text(self, test: nodes.Node, owner_id: int) -> str:
         for node in iter_nodes(self.parsed.ast):

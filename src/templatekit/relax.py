@@ -40,7 +40,7 @@ __all__ = ["Strategy", "STRATEGIES", "MergePolicy", "RewrittenSite", "RelaxResul
 Strategy = Literal["merge", "skip"]
 STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
 Status = Literal["relaxed", "unchanged", "already-relaxed", "failed"]
-EditKind = Literal["check-removed", "check-disabled", "raise-removed"]
+EditKind = Literal["check-removed", "check-disabled", "raise-removed", "operands-disabled"]
 
 SEPARATOR = "\n\n"  # mistral_common's separator between merged texts
 MERGEABLE_ROLES = ("user", "assistant", "system")
@@ -115,12 +115,11 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     edits: list[_Edit] = []
     rewritten: list[RewrittenSite] = []
     for site in sites:
-        planned = _plan_site(parsed, site)
-        if planned is None:
-            return RelaxResult("failed", text, strategy,
-                               reason=f"line {site.line}: cannot locate the alternation check in the source")
-        kind, edit = planned
-        edits.append(edit)
+        try:
+            kind, site_edits = _plan_site(parsed, site)
+        except _CannotRewrite as error:
+            return RelaxResult("failed", text, strategy, reason=f"line {site.line}: {error}")
+        edits += site_edits
         rewritten.append(RewrittenSite(site.index, site.line, site.column, site.message, kind))
     policy = merge_policy(chat_template) if strategy == "merge" else None
     newline = "\r\n" if "\r\n" in text else "\n"
@@ -135,21 +134,34 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     return RelaxResult("relaxed", relaxed, strategy, tuple(rewritten), policy)
 
 
-def _plan_site(parsed: ParsedTemplate, site: RaiseSite) -> tuple[EditKind, _Edit] | None:
-    """The smallest output-preserving edit that stops ``site`` from raising."""
+class _CannotRewrite(Exception):
+    """A site no edit can neutralise soundly; the message says why."""
+
+
+def _plan_site(parsed: ParsedTemplate, site: RaiseSite) -> tuple[EditKind, list[_Edit]]:
+    """The smallest output-preserving edits that stop ``site`` from raising alternation errors.
+
+    Where the site's condition also holds checks of other classes (``or``-ed in), only the
+    alternation operands are replaced by ``false``, so the other checks keep raising.
+    """
     guard = site.guard
+    if site.shared_with:
+        if guard is None or not guard.alternation_operands:
+            raise _CannotRewrite(f"the alternation check shares its condition with a {', '.join(site.shared_with)} "
+                                 "check that must stay, and its alternation part could not be located in the source")
+        return "operands-disabled", [_Edit(span, "false") for span in guard.alternation_operands]
     if guard is not None and guard.branch == "body" and guard.only_raise:
         if guard.statement_span is not None:
             opening = parsed.tag_at(guard.statement_span.start)
             closing = next(tag for tag in parsed.tags if tag.span.end == guard.statement_span.end)
             note = _comment_safe(f"templatekit: alternation check removed: {site.message}")
             comment = f"{{#{opening.strip_left if opening else ''} {note} {closing.strip_right}#}}"
-            return "check-removed", _Edit(guard.statement_span, comment)
+            return "check-removed", [_Edit(guard.statement_span, comment)]
         if guard.test_span is not None:
-            return "check-disabled", _Edit(guard.test_span, "false")
+            return "check-disabled", [_Edit(guard.test_span, "false")]
     if site.span is not None:
-        return "raise-removed", _Edit(site.span, "''")
-    return None
+        return "raise-removed", [_Edit(site.span, "''")]
+    raise _CannotRewrite("cannot locate the alternation check in the source")
 
 
 def _apply(text: str, edits: list[_Edit]) -> str:

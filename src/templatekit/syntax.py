@@ -21,7 +21,7 @@ from .environment import DEFAULT_PROFILE, Profile, make_environment
 from .errors import TemplateSyntaxError
 
 __all__ = ["Span", "Tag", "ParsedTemplate", "parse", "scan_tags", "iter_nodes", "is_raise_call",
-           "line_column", "expression_text"]
+           "line_column", "expression_text", "split_operands"]
 
 TagKind = Literal["variable", "block", "comment"]
 _OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
@@ -267,6 +267,48 @@ class ParsedTemplate:
                     pos == 0 or source[pos - 1] != "."):
                 yield Span(pos, _matching_paren(source, after) + 1)
             pos = word.end()
+
+
+def split_operands(source: str, span: Span, keyword: str) -> list[Span]:
+    """The operands of ``keyword`` (``or``, ``and``) at the top level of the expression at ``span``.
+
+    Outer parentheses around the whole expression are looked through; strings and brackets
+    are skipped; each operand's span is trimmed of whitespace.  One span when there is no such
+    operator at the top level.
+    """
+    start, end = _trim(source, span.start, span.end)
+    while start < end and source[start] == "(" and _matching_paren(source, start) == end - 1:
+        start, end = _trim(source, start + 1, end - 1)
+    operands: list[Span] = []
+    depth = 0
+    pos = piece = start
+    while pos < end:
+        char = source[pos]
+        if char in "'\"":
+            pos = _skip_string(source, pos)
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and source.startswith(keyword, pos) and (pos == start or not _is_word(source[pos - 1])) \
+                and (pos + len(keyword) >= end or not _is_word(source[pos + len(keyword)])):
+            operands.append(Span(*_trim(source, piece, pos)))
+            pos = piece = pos + len(keyword)
+            continue
+        pos += 1
+    return [*operands, Span(*_trim(source, piece, end))]
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char in "_."
+
+
+def _trim(source: str, start: int, end: int) -> tuple[int, int]:
+    start = _skip_space(source, start)
+    while end > start and source[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _matching_paren(source: str, open_at: int) -> int:
