@@ -166,12 +166,21 @@ def _truth_tested_names(test: nodes.Node) -> list[nodes.Name]:
 
 @dataclass
 class _Aliases:
-    """Names that stand for the message list, for one message, for a role, or for a content."""
+    """Names that stand for the message list, for one message, for a role, for a content or for
+    a list of roles; names that toggle (``ns.x = not ns.x``, a parity in disguise); and for each
+    flag set to true (a namespace field, or a name outside loops), the tests around each place
+    that sets it."""
 
     messages: set[str] = field(default_factory=lambda: {"messages"})
     message: set[str] = field(default_factory=set)
     role: set[str] = field(default_factory=set)
     content: set[str] = field(default_factory=set)
+    role_lists: set[str] = field(default_factory=set)
+    toggles: set[str] = field(default_factory=set)
+    flag_tests: dict[str, list[list[nodes.Node]]] = field(default_factory=dict)
+
+    def size(self) -> tuple[int, ...]:
+        return tuple(map(len, (self.messages, self.message, self.role, self.content, self.role_lists)))
 
 
 def _message_aliases(ast: nodes.Template) -> _Aliases:
@@ -180,25 +189,63 @@ def _message_aliases(ast: nodes.Template) -> _Aliases:
     macros = {node.name: node for node in iter_nodes(ast) if isinstance(node, nodes.Macro)}
     changed = True
     while changed:
-        before = (len(aliases.messages), len(aliases.message), len(aliases.role), len(aliases.content))
+        before = aliases.size()
         for node in iter_nodes(ast):
             if isinstance(node, nodes.Assign):
                 _alias_assignment(_target_name(node.target), node.node, aliases)
+            elif isinstance(node, nodes.For) and _is_role_list(node.iter, aliases):
+                aliases.role.update(_target_names(node.target))
             elif isinstance(node, nodes.For) and _refers_to(node.iter, aliases.messages):
-                for name in _target_names(node.target):
-                    aliases.message.add(name)
+                aliases.message.update(_target_names(node.target))
             elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name in macros:
                 params = [arg.name for arg in macros[node.node.name].args]
                 for param, arg in zip(params, node.args):
                     _alias_assignment(param, arg, aliases)
-        changed = before != (len(aliases.messages), len(aliases.message), len(aliases.role), len(aliases.content))
+        changed = before != aliases.size()
+    aliases.toggles = {name for node in iter_nodes(ast) if isinstance(node, nodes.Assign)
+                       and (name := _target_name(node.target)) is not None and _toggles(name, node.node)}
+    _collect_flags(ast, [], False, aliases.flag_tests)
     return aliases
+
+
+def _toggles(name: str, value: nodes.Node) -> bool:
+    """``name = not name``, ``name = 1 - name``: a value that flips on every assignment."""
+    if isinstance(value, nodes.Not):
+        return _ref_name(value.node) == name
+    return (isinstance(value, nodes.Sub) and isinstance(value.left, nodes.Const) and value.left.value == 1
+            and _ref_name(value.right) == name)
+
+
+def _collect_flags(node: nodes.Node, tests: list[nodes.Node], in_scope: bool,
+                   found: dict[str, list[list[nodes.Node]]]) -> None:
+    """Record the enclosing tests of every ``set <flag> = true`` whose value outlives its scope:
+    a namespace field anywhere, a plain name only outside loops and macros (a ``set`` in a
+    ``for`` does not leak out of it)."""
+    if isinstance(node, nodes.Assign) and isinstance(node.node, nodes.Const) and node.node.value is True:
+        name = _target_name(node.target)
+        if name is not None and (isinstance(node.target, nodes.NSRef) or not in_scope):
+            found.setdefault(name, []).append(list(tests))
+        return
+    if isinstance(node, nodes.If):
+        earlier: list[nodes.Node] = []
+        for branch in (node, *node.elif_):
+            for child in branch.body:
+                _collect_flags(child, [*tests, *earlier, branch.test], in_scope, found)
+            earlier.append(branch.test)
+        for child in node.else_:
+            _collect_flags(child, [*tests, *earlier], in_scope, found)
+        return
+    scoped = in_scope or isinstance(node, (nodes.For, nodes.Macro, nodes.CallBlock))
+    for child in node.iter_child_nodes():
+        _collect_flags(child, tests, scoped, found)
 
 
 def _alias_assignment(name: str | None, value: nodes.Node, aliases: _Aliases) -> None:
     if name is None:
         return
-    if _is_message_list(value, aliases):
+    if _is_role_list(value, aliases):
+        aliases.role_lists.add(name)
+    elif _is_message_list(value, aliases):
         aliases.messages.add(name)
     elif _is_role_value(value, aliases):
         aliases.role.add(name)
@@ -254,10 +301,30 @@ def _is_plain_ref(node: nodes.Node) -> bool:
 
 def _is_message_list(node: nodes.Node, aliases: _Aliases) -> bool:
     """``messages``, a slice of it, or it through filters (``selectattr``, ``list``, ``reverse``...)."""
-    while isinstance(node, (nodes.Filter, nodes.Slice)) or (
+    node = _list_source(node)
+    return not _is_map(node) and _ref_name(node) in aliases.messages
+
+
+def _is_role_list(node: nodes.Node, aliases: _Aliases) -> bool:
+    """The roles of a message list (``messages | map(attribute='role') | list``), or a name for them."""
+    node = _list_source(node)
+    if _is_map(node):
+        attribute = [kw.value for kw in node.kwargs if kw.key == "attribute"]  # type: ignore[attr-defined]
+        return (len(attribute) == 1 and constant_strings(attribute[0]) == {"role"}
+                and _is_message_list(node.node, aliases))  # type: ignore[attr-defined]
+    return _ref_name(node) in aliases.role_lists
+
+
+def _list_source(node: nodes.Node) -> nodes.Node:
+    """``node`` with slices and element-preserving filters (all but ``map``) peeled off."""
+    while (isinstance(node, (nodes.Filter, nodes.Slice)) and not _is_map(node)) or (
             isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice)):
-        node = node.node
-    return _ref_name(node) in aliases.messages
+        node = node.node  # type: ignore[attr-defined]
+    return node
+
+
+def _is_map(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Filter) and node.name == "map" and node.node is not None
 
 
 def _is_single_message(node: nodes.Node, aliases: _Aliases) -> bool:
@@ -296,6 +363,11 @@ _CONTENT_KINDS = {"text", "image", "image_url", "video", "audio", "input_audio",
 
 
 def _is_role(node: nodes.Node, aliases: _Aliases) -> bool:
+    """``message.role``, a name for a role, or an item of a role list (``roles[i]``, ``roles | last``)."""
+    if (isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice)
+            or isinstance(node, nodes.Filter) and node.name in ("first", "last") and node.node is not None) \
+            and _is_role_list(node.node, aliases):  # type: ignore[attr-defined]
+        return True
     return _is_field_of(node, "role", aliases) or _ref_name(node) in aliases.role
 
 
@@ -324,9 +396,11 @@ def constant_strings(node: nodes.Node) -> set[str]:
     return set()
 
 
-def _has_parity(test: nodes.Node) -> bool:
-    """``x % 2``, ``x is even`` / ``odd`` / ``divisibleby(2)``, ``loop.cycle(a, b)``."""
+def _has_parity(test: nodes.Node, aliases: _Aliases) -> bool:
+    """``x % 2``, ``x is even`` / ``odd`` / ``divisibleby(2)``, ``loop.cycle(a, b)``, a toggle."""
     for node in iter_nodes(test):
+        if _ref_name(node) in aliases.toggles:
+            return True
         if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2:
             return True
         if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby"):
@@ -397,7 +471,7 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
     ``content-type``; a test refusing roles other than ``system`` is ``role-unsupported``; a
     role compared with ``system`` ``system-role``.
     """
-    if _is_alternation([test for test, _ in conditions], aliases):
+    if _is_alternation([test for test, _ in conditions], aliases) or _set_by_alternation(conditions, aliases):
         return "alternation"
     for test, negated in reversed(conditions):  # innermost first
         roles = _role_constants(test, aliases)
@@ -416,8 +490,25 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
 
 
 def _is_alternation(tests: list[nodes.Node], aliases: _Aliases) -> bool:
-    return (any(_has_parity(test) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
+    return (any(_has_parity(test, aliases) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
         or any(_compares_two_roles(test, aliases) for test in tests)
+
+
+def _set_by_alternation(conditions: tuple[tuple[nodes.Node, bool], ...], aliases: _Aliases) -> bool:
+    """A condition requires a flag (``if ns.bad``, ``if a and ns.bad``) that is only ever set to
+    true under alternation tests."""
+    for test, negated in conditions:
+        if negated:
+            continue
+        for leaf in _and_leaves(test):
+            places = aliases.flag_tests.get(_ref_name(leaf) or "")
+            if places and all(_is_alternation(tests, aliases) for tests in places):
+                return True
+    return False
+
+
+def _and_leaves(node: nodes.Node) -> list[nodes.Node]:
+    return _and_leaves(node.left) + _and_leaves(node.right) if isinstance(node, nodes.And) else [node]
 
 
 def _or_leaves(node: nodes.Node) -> list[nodes.Node]:
