@@ -199,7 +199,11 @@ def _comment_safe_lines(lines: list[str], newline: str) -> str:
 
 
 def _merge_block(policy: MergePolicy, newline: str) -> str:
-    """Jinja that rebinds ``messages`` to :func:`normalize`'s result (portable to minijinja)."""
+    """Jinja that rebinds ``messages`` to :func:`normalize`'s result (portable to minijinja).
+
+    Lists built with ``+`` or slices pass through ``| list``: minijinja's ``is sequence`` is
+    false for them, so a third message of a run would not join a merged list content.
+    """
     roles = "[" + ", ".join(f"'{role}'" for role in policy.roles) + "]"
     role = ("('system' if tk_message.role == 'developer' else tk_message.role)"
             if policy.developer_as_system else "tk_message.role")
@@ -224,9 +228,9 @@ def _merge_block(policy: MergePolicy, newline: str) -> str:
         "{%- set tk_a = [{'type': 'text', 'text': tk_a}] if tk_a is string else tk_a %}",
         "{%- set tk_b = [{'type': 'text', 'text': tk_b}] if tk_b is string else tk_b %}",
         "{%- if tk_a and tk_b and tk_a[-1].type == 'text' and tk_b[0].type == 'text' %}",
-        "{%- set tk_content = tk_a[:-1] + [dict(tk_a[-1], text=tk_a[-1].text ~ '\\n\\n' ~ tk_b[0].text)]"
-        " + tk_b[1:] %}",
-        "{%- else %}{% set tk_content = tk_a + tk_b %}",
+        "{%- set tk_content = (tk_a[:-1] + [dict(tk_a[-1], text=tk_a[-1].text ~ '\\n\\n' ~ tk_b[0].text)]"
+        " + tk_b[1:]) | list %}",
+        "{%- else %}{% set tk_content = (tk_a + tk_b) | list %}",
         "{%- endif %}",
         "{%- endif %}",
         "{%- set tk.merged = tk.merged[:-1] + [dict(tk_last, content=tk_content)] %}",
@@ -234,7 +238,7 @@ def _merge_block(policy: MergePolicy, newline: str) -> str:
         f"{{%- set tk.merged = tk.merged + [{appended}] %}}",
         "{%- endif %}",
         "{%- endfor %}",
-        "{%- set messages = tk.merged %}",
+        "{%- set messages = tk.merged | list %}",
     ]
     return newline.join(lines) + newline
 
