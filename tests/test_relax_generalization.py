@@ -11,6 +11,7 @@ wherever the original does.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from conftest import FIXTURES, read_template
 from templatekit.analysis import analyze
 from templatekit.environment import TemplateRaise, render
-from templatekit.relax import relax
+from templatekit.relax import normalize, relax
 from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
 from templatekit.syntax import parse
 from templatekit.verify import verify
@@ -48,6 +49,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...] | str]] = {
     "macro_reads_messages.jinja": ((A,), ("user", "assistant", "system")),
     "namespace_expected_role.jinja": ((A,), ("user", "assistant", "system")),
     "namespace_last_role.jinja": ((A, "role-unsupported"), ("user", "assistant", "system")),
+    "messages_as_json.jinja": ((A,), ("user", "assistant", "system")),
     "namespace_toggle.jinja": ((A,), ("user", "assistant", "system")),
     "nested_loop_previous.jinja": ((A,), ("user", "assistant", "system")),
     "nextitem.jinja": ((A,), ("user", "assistant", "system")),
@@ -186,3 +188,16 @@ def test_relaxed_template_renders_the_same_in_minijinja(name: str) -> None:
             compared += 1
             assert _minijinja(relaxed, case) == _jinja2(relaxed, case) == before, (strategy, case)
     assert compared >= 50
+
+
+def test_merge_block_builds_what_normalize_builds_in_both_engines() -> None:
+    """The merged list itself, as JSON, equals :func:`normalize`'s in jinja2 and in minijinja
+    (runs of three and more, list contents, tool calls: everything the generator makes)."""
+    pytest.importorskip("minijinja")
+    text = _text("messages_as_json.jinja")
+    relaxed = relax(text).text
+    for case in cases_for(text, 300, seed=9):
+        expected = normalize(case["messages"], "merge", template=text)
+        for engine in (_jinja2, _minijinja):
+            outcome, output = engine(relaxed, case)
+            assert outcome == "ok" and json.loads(output) == expected, (engine.__name__, case["messages"])
