@@ -166,8 +166,9 @@ def _truth_tested_names(test: nodes.Node) -> list[nodes.Name]:
 
 @dataclass
 class _Aliases:
-    """Names that stand for the message list, for one message, for a role, for a content or for
-    a list of roles; names that toggle (``ns.x = not ns.x``, a parity in disguise); and for each
+    """Names that stand for the message list, for one message, for a role, for a content, for
+    a list of roles or for a position (a ``range`` loop target, a counter, a name set from
+    ``loop.index0``...); names that toggle (``ns.x = not ns.x``, a parity in disguise); and for each
     flag set to true (a namespace field, or a name outside loops), the tests around each place
     that sets it."""
 
@@ -176,11 +177,12 @@ class _Aliases:
     role: set[str] = field(default_factory=set)
     content: set[str] = field(default_factory=set)
     role_lists: set[str] = field(default_factory=set)
+    indices: set[str] = field(default_factory=set)
     toggles: set[str] = field(default_factory=set)
     flag_tests: dict[str, list[list[nodes.Node]]] = field(default_factory=dict)
 
     def size(self) -> tuple[int, ...]:
-        return tuple(map(len, (self.messages, self.message, self.role, self.content, self.role_lists)))
+        return tuple(map(len, (self.messages, self.message, self.role, self.content, self.role_lists, self.indices)))
 
 
 def _message_aliases(ast: nodes.Template) -> _Aliases:
@@ -193,6 +195,8 @@ def _message_aliases(ast: nodes.Template) -> _Aliases:
         for node in iter_nodes(ast):
             if isinstance(node, nodes.Assign):
                 _alias_assignment(_target_name(node.target), node.node, aliases)
+            elif isinstance(node, nodes.For) and _is_range(node.iter):
+                aliases.indices.update(_target_names(node.target))
             elif isinstance(node, nodes.For) and _is_role_list(node.iter, aliases):
                 aliases.role.update(_target_names(node.target))
             elif isinstance(node, nodes.For) and _refers_to(node.iter, aliases.messages):
@@ -206,6 +210,33 @@ def _message_aliases(ast: nodes.Template) -> _Aliases:
                        and (name := _target_name(node.target)) is not None and _toggles(name, node.node)}
     _collect_flags(ast, [], False, aliases.flag_tests)
     return aliases
+
+
+def _is_range(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range"
+
+
+def _counts(name: str, value: nodes.Node) -> bool:
+    """``name = name + 1`` (or any step, either side, or ``-``): a counter."""
+    return isinstance(value, (nodes.Add, nodes.Sub)) and name in (_ref_name(value.left), _ref_name(value.right))
+
+
+_LOOP_POSITIONS = frozenset({"index", "index0", "revindex", "revindex0", "length"})
+
+
+def _mentions_index(node: nodes.Node, aliases: _Aliases) -> bool:
+    """Whether ``node`` reads a position: ``loop.index0`` and kin, a name for a position, or the
+    length of a message list."""
+    for child in iter_nodes(node):
+        if isinstance(child, nodes.Getattr) and child.attr in _LOOP_POSITIONS \
+                and isinstance(child.node, nodes.Name) and child.node.name == "loop":
+            return True
+        if _ref_name(child) in aliases.indices:
+            return True
+        if isinstance(child, nodes.Filter) and child.name in ("length", "count") and child.node is not None \
+                and (_is_message_list(child.node, aliases) or _is_role_list(child.node, aliases)):
+            return True
+    return False
 
 
 def _toggles(name: str, value: nodes.Node) -> bool:
@@ -243,6 +274,8 @@ def _collect_flags(node: nodes.Node, tests: list[nodes.Node], in_scope: bool,
 def _alias_assignment(name: str | None, value: nodes.Node, aliases: _Aliases) -> None:
     if name is None:
         return
+    if _mentions_index(value, aliases) or _counts(name, value):
+        aliases.indices.add(name)
     if _is_role_list(value, aliases):
         aliases.role_lists.add(name)
     elif _is_message_list(value, aliases):
@@ -397,13 +430,16 @@ def constant_strings(node: nodes.Node) -> set[str]:
 
 
 def _has_parity(test: nodes.Node, aliases: _Aliases) -> bool:
-    """``x % 2``, ``x is even`` / ``odd`` / ``divisibleby(2)``, ``loop.cycle(a, b)``, a toggle."""
+    """The parity of a position: ``i % 2``, ``i is even`` / ``odd`` / ``divisibleby(2)`` where ``i``
+    reads ``loop.index0``, a counter, a ``range`` index...; ``loop.cycle(a, b)``; a toggle."""
     for node in iter_nodes(test):
         if _ref_name(node) in aliases.toggles:
             return True
-        if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2:
+        if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2 \
+                and _mentions_index(node.left, aliases):
             return True
-        if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby"):
+        if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby") \
+                and _mentions_index(node.node, aliases):
             return True
         if _is_loop_method(node, "cycle") and len(node.args) >= 2:  # type: ignore[attr-defined]
             return True
@@ -471,7 +507,9 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
     ``content-type``; a test refusing roles other than ``system`` is ``role-unsupported``; a
     role compared with ``system`` ``system-role``.
     """
-    if _is_alternation([test for test, _ in conditions], aliases) or _set_by_alternation(conditions, aliases):
+    pinned = _pinned_roles(conditions, aliases)
+    if not (pinned and pinned <= _TOOL_ROLES) and (
+            _is_alternation([test for test, _ in conditions], aliases) or _set_by_alternation(conditions, aliases)):
         return "alternation"
     for test, negated in reversed(conditions):  # innermost first
         roles = _role_constants(test, aliases)
@@ -492,6 +530,22 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
 def _is_alternation(tests: list[nodes.Node], aliases: _Aliases) -> bool:
     return (any(_has_parity(test, aliases) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
         or any(_compares_two_roles(test, aliases) for test in tests)
+
+
+def _pinned_roles(conditions: tuple[tuple[nodes.Node, bool], ...], aliases: _Aliases) -> set[str]:
+    """The roles a path allows when it requires ``role == 'x'`` or ``role in [...]`` (empty: any)."""
+    allowed: set[str] | None = None
+    for test, negated in conditions:
+        if negated:
+            continue
+        for leaf in _and_leaves(test):
+            if isinstance(leaf, nodes.Compare) and len(leaf.ops) == 1 and leaf.ops[0].op in ("eq", "in"):
+                left, right = leaf.expr, leaf.ops[0].expr
+                roles = constant_strings(right) if _is_role(left, aliases) else (
+                    constant_strings(left) if leaf.ops[0].op == "eq" and _is_role(right, aliases) else set())
+                if roles:
+                    allowed = roles if allowed is None else allowed & roles
+    return allowed or set()
 
 
 def _set_by_alternation(conditions: tuple[tuple[nodes.Node, bool], ...], aliases: _Aliases) -> bool:
