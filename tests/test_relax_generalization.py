@@ -68,9 +68,11 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...] | str]] = {
     "two_checks.jinja": ((A, A), ("user", "assistant")),
     "unicode_crlf.jinja": ((A,), ("user", "assistant", "system")),
     # negatives: checks of other classes stay
+    "negative_content_parity.jinja": (("content-type",), "unchanged"),
     "negative_content_type.jinja": (("content-type",), "unchanged"),
     "negative_role_unsupported.jinja": (("role-unsupported",), "unchanged"),
     "negative_system_first.jinja": (("system-role",), "unchanged"),
+    "negative_tool_run.jinja": (("tool-call",), "unchanged"),
     # limitations: the raise is in a helper macro and the alternation test at its call site;
     # a conditional-expression raise or-ing a role check with an alternation check
     "raise_macro.jinja": (("other",), "unchanged"),
