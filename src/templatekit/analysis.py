@@ -565,30 +565,67 @@ def _and_leaves(node: nodes.Node) -> list[nodes.Node]:
     return _and_leaves(node.left) + _and_leaves(node.right) if isinstance(node, nodes.And) else [node]
 
 
-def _or_leaves(node: nodes.Node) -> list[nodes.Node]:
-    return _or_leaves(node.left) + _or_leaves(node.right) if isinstance(node, nodes.Or) else [node]
+@dataclass(frozen=True)
+class _Plan:
+    """How to stop the alternation part of a test from raising: disable it ``whole``, or only
+    the alternation operands at ``parts`` (``None``: not located) so that the operands of
+    classes ``others`` keep raising."""
+
+    whole: bool
+    parts: tuple[Span | None, ...] = ()
+    others: tuple[CheckClass, ...] = ()
 
 
-def _or_operand_spans(node: nodes.Node, span: Span, source: str) -> list[Span] | None:
-    """The spans of :func:`_or_leaves`, in order; ``None`` when the text and the AST disagree."""
-    if not isinstance(node, nodes.Or):
-        return [span]
-    pieces = split_operands(source, span, "or")
-    operands: list[nodes.Node] = []
-    for _ in pieces[1:]:  # ``a or b or c`` parses as ``(a or b) or c``
-        if not isinstance(node, nodes.Or):
-            return None
-        operands.insert(0, node.right)
-        node = node.left
-    if len(pieces) < 2:
-        return None
-    spans: list[Span] = []
-    for operand, piece in zip([node, *operands], pieces):
-        inner = _or_operand_spans(operand, piece, source)
-        if inner is None:
-            return None
-        spans += inner
-    return spans
+def _plan(node: nodes.Node, span: Span | None, context: tuple[tuple[nodes.Node, bool], ...], message: str,
+          aliases: _Aliases, source: str) -> _Plan:
+    """Split ``node`` (an innermost condition, under the outer ``context``) at ``or``/``and``.
+
+    An ``or`` whose operands are partly alternation checks, partly other checks, keeps the
+    other operands: only its alternation operands are disabled.  Inside an ``and`` that is an
+    alternation check, a conjunct that is such a mixed ``or`` is split the same way (in the
+    context of the plain conjuncts beside it).
+    """
+    if isinstance(node, nodes.Or):
+        disjuncts = _operands(node, span, source)
+        plans = [_plan(operand, piece, context, message, aliases, source) for operand, piece in disjuncts]
+        if all(plan.whole for plan in plans):
+            return _Plan(True)
+        parts = tuple(part for (_, piece), plan in zip(disjuncts, plans)
+                      for part in ((piece,) if plan.whole else plan.parts))
+        return _Plan(False, parts, tuple(other for plan in plans for other in plan.others))
+    if isinstance(node, nodes.And) and _is_alternation([test for test, _ in context] + [node], aliases):
+        operands = _operands(node, span, source)
+        plain = tuple((operand, False) for operand, _ in operands if not isinstance(operand, (nodes.And, nodes.Or)))
+        plans = [_plan(operand, piece, (*context, *plain), message, aliases, source)
+                 for operand, piece in operands if isinstance(operand, (nodes.And, nodes.Or))]
+        parts = tuple(part for plan in plans if not plan.whole for part in plan.parts)
+        return _Plan(False, parts, tuple(other for plan in plans for other in plan.others)) if parts else _Plan(True)
+    if _is_alternation([test for test, _ in context] + [node], aliases):
+        return _Plan(True)
+    return _Plan(False, (), (_classify((*context, (node, False)), message, aliases),))
+
+
+def _operands(node: nodes.And | nodes.Or, span: Span | None, source: str) -> list[tuple[nodes.Node, Span | None]]:
+    """The operands of an ``and``/``or`` chain as written (``a or b or c`` parses as
+    ``(a or b) or c``; a parenthesised operand stays one), with their spans when located."""
+    kind = type(node)
+    if span is not None:
+        pieces = split_operands(source, span, "or" if kind is nodes.Or else "and")
+        operands: list[nodes.Node] = []
+        current: nodes.Node = node
+        for _ in pieces[1:]:
+            if not isinstance(current, kind):
+                break
+            operands.insert(0, current.right)  # type: ignore[attr-defined]
+            current = current.left  # type: ignore[attr-defined]
+        else:
+            if len(pieces) >= 2:
+                return list(zip([current, *operands], pieces))
+    return [(operand, None) for operand in _chain(node, kind)]
+
+
+def _chain(node: nodes.Node, kind: type) -> list[nodes.Node]:
+    return _chain(node.left, kind) + _chain(node.right, kind) if isinstance(node, kind) else [node]  # type: ignore[attr-defined]
 
 
 def _tie_break(message: str) -> CheckClass:
@@ -709,20 +746,15 @@ class _SiteWalker:
         """Other checks ``or``-ed into the innermost condition, and the alternation operands' spans."""
         if not path.conditions or path.conditions[-1][1]:
             return (), ()
-        test = path.conditions[-1][0]
-        outer = [(node, negated) for node, negated, _ in path.conditions[:-1]]
-        leaves = _or_leaves(test)
-        alternation = [_is_alternation([node for node, _ in outer] + [leaf], self.aliases) for leaf in leaves]
-        if all(alternation) or not any(alternation):
-            return (), ()
-        shared = tuple(dict.fromkeys(_classify((*outer, (leaf, False)), message, self.aliases)
-                                     for leaf, is_alternation in zip(leaves, alternation) if not is_alternation))
         guard = path.guard
-        test_span = self.parsed.if_test_span(guard[0]) if guard is not None and guard[1] == "body" else None
-        spans = _or_operand_spans(test, test_span, self.parsed.source) if test_span is not None else None
-        if spans is None or len(spans) != len(leaves):
-            return shared, ()
-        return shared, tuple(span for span, is_alternation in zip(spans, alternation) if is_alternation)
+        span = self.parsed.if_test_span(guard[0]) if guard is not None and guard[1] == "body" else None
+        outer = tuple((node, negated) for node, negated, _ in path.conditions[:-1])
+        plan = _plan(path.conditions[-1][0], span, outer, message, self.aliases, self.parsed.source)
+        if plan.whole or not plan.parts:
+            return (), ()
+        others = tuple(dict.fromkeys(plan.others))
+        located = tuple(part for part in plan.parts if part is not None)
+        return others, located if len(located) == len(plan.parts) else ()
 
     def _test_text(self, test: nodes.Node, owner_id: int) -> str:
         for node in iter_nodes(self.parsed.ast):
