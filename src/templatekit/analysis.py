@@ -57,7 +57,9 @@ class Guard:
     ``only_raise`` is true when that branch holds nothing but the raise (and whitespace);
     ``statement_span`` covers ``{% if %}...{% endif %}`` when the if has no other branch;
     ``alternation_operands``, when the test joins an alternation check and checks of other
-    classes with ``or``, are the spans of the alternation operands (the rest must stay).
+    classes with ``or``, are the spans of the alternation operands (the rest must stay);
+    ``test_has_effects`` is true when the test calls something that may have effects
+    (``loop.changed``, a cycler, a macro): it must keep running as before.
     """
 
     test_span: Span | None
@@ -66,6 +68,7 @@ class Guard:
     line: int
     statement_span: Span | None = None
     alternation_operands: tuple[Span, ...] = ()
+    test_has_effects: bool = False
 
 
 @dataclass(frozen=True)
@@ -775,7 +778,26 @@ class _SiteWalker:
             only_raise=_only_raise(body, call),
             line=node.lineno,
             statement_span=self.parsed.if_statement_span(node) if single_branch else None,
+            test_has_effects=_has_effects(node.test),
         )
+
+
+# Calls known to have no effects: builtins, loop.cycle, string and mapping methods.
+_PURE_CALLS = frozenset({"range", "namespace", "dict", "cycle", "startswith", "endswith", "strip", "lstrip",
+                         "rstrip", "split", "rsplit", "lower", "upper", "title", "capitalize", "replace", "items",
+                         "keys", "values", "get", "find", "count", "join", "format"})
+
+
+def _has_effects(test: nodes.Node) -> bool:
+    """Whether ``test`` calls anything but :data:`_PURE_CALLS` (``loop.changed`` remembers its
+    argument, ``cycler.next()`` advances, a macro may set namespace fields)."""
+    for node in iter_nodes(test):
+        if isinstance(node, nodes.Call):
+            callee = node.node
+            name = callee.attr if isinstance(callee, nodes.Getattr) else getattr(callee, "name", None)
+            if name not in _PURE_CALLS:
+                return True
+    return False
 
 
 def _only_raise(body: list[nodes.Node], call: nodes.Call) -> bool:

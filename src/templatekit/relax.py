@@ -142,15 +142,19 @@ def _plan_site(parsed: ParsedTemplate, site: RaiseSite) -> tuple[EditKind, list[
     """The smallest output-preserving edits that stop ``site`` from raising alternation errors.
 
     Where the site's condition also holds checks of other classes (``or``-ed in), only the
-    alternation operands are replaced by ``false``, so the other checks keep raising.
+    alternation operands are replaced by ``false``, so the other checks keep raising.  A test
+    with effects (``loop.changed``...) keeps running: only the raise call goes.
     """
     guard = site.guard
     if site.shared_with:
         if guard is None or not guard.alternation_operands:
             raise _CannotRewrite(f"the alternation check shares its condition with a {', '.join(site.shared_with)} "
                                  "check that must stay, and its alternation part could not be located in the source")
+        if guard.test_has_effects:
+            raise _CannotRewrite(f"the alternation check shares its condition with a {', '.join(site.shared_with)} "
+                                 "check that must stay, and the condition calls something whose effects must be kept")
         return "operands-disabled", [_Edit(span, "false") for span in guard.alternation_operands]
-    if guard is not None and guard.branch == "body" and guard.only_raise:
+    if guard is not None and guard.branch == "body" and guard.only_raise and not guard.test_has_effects:
         if guard.statement_span is not None:
             opening = parsed.tag_at(guard.statement_span.start)
             closing = next(tag for tag in parsed.tags if tag.span.end == guard.statement_span.end)
