@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...] | str]] = {
     "inline_text_check.jinja": ((A,), ("user", "assistant", "system")),
     "inside_if_messages.jinja": ((A,), ("user", "assistant", "system")),
     "loop_changed.jinja": ((A,), ("user", "assistant", "system")),
+    "loop_changed_stateful.jinja": ((A,), ("user", "assistant", "system")),
     "loop_index_mod.jinja": ((A,), ("user", "assistant", "system")),
     "macro_caller.jinja": ((A,), ("user", "assistant", "system")),
     "macro_reads_messages.jinja": ((A,), ("user", "assistant", "system")),
@@ -142,6 +143,13 @@ def test_a_check_sharing_its_condition_keeps_the_other_check(name: str) -> None:
         assert [site.edit for site in result.sites] == ["operands-disabled"]
         with pytest.raises(TemplateRaise):
             render(result.text, tool_turn)
+
+
+def test_a_test_with_effects_keeps_running() -> None:
+    """``loop.changed()`` remembers its argument: the check's call stays, only the raise goes."""
+    result = relax(_text("loop_changed_stateful.jinja"), strategy="skip")
+    assert [site.edit for site in result.sites] == ["raise-removed"]
+    assert "if not loop.changed(message.role)" in result.text
 
 
 def test_system_runs_the_template_renders_are_not_merged() -> None:
