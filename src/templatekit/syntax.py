@@ -280,23 +280,13 @@ def split_operands(source: str, span: Span, keyword: str) -> list[Span]:
     while start < end and source[start] == "(" and _matching_paren(source, start) == end - 1:
         start, end = _trim(source, start + 1, end - 1)
     operands: list[Span] = []
-    depth = 0
-    pos = piece = start
-    while pos < end:
-        char = source[pos]
-        if char in "'\"":
-            pos = _skip_string(source, pos)
-            continue
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0 and source.startswith(keyword, pos) and (pos == start or not _is_word(source[pos - 1])) \
+    piece = start
+    for pos, depth in _code_positions(source, start, end):
+        if depth == 0 and pos >= piece and source.startswith(keyword, pos) \
+                and (pos == start or not _is_word(source[pos - 1])) \
                 and (pos + len(keyword) >= end or not _is_word(source[pos + len(keyword)])):
             operands.append(Span(*_trim(source, piece, pos)))
-            pos = piece = pos + len(keyword)
-            continue
-        pos += 1
+            piece = pos + len(keyword)
     return [*operands, Span(*_trim(source, piece, end))]
 
 
@@ -312,9 +302,17 @@ def _trim(source: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _matching_paren(source: str, open_at: int) -> int:
+    for pos, depth in _code_positions(source, open_at, len(source)):
+        if depth == 0:
+            return pos
+    return len(source) - 1
+
+
+def _code_positions(source: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Each position in ``[start, end)`` outside string literals, with the bracket depth after it."""
     depth = 0
-    pos = open_at
-    while pos < len(source):
+    pos = start
+    while pos < end:
         char = source[pos]
         if char in "'\"":
             pos = _skip_string(source, pos)
@@ -323,10 +321,8 @@ def _matching_paren(source: str, open_at: int) -> int:
             depth += 1
         elif char in ")]}":
             depth -= 1
-            if depth == 0:
-                return pos
+        yield pos, depth
         pos += 1
-    return len(source) - 1
 
 
 def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFILE) -> ParsedTemplate:
