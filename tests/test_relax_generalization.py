@@ -25,6 +25,7 @@ from templatekit.relax import normalize, relax
 from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
 from templatekit.syntax import parse
 from templatekit.verify import verify
+from test_relax_oracle import _minijinja_render as _minijinja
 
 ADVERSARIAL = FIXTURES / "adversarial"
 EXAMPLES = 1000
@@ -158,22 +159,6 @@ def test_system_runs_the_template_renders_are_not_merged() -> None:
     messages = [{"role": "system", "content": "a"}, {"role": "system", "content": "b"},
                 {"role": "user", "content": "c"}, {"role": "user", "content": "d"}]
     assert render(relaxed, messages) == "[SYS] a\n[SYS] b\n[user] c\n\nd\n"
-
-
-def _minijinja(template: str, case: dict[str, Any]) -> tuple[str, str]:
-    import minijinja
-
-    def raise_exception(message: str) -> None:
-        raise RuntimeError(f"raise_exception: {message}")
-
-    env = minijinja.Environment(trim_blocks=True, lstrip_blocks=True)
-    env.add_function("raise_exception", raise_exception)
-    try:
-        return "ok", env.render_str(template, messages=case["messages"], tools=case.get("tools"),
-                                    add_generation_prompt=case.get("add_generation_prompt", False),
-                                    **{**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
-    except Exception as error:  # noqa: BLE001 - minijinja reports template errors as plain exceptions
-        return "error", str(error)
 
 
 def _jinja2(template: str, case: dict[str, Any]) -> tuple[str, str]:
