@@ -341,8 +341,8 @@ def _merge_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> Mer
 
     analysis = analyze(parse(text))
     tokens = {**placeholder_tokens(analysis.undeclared), **dict(special_tokens)}
-    # each flag the template tests (enable_thinking, ...), and tools, may change what it accepts
-    contexts = [tokens, {**tokens, "tools": [PROBE_TOOL]},
+    # each flag the template tests (enable_thinking, ...), and tools if it reads them, may change what it accepts
+    contexts = [tokens, *([{**tokens, "tools": [PROBE_TOOL]}] if "tools" in analysis.undeclared else []),
                 *({**tokens, flag: value} for flag in sorted(analysis.flags) for value in (True, False))]
     merged = set(MERGEABLE_ROLES)
     developer_as_system = "developer" not in text
