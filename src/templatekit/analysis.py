@@ -227,18 +227,22 @@ def _counts(name: str, value: nodes.Node) -> bool:
 _LOOP_POSITIONS = frozenset({"index", "index0", "revindex", "revindex0", "length"})
 
 
-def _mentions_index(node: nodes.Node, aliases: _Aliases) -> bool:
-    """Whether ``node`` reads a position: ``loop.index0`` and kin, a name for a position, or the
-    length of a message list."""
-    for child in iter_nodes(node):
-        if isinstance(child, nodes.Getattr) and child.attr in _LOOP_POSITIONS \
-                and isinstance(child.node, nodes.Name) and child.node.name == "loop":
-            return True
-        if _ref_name(child) in aliases.indices:
-            return True
-        if isinstance(child, nodes.Filter) and child.name in ("length", "count") and child.node is not None \
-                and (_is_message_list(child.node, aliases) or _is_role_list(child.node, aliases)):
-            return True
+def _is_position(node: nodes.Node, aliases: _Aliases) -> bool:
+    """Whether ``node`` computes a position: ``loop.index0`` and kin, a name for a position, the
+    length of a message list, or arithmetic on one of those (``loop.index0 + offset``)."""
+    if isinstance(node, nodes.Getattr) and node.attr in _LOOP_POSITIONS \
+            and isinstance(node.node, nodes.Name) and node.node.name == "loop":
+        return True
+    if _ref_name(node) in aliases.indices:
+        return True
+    if isinstance(node, nodes.Filter) and node.name in ("length", "count") and node.node is not None:
+        return _is_message_list(node.node, aliases) or _is_role_list(node.node, aliases)
+    if isinstance(node, nodes.BinExpr):
+        return _is_position(node.left, aliases) or _is_position(node.right, aliases)
+    if isinstance(node, (nodes.Neg, nodes.Pos)):
+        return _is_position(node.node, aliases)
+    if isinstance(node, nodes.CondExpr):
+        return _is_position(node.expr1, aliases) or (node.expr2 is not None and _is_position(node.expr2, aliases))
     return False
 
 
@@ -277,7 +281,7 @@ def _collect_flags(node: nodes.Node, tests: list[nodes.Node], in_scope: bool,
 def _alias_assignment(name: str | None, value: nodes.Node, aliases: _Aliases) -> None:
     if name is None:
         return
-    if _mentions_index(value, aliases) or _counts(name, value):
+    if _is_position(value, aliases) or _counts(name, value):
         aliases.indices.add(name)
     if _is_role_list(value, aliases):
         aliases.role_lists.add(name)
@@ -434,15 +438,16 @@ def constant_strings(node: nodes.Node) -> set[str]:
 
 def _has_parity(test: nodes.Node, aliases: _Aliases) -> bool:
     """The parity of a position: ``i % 2``, ``i is even`` / ``odd`` / ``divisibleby(2)`` where ``i``
-    reads ``loop.index0``, a counter, a ``range`` index...; ``loop.cycle(a, b)``; a toggle."""
+    is ``loop.index0``, a counter, a ``range`` index or arithmetic on one; ``loop.cycle(a, b)``;
+    a toggle."""
     for node in iter_nodes(test):
         if _ref_name(node) in aliases.toggles:
             return True
         if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2 \
-                and _mentions_index(node.left, aliases):
+                and _is_position(node.left, aliases):
             return True
         if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby") \
-                and _mentions_index(node.node, aliases):
+                and _is_position(node.node, aliases):
             return True
         if _is_loop_method(node, "cycle") and len(node.args) >= 2:  # type: ignore[attr-defined]
             return True
