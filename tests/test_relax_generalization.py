@@ -73,6 +73,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...] | str]] = {
     # negatives: checks of other classes stay
     "negative_content_parity.jinja": (("content-type",), "unchanged"),
     "negative_content_type.jinja": (("content-type",), "unchanged"),
+    "negative_indexed_message_parity.jinja": (("content-type",), "unchanged"),
     "negative_role_unsupported.jinja": (("role-unsupported",), "unchanged"),
     "negative_system_first.jinja": (("system-role",), "unchanged"),
     "negative_tool_run.jinja": (("tool-call",), "unchanged"),
