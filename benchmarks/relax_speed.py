@@ -35,7 +35,7 @@ def main() -> int:
         print(f"template not found: {options.template} (clone with ../shared beside the checkout)")
         return 2
 
-    from templatekit.relax import relax
+    from templatekit.rewrite import relax
     from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
 
     with tempfile.TemporaryDirectory(prefix="templatekit-relax-") as folder:

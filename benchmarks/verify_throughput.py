@@ -44,7 +44,7 @@ def raw_rate(original: str, relaxed: str, cases: list[dict], special_tokens: dic
 
 
 def verify_rate(original: str, relaxed: str, examples: int, **options: object) -> float:
-    from templatekit.verify import verify
+    from templatekit.verification import verify
 
     start = time.perf_counter()
     result = verify(original, relaxed, examples=examples, seed=1, **options)
@@ -64,9 +64,9 @@ def main() -> int:
         print(f"template not found: {options.template} (clone with ../shared beside the checkout)")
         return 2
 
-    from templatekit.relax import relax
+    from templatekit.rewrite import relax
     from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
-    from templatekit.verify import verify
+    from templatekit.verification import verify
 
     original = options.template.read_text(encoding="utf-8")
     relaxed = relax(original).text

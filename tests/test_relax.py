@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES, corpus_files, read_template
 from templatekit.analysis import analyze
 from templatekit.environment import render
-from templatekit.relax import MergePolicy, is_relaxed, merge_policy, normalize, relax
+from templatekit.rewrite import MergePolicy, is_relaxed, merge_policy, normalize, relax
 from templatekit.syntax import parse
 
 TEMPLATES = FIXTURES / "templates"

@@ -22,10 +22,10 @@ import pytest
 from conftest import FIXTURES, read_template
 from templatekit.analysis import analyze
 from templatekit.environment import TemplateRaise, render
-from templatekit.relax import normalize, relax
+from templatekit.rewrite import normalize, relax
 from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
 from templatekit.syntax import parse
-from templatekit.verify import verify
+from templatekit.verification import verify
 from test_relax_oracle import _minijinja_render as _minijinja
 
 ADVERSARIAL = FIXTURES / "adversarial"

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import FIXTURES, corpus_files, read_template
 from templatekit.analysis import analyze
-from templatekit.relax import normalize, relax
+from templatekit.rewrite import normalize, relax
 from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
 from templatekit.syntax import parse
 

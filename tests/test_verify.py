@@ -13,10 +13,10 @@ from small_tokenizer import write_tokenizer
 
 from templatekit import TemplateRaise, render
 from templatekit.analysis import analyze
-from templatekit.relax import relax
+from templatekit.rewrite import relax
 from templatekit.sources import ChatTemplate
 from templatekit.syntax import parse
-from templatekit.verify import verify
+from templatekit.verification import verify
 
 STRICT_PATH = FIXTURES / "verify" / "strict.jinja"
 STRICT = read_template(STRICT_PATH)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES, read_template
 from small_tokenizer import write_tokenizer
 
-from templatekit.relax import relax
+from templatekit.rewrite import relax
 from templatekit_cli.main import cli
 
 STRICT = FIXTURES / "verify" / "strict.jinja"

@@ -83,7 +83,7 @@ Examples:
 def relax(source: str, output: str | None, strategy: str, template_name: str | None, all_templates: bool,
           output_format: str, show_diff: bool, check: bool, in_place: bool, no_verify: bool, examples: int,
           seed: int, revision: str | None, token: str | None) -> None:
-    from templatekit.relax import relax as relax_template
+    from templatekit.rewrite import relax as relax_template
     from templatekit.sources import load
 
     if all_templates and template_name:
@@ -147,7 +147,7 @@ def _report(template: Any, result: Any) -> None:
 
 
 def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, seed: int) -> None:
-    from templatekit.verify import verify
+    from templatekit.verification import verify
 
     outcome = verify(template, relaxed, examples=examples, seed=seed,
                      normalize="merge" if strategy == "merge" else None)

@@ -185,7 +185,7 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
     echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):")
     echo(example.to_json())
     if example.normalized is not None:
-        from templatekit.verify import case_json
+        from templatekit.verification import case_json
 
         echo("normalized conversation given to ORIGINAL:")
         echo(case_json({"messages": list(example.normalized)}))
@@ -217,7 +217,7 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
 def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
            seed: int, jobs: int, save_counterexample: str | None, template_name: str | None, profile: str,
            revision: str | None, token: str | None) -> None:
-    from templatekit.verify import verify as run_verify
+    from templatekit.verification import verify as run_verify
 
     original_template = _load_template(original, template_name, revision=revision, token=token)
     relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token,

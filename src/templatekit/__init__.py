@@ -21,9 +21,9 @@ _EXPORTS = {
     "parse": "templatekit.syntax",
     "analyze": "templatekit.analysis",
     "lint": "templatekit.rules",
-    "relax": "templatekit.relax",
-    "normalize": "templatekit.relax",
-    "verify": "templatekit.verify",
+    "relax": "templatekit.rewrite",
+    "normalize": "templatekit.rewrite",
+    "verify": "templatekit.verification",
 }
 
 __all__ = ["__version__", *_EXPORTS]

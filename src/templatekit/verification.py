@@ -174,7 +174,7 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
                 job.alternation_messages:
             return _Verdict(accepted, tuple(checked), "tolerance", None, None, error)
     if job.normalize is not None:
-        from .relax import normalize
+        from .rewrite import normalize
 
         normalized = normalize(case["messages"], job.normalize, template=_chat_template(job.original))
         if not (accepted and normalized == case["messages"]):
