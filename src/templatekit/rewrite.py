@@ -124,7 +124,7 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     policy = merge_policy(chat_template) if strategy == "merge" else None
     newline = "\r\n" if "\r\n" in text else "\n"
     prefix = _header(chat_template, origin, strategy, rewritten, policy, newline)
-    if policy is not None:
+    if policy is not None and (policy.roles or policy.developer_as_system):  # else merging is a no-op
         prefix += _merge_block(policy, newline)
     edits.append(_Edit(Span(0, 0), prefix))
     try:
