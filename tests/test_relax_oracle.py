@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import FIXTURES, corpus_files, read_template
+from minijinja_renderer import minijinja_render
 from templatekit.analysis import analyze
 from templatekit.rewrite import normalize, relax
 from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
@@ -81,22 +82,6 @@ def test_relaxed_corpus_template_holds_under_the_transformers_oracle(path: Path,
     assert counts["accepted"] >= EXAMPLES // 10 and counts["tolerance"] >= EXAMPLES // 10, counts
 
 
-def _minijinja_render(template: str, case: dict[str, Any]) -> tuple[str, str]:
-    import minijinja
-
-    def raise_exception(message: str) -> None:
-        raise RuntimeError(f"raise_exception: {message}")
-
-    env = minijinja.Environment(trim_blocks=True, lstrip_blocks=True)
-    env.add_function("raise_exception", raise_exception)
-    try:
-        return "ok", env.render_str(template, messages=case["messages"], tools=case.get("tools"),
-                                    add_generation_prompt=case.get("add_generation_prompt", False),
-                                    **{**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
-    except Exception as error:  # noqa: BLE001 - minijinja reports template errors as plain exceptions
-        return "error", str(error)
-
-
 @pytest.mark.parametrize("path", [*_alternation_templates(), *sorted((FIXTURES / "templates").glob("*.jinja"))],
                          ids=lambda path: path.name)
 def test_rewritten_constructs_render_the_same_in_minijinja(path: Path) -> None:
@@ -107,7 +92,7 @@ def test_rewritten_constructs_render_the_same_in_minijinja(path: Path) -> None:
     relaxed = relax(original).text
     compared = 0
     for case in cases_for(original, 200, seed=3):
-        mini_before = _minijinja_render(original, case)
+        mini_before = minijinja_render(original, case)
         try:
             jinja_before = render(original, case["messages"], tools=case.get("tools"),
                                   add_generation_prompt=case.get("add_generation_prompt", False),
@@ -117,5 +102,5 @@ def test_rewritten_constructs_render_the_same_in_minijinja(path: Path) -> None:
         if mini_before != ("ok", jinja_before):
             continue  # the engines already disagree on the original: nothing to learn about our edit
         compared += 1
-        assert _minijinja_render(relaxed, case) == mini_before, case
+        assert minijinja_render(relaxed, case) == mini_before, case
     assert compared > 0 or "crlf" in path.name
