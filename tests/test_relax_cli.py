@@ -14,6 +14,7 @@ import pytest
 from conftest import CORPUS_DIR, FIXTURES, read_template
 from fakehub import FakeHub
 from templatekit.environment import render
+from templatekit.rewrite import relax
 
 PARITY = FIXTURES / "templates" / "parity_check.jinja"
 GEMMA3 = CORPUS_DIR / "google--gemma-3-27b-it.jinja"
@@ -108,6 +109,25 @@ def test_tokenizer_config_format_keeps_named_templates(tmp_path: Path) -> None:
     assert written["eos_token"] == {"content": "</s>"}
     assert [entry["name"] for entry in written["chat_template"]] == ["default", "tool_use"]
     assert all(entry["template"].startswith("{# templatekit") for entry in written["chat_template"])
+
+
+def test_chat_template_json_format_holds_the_processor_template(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": read_template(PARITY)}),
+                                                  encoding="utf-8")
+    processor = read_template(FIXTURES / "templates" / "namespace_counter.jinja")
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": processor}), encoding="utf-8")
+    out = tmp_path / "chat_template.json"
+    result = run("relax", str(folder), "--template-name", "processor", "--format", "chat-template-json",
+                 "-o", str(out), "--examples", "100")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert list(written) == ["chat_template"] and written["chat_template"].startswith("{# templatekit")
+    assert relax(processor).text.split("#}", 1)[1] == written["chat_template"].split("#}", 1)[1]
+    both = run("relax", str(folder), "--all", "--format", "chat-template-json", "-o", str(tmp_path / "both.json"))
+    assert_one_line_error(both, 2)
+    assert not (tmp_path / "both.json").exists()
 
 
 def test_bad_inputs_give_one_line_and_a_distinct_code(tmp_path: Path) -> None:

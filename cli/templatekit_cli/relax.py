@@ -95,6 +95,9 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
     if len(templates) > 1 and output_format == "jinja" and not (in_place or show_diff or check):
         fail(f"{source} has {len(templates)} templates ({', '.join(loaded.names)}); pick one with "
              "--template-name, or use --format tokenizer-config / --in-place", EXIT_USAGE)
+    if len(templates) > 1 and output_format == "chat-template-json" and not (in_place or show_diff or check):
+        fail(f"chat-template-json holds one template and {source} has {len(templates)}; pick one with "
+             "--template-name", EXIT_USAGE)
     if in_place and not all(template.path and Path(template.path).exists() and template.repo_id is None
                             for template in templates):
         fail("--in-place works on local files and folders only; use -o for Hub sources", EXIT_USAGE)
@@ -175,8 +178,6 @@ def _serialise(loaded: Any, results: list, output_format: str, *, revision: str 
     if output_format == "jinja":
         return next(iter(relaxed.values()))
     if output_format == "chat-template-json":
-        if len(relaxed) > 1:
-            fail("chat-template-json holds one template; pick one with --template-name", EXIT_USAGE)
         return json.dumps({"chat_template": next(iter(relaxed.values()))}, ensure_ascii=False, indent=2) + "\n"
     tokenizer_templates = {template.name: result.text for template, result in results if template.kind == "tokenizer"}
     if len(tokenizer_templates) < len(relaxed):
