@@ -172,7 +172,7 @@ def _jinja2(template: str, case: dict[str, Any]) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("name", RELAXED)
-def test_relaxed_template_renders_the_same_inminijinja_render(name: str) -> None:
+def test_relaxed_template_renders_the_same_in_minijinja(name: str) -> None:
     pytest.importorskip("minijinja")
     text = _text(name)
     if "syntax error" in minijinja_render(text, {"messages": []})[1]:
