@@ -92,12 +92,9 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
         fail("--in-place and -o/--output exclude each other", EXIT_USAGE)
     loaded = load(source, revision=revision, token=token)
     templates = list(loaded.templates) if all_templates else [loaded.get(template_name)]
-    if len(templates) > 1 and output_format == "jinja" and not (in_place or show_diff or check):
-        fail(f"{source} has {len(templates)} templates ({', '.join(loaded.names)}); pick one with "
-             "--template-name, or use --format tokenizer-config / --in-place", EXIT_USAGE)
-    if len(templates) > 1 and output_format == "chat-template-json" and not (in_place or show_diff or check):
-        fail(f"chat-template-json holds one template and {source} has {len(templates)}; pick one with "
-             "--template-name", EXIT_USAGE)
+    if len(templates) > 1 and output_format != "tokenizer-config" and not (in_place or show_diff or check):
+        fail(f"{source} has {len(templates)} templates ({', '.join(loaded.names)}) and --format {output_format} "
+             "holds one; pick one with --template-name, or use --format tokenizer-config / --in-place", EXIT_USAGE)
     if in_place and not all(template.path and Path(template.path).exists() and template.repo_id is None
                             for template in templates):
         fail("--in-place works on local files and folders only; use -o for Hub sources", EXIT_USAGE)
