@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from templatekit.analysis import ROLE_STRUCTURE, Analysis, analyze
+from templatekit.syntax import parse
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -52,3 +56,20 @@ def run_templatekit(*args: str, env: dict[str, str] | None = None, stdin: bytes 
     return subprocess.run([sys.executable, "-c", "from templatekit_cli.main import main; main()", *args],
                           input=stdin, capture_output=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
+
+
+@functools.lru_cache(maxsize=None)
+def analysis_of(path: Path) -> Analysis:
+    """The analysis of one template file, computed once per test session."""
+    return analyze(parse(read_template(path)))
+
+
+def role_structure_corpus() -> list[Path]:
+    """The corpus templates with a role-structure check (alternation, system placement, role support)."""
+    return [path for path in corpus_files()
+            if any(site.check_class in ROLE_STRUCTURE for site in analysis_of(path).sites)]
+
+
+ROLE_STRUCTURE_TEMPLATES = 39
+"""How many corpus templates have a role-structure check: pinned, so that a classification
+regression fails the tests instead of quietly shrinking the corpus cases."""

@@ -1,4 +1,4 @@
-"""``templatekit relax``: rewrite strict alternation checks, verify, then write atomically."""
+"""``templatekit relax``: rewrite role-structure checks, verify, then write atomically."""
 
 from __future__ import annotations
 
@@ -25,27 +25,29 @@ from .verify import echo_counterexample
 
 FORMATS = ("jinja", "tokenizer-config", "chat-template-json")
 
-HELP = """Rewrite strict role-alternation checks so that any history renders.
+HELP = """Rewrite role-structure checks so that any history renders.
 
 \b
-Templates such as Gemma 3, Mistral and Llama 2 call raise_exception("Conversation roles
-must alternate ...") on two user turns in a row, a leading assistant turn or a second
-system message; servers then answer HTTP 400 to every later request. relax removes those
-checks by editing the template text (everything else stays byte-identical), and:
+Templates such as Gemma 2/3, Mistral, Llama 2 and Qwen 3.5 call raise_exception(...) on two
+user turns in a row, a leading assistant turn, a system message mid-conversation or a
+developer message; servers then answer HTTP 400 to every later request. relax edits the
+template text (everything else stays byte-identical) so that, per conversation:
 
 \b
-  --strategy merge  (default) joins runs of same-role messages before the template sees
-                    them (texts joined with a blank line, list-of-parts concatenated), only
-                    for runs the original rejects. Every history the original accepted
-                    renders exactly as before.
-  --strategy skip   only removes the checks: every message renders as its own turn and
-                    contents stay untouched. Prompts stay prefix-stable (a server's prefix
-                    cache still hits after a retry), which merge cannot promise.
+  - a history the original renders renders exactly as before;
+  - a history it refuses for its roles is normalised and rendered: developer read as
+    system (unless the template handles developer itself), system messages the template
+    cannot place become user messages, and
+      --strategy merge  (default) joins runs of same-role messages (texts joined with a
+                        blank line, list-of-parts concatenated);
+      --strategy skip   joins only system runs: every user and assistant message keeps its
+                        own turn, so prompts stay prefix-stable for a server's prefix cache.
+  - other checks (content types, tool calls) keep raising.
 
 \b
 Before writing, the result is verified against the original on generated conversations
-(fidelity: identical output wherever the original renders; tolerance: no alternation
-error). If verification fails nothing is written and the counterexample is printed.
+(fidelity, tolerance, normalisation, nothing dropped). If verification fails nothing is
+written and the counterexample is printed.
 
 \b
 Examples:
@@ -136,23 +138,22 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
 
 def _report(template: Any, result: Any) -> None:
     if result.status == "unchanged":
-        click.echo(f"{template.origin} [{template.name}]: nothing to relax (no alternation check)", err=True)
+        click.echo(f"{template.origin} [{template.name}]: nothing to relax (no role-structure check)", err=True)
     elif result.status == "already-relaxed":
         click.echo(f"{template.origin} [{template.name}]: already relaxed, left as is", err=True)
     else:
-        where = ", ".join(f"line {site.line}:{site.column} ({site.edit})" for site in result.sites)
+        where = ", ".join(f"line {site.line}:{site.column} ({site.check_class})" for site in result.sites)
         policy = f"; {result.policy.describe()}" if result.policy else ""
-        click.echo(f"{template.origin} [{template.name}]: relaxed {len(result.sites)} alternation "
+        click.echo(f"{template.origin} [{template.name}]: relaxed {len(result.sites)} role-structure "
                    f"check(s) at {where} with strategy {result.strategy}{policy}", err=True)
 
 
 def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, seed: int) -> None:
     from templatekit.verification import verify
 
-    outcome = verify(template, relaxed, examples=examples, seed=seed,
-                     normalize="merge" if strategy == "merge" else None)
+    outcome = verify(template, relaxed, examples=examples, seed=seed, normalize=strategy)  # type: ignore[arg-type]
     if outcome.ok:
-        checks = "fidelity, tolerance" + (", merge normalisation" if strategy == "merge" else "")
+        checks = f"fidelity, tolerance, {strategy} normalisation, nothing dropped"
         click.echo(f"verified {outcome.checked} conversations ({outcome.accepted_by_original} accepted by the "
                    f"original; {outcome.compared} compared): {checks} hold", err=True)
         return

@@ -27,9 +27,12 @@ Generates conversations (system/developer/user/assistant/tool turns, list-of-par
 content with images, tool calls, reasoning fields, unicode, empty and long texts, runs of
 same-role messages) and renders both templates exactly as servers do. Checks:
   fidelity   wherever ORIGINAL renders, RELAXED renders byte-identical output;
-  tolerance  RELAXED raises no alternation error on any user/assistant/system sequence;
-  normalize  (--normalize merge) RELAXED(C) == ORIGINAL(merge(C)) whenever ORIGINAL
-             accepts merge(C) - what `templatekit relax --strategy merge` promises.
+  tolerance  RELAXED raises no role-structure error (alternation, system placement,
+             unsupported role) on any user/assistant/system/developer sequence;
+  normalize  (--normalize merge|skip) wherever ORIGINAL refuses C for its roles and
+             renders N(C), RELAXED(C) == ORIGINAL(N(C)) - what `templatekit relax
+             --strategy merge|skip` promises (N: docs/relax.md);
+  drops      (with --normalize) every message text ORIGINAL(N(C)) shows is in RELAXED(C).
 
 \b
 On a failure it prints the seed and a minimal counterexample as JSON that
@@ -226,7 +229,7 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
     result = run_verify(original_template, relaxed_template, examples=examples, seed=seed, normalize=normalize,
                         tokenizer=tokenizer, jobs=jobs, profile=profile)
     counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
-                       if name != "normalize" or normalize)
+                       if name not in ("normalize", "drops") or normalize)
     compared = ("text and token ids" if result.compared == "tokens"
                 else "text (no --tokenizer given, so token ids were not compared)")
     if result.ok:

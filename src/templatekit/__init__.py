@@ -22,7 +22,7 @@ _EXPORTS = {
     "analyze": "templatekit.analysis",
     "lint": "templatekit.rules",
     "relax": "templatekit.rewrite",
-    "normalize": "templatekit.rewrite",
+    "normalize": "templatekit.normalization",
     "verify": "templatekit.verification",
 }
 

@@ -19,11 +19,13 @@ from jinja2 import meta
 from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, split_operands
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings", "boolean_flags"]
+           "constant_strings", "boolean_flags", "ROLE_STRUCTURE"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
     "alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other")
+ROLE_STRUCTURE: frozenset[CheckClass] = frozenset({"alternation", "system-role", "role-unsupported"})
+"""The classes of checks about which roles may appear where (relax normalises instead of raising)."""
 
 
 @dataclass(frozen=True)
@@ -601,16 +603,21 @@ def _plan(node: nodes.Node, span: Span | None, context: tuple[tuple[nodes.Node, 
         parts = tuple(part for (_, piece), plan in zip(disjuncts, plans)
                       for part in ((piece,) if plan.whole else plan.parts))
         return _Plan(False, parts, tuple(other for plan in plans for other in plan.others))
-    if isinstance(node, nodes.And) and _is_alternation([test for test, _ in context] + [node], aliases):
+    if isinstance(node, nodes.And) and _is_role_structure((*context, (node, False)), aliases):
         operands = _operands(node, span, source)
         plain = tuple((operand, False) for operand, _ in operands if not isinstance(operand, (nodes.And, nodes.Or)))
         plans = [_plan(operand, piece, (*context, *plain), message, aliases, source)
                  for operand, piece in operands if isinstance(operand, (nodes.And, nodes.Or))]
         parts = tuple(part for plan in plans if not plan.whole for part in plan.parts)
         return _Plan(False, parts, tuple(other for plan in plans for other in plan.others)) if parts else _Plan(True)
-    if _is_alternation([test for test, _ in context] + [node], aliases):
+    if _is_role_structure((*context, (node, False)), aliases):
         return _Plan(True)
     return _Plan(False, (), (_classify((*context, (node, False)), message, aliases),))
+
+
+def _is_role_structure(conditions: tuple[tuple[nodes.Node, bool], ...], aliases: _Aliases) -> bool:
+    """Whether a path condition, read structurally (no message tie-break), checks role structure."""
+    return _classify(conditions, "", aliases) in ROLE_STRUCTURE
 
 
 def _operands(node: nodes.And | nodes.Or, span: Span | None, source: str) -> list[tuple[nodes.Node, Span | None]]:
@@ -728,7 +735,7 @@ class _SiteWalker:
         line, column = parsed.position(span.start) if span else (call.lineno, 0)
         message, literal = _message_of(call, parsed)
         check_class = _classify(tuple((test, negated) for test, negated, _ in path.conditions), message, self.aliases)
-        shared_with, operands = self._shared_checks(path, message) if check_class == "alternation" else ((), ())
+        shared_with, operands = self._shared_checks(path, message) if check_class in ROLE_STRUCTURE else ((), ())
         guard = self._guard(path, call)
         if guard is not None and operands:
             guard = replace(guard, alternation_operands=operands)
@@ -821,3 +828,97 @@ def _message_of(call: nodes.Call, parsed: ParsedTemplate) -> tuple[str, bool]:
     if call.args:
         return expression_text(call.args[0]), False
     return "", True
+
+
+# --- what the template reads of a message ------------------------------------------------------
+
+_WHOLE_MAPPING_METHODS = frozenset({"items", "keys", "values"})
+_ATTRIBUTE_FILTERS = frozenset({"selectattr", "rejectattr", "map", "groupby", "sort", "sum", "unique", "min", "max"})
+_LIST_SAFE_FILTERS = frozenset({"length", "count", "first", "last", "list", "reverse", "batch", "slice"})
+
+
+def message_fields(parsed: ParsedTemplate) -> frozenset[str] | None:
+    """The keys the template reads off messages, or ``None`` when it may read a message whole
+    (prints it, passes it to ``tojson``, iterates its items, compares it...).
+
+    A message rebuilt from exactly these keys (those it has) renders the same as the message.
+    """
+    aliases = _message_aliases(parsed.ast)
+    parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
+    fields: set[str] = set()
+    for node in iter_nodes(parsed.ast):
+        if _is_single_message(node, aliases) or _is_neighbour(node):
+            read = _message_read(node, parents.get(id(node)), parents)
+        elif _ref_name(node) in aliases.messages and getattr(node, "ctx", "load") == "load":
+            read = _list_read(node, parents)
+        else:
+            continue
+        if read is None:
+            return None
+        fields |= read
+    return frozenset(fields)
+
+
+def _is_neighbour(node: nodes.Node) -> bool:
+    return (isinstance(node, nodes.Getattr) and node.attr in ("previtem", "nextitem")
+            and isinstance(node.node, nodes.Name) and node.node.name == "loop")
+
+
+def _message_read(node: nodes.Node, parent: nodes.Node | None, parents: dict[int, nodes.Node]) -> set[str] | None:
+    """The keys read where a message expression stands (``None``: the whole message)."""
+    if isinstance(parent, nodes.Getattr) and parent.node is node:
+        if parent.attr == "get":
+            call = parents.get(id(parent))
+            if isinstance(call, nodes.Call) and call.args and isinstance(call.args[0], nodes.Const):
+                return {str(call.args[0].value)}
+            return None
+        return None if parent.attr in _WHOLE_MAPPING_METHODS else {parent.attr}
+    if isinstance(parent, nodes.Getitem) and parent.node is node:
+        return {parent.arg.value} if isinstance(parent.arg, nodes.Const) and isinstance(parent.arg.value, str) else None
+    if isinstance(parent, nodes.Test) and parent.node is node and parent.name in ("defined", "undefined", "none"):
+        return set()
+    if isinstance(parent, (nodes.Assign, nodes.For, nodes.Keyword)) or (
+            isinstance(parent, nodes.Call) and node is not parent.node):
+        return set()  # bound to a name or a macro parameter: its reads are followed through the alias
+    if isinstance(parent, nodes.Operand) and parent.op in ("in", "notin"):
+        compare = parents.get(id(parent))  # 'key' in message: whether it has the key
+        if isinstance(compare, nodes.Compare) and isinstance(compare.expr, nodes.Const):
+            return {str(compare.expr.value)}
+        return None
+    if isinstance(parent, (nodes.Not, nodes.And, nodes.Or, nodes.If, nodes.CondExpr, nodes.Compare, nodes.Operand)):
+        return set()  # a truth test (a rebuilt message is never empty), or compared with its own list's items
+    return None
+
+
+def _list_read(node: nodes.Node, parents: dict[int, nodes.Node]) -> set[str] | None:
+    """Where a message list is used: iterated, indexed, bound, measured, filtered by attribute
+    (fine, with the keys named) or used whole (``None``)."""
+    keys: set[str] = set()
+    parent = parents.get(id(node))
+    while True:
+        if isinstance(parent, nodes.Getitem) and parent.node is node and isinstance(parent.arg, nodes.Slice):
+            node, parent = parent, parents.get(id(parent))
+            continue
+        if isinstance(parent, nodes.Filter) and parent.node is node and parent.name in _ATTRIBUTE_FILTERS:
+            names = [*parent.args[:1], *(keyword.value for keyword in parent.kwargs if keyword.key == "attribute")]
+            named = {name.value.split(".")[0] for name in names
+                     if isinstance(name, nodes.Const) and isinstance(name.value, str)}
+            if not named:
+                return None
+            keys |= named
+            if parent.name == "map":
+                return keys  # a list of values now, not of messages
+            node, parent = parent, parents.get(id(parent))
+            continue
+        if isinstance(parent, nodes.Filter) and parent.node is node and parent.name in ("list", "reverse"):
+            node, parent = parent, parents.get(id(parent))
+            continue
+        break
+    if isinstance(parent, nodes.Filter) and parent.node is node:
+        return keys if parent.name in _LIST_SAFE_FILTERS else None
+    if isinstance(parent, nodes.Getitem) and parent.node is node:
+        return keys  # one message: its reads are found where it stands
+    if isinstance(parent, (nodes.For, nodes.Assign, nodes.Keyword, nodes.Test, nodes.Not, nodes.And, nodes.Or,
+                           nodes.If, nodes.CondExpr, nodes.Operand, nodes.Compare)) or isinstance(parent, nodes.Call):
+        return keys
+    return None

@@ -1,71 +1,62 @@
-"""Rewrite strict role-alternation checks into ``merge`` or ``skip`` behaviour, and ``normalize()``.
+"""Rewrite a template's role-structure checks so that it normalises instead of raising.
 
-The rewrite edits the original text at exact offsets; everything else stays byte-identical.
-Given T (original) and R (relaxed):
+The relaxed template R renders the original T's own text (edited at exact offsets, everything else
+byte-identical) inside a two-pass frame, and decides per conversation C:
 
-* every ``alternation`` raise site of T is neutralised: a standalone
-  ``{% if <check> %}{{ raise_exception(...) }}{% endif %}`` becomes a Jinja comment with the
-  same whitespace-control signs, a check sharing its ``if`` with other branches has its test
-  replaced by ``false``, and a raise in an ``else`` branch has the call replaced by ``''``.
-  On any input T accepts, none of those branches ran, so the output is unchanged.
-* ``merge`` also inserts, at the top, a block that rebinds ``messages`` to the merged list
-  (same logic as :func:`normalize`): runs of consecutive messages with the same role are
-  joined, for the roles T itself never accepts twice in a row (probed by rendering T), so a
-  conversation T accepts is never changed.  ``skip`` inserts nothing: every message renders
-  as its own turn and prompts stay prefix-stable.
+1. T's body renders C with every role-structure ``raise_exception`` (classes ``alternation``,
+   ``system-role``, ``role-unsupported``) turned into a flag.  If no flag is raised, that output
+   is R's output: wherever T renders C, R(C) == T(C).
+2. Otherwise the body renders N(C) (:mod:`templatekit.normalization`, computed in Jinja the same
+   way), and that output is R's output; where T still refuses N(C) for its structure, the checks
+   stay silent for histories of user, assistant, system and developer messages, and any other
+   history gets T's own error.
 
-:func:`relax` never raises for a template it cannot rewrite; it returns a result with
-``status="failed"`` and the reason.  It raises :class:`~templatekit.errors.TemplateSyntaxError`
-only when the input is not valid Jinja.
+Other checks keep raising (on the first pass only while no role check has fired: the second
+pass re-checks them on N(C)).  The frame uses no ``dict()``, ``loop.cycle``, ``%`` formatting or
+``{% raw %}`` (engines without them render R as they render T), never quotes the word
+``developer`` (vLLM reads that as "the template handles developer messages") and declares every
+name it reads (servers pass request kwargs for a template's undeclared variables).  T's loops
+stay outside any macro, where vLLM looks for a loop over message contents.
+
+:func:`relax` never raises for a template it cannot rewrite; it returns ``status="failed"`` and
+the reason.  It raises :class:`~templatekit.errors.TemplateSyntaxError` only for invalid Jinja.
 """
 
 from __future__ import annotations
 
-import copy
+import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
+
+import jinja2.nodes as nodes
 
 from . import __version__
-from .analysis import RaiseSite, analyze
-from .environment import render
+from .analysis import ROLE_STRUCTURE, RaiseSite, analyze, message_fields
+from .normalization import (DEVELOPER, NORMALIZED_ROLES, SEPARATOR, STRATEGIES, RolePolicy, Strategy,
+                            merged_roles, normalize, role_policy)
 from .sources import ChatTemplate
-from .syntax import ParsedTemplate, Span, parse
+from .syntax import ParsedTemplate, Span, iter_nodes, parse
 
-__all__ = ["Strategy", "STRATEGIES", "MergePolicy", "RewrittenSite", "RelaxResult", "relax", "normalize",
-           "merge_policy", "is_relaxed", "placeholder_tokens"]
+__all__ = ["Strategy", "STRATEGIES", "RewrittenSite", "RelaxResult", "relax", "normalize", "is_relaxed"]
 
-Strategy = Literal["merge", "skip"]
-STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
 Status = Literal["relaxed", "unchanged", "already-relaxed", "failed"]
-EditKind = Literal["check-removed", "check-disabled", "raise-removed", "operands-disabled"]
+EditKind = Literal["deferred", "operands-deferred"]
 
-SEPARATOR = "\n\n"  # mistral_common's separator between merged texts
-MERGEABLE_ROLES = ("user", "assistant", "system")
 _HEADER = re.compile(r"\A\{#[-+]? templatekit \S+ relax\b")
-
-
-@dataclass(frozen=True)
-class MergePolicy:
-    """Which same-role runs ``merge`` joins, and whether ``developer`` is read as ``system``."""
-
-    roles: tuple[str, ...] = MERGEABLE_ROLES
-    developer_as_system: bool = False
-
-    def describe(self) -> str:
-        roles = ", ".join(self.roles) if self.roles else "none"
-        return f"merged roles: {roles}" + ("; developer treated as system" if self.developer_as_system else "")
+_RAISE = "raise_exception"
+_MAX_REBUILT_KEYS = 4  # a rebuilt message literal has one branch per subset of the keys it keeps
 
 
 @dataclass(frozen=True)
 class RewrittenSite:
-    """One alternation check that the rewrite neutralised, and how."""
+    """One role-structure check the rewrite turned into a normalisation trigger, and how."""
 
     index: int
     line: int
     column: int
+    check_class: str
     message: str
     edit: EditKind
 
@@ -78,7 +69,7 @@ class RelaxResult:
     text: str
     strategy: Strategy
     sites: tuple[RewrittenSite, ...] = ()
-    policy: MergePolicy | None = None
+    policy: RolePolicy | None = None
     reason: str = ""
 
     @property
@@ -98,7 +89,7 @@ def is_relaxed(text: str) -> bool:
 
 
 def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin: str | None = None) -> RelaxResult:
-    """Neutralise every alternation check of ``template`` and (``merge``) merge same-role runs.
+    """Turn every role-structure check of ``template`` into per-conversation normalisation.
 
     ``origin`` names the source in the header (default: the ChatTemplate's origin and commit).
     """
@@ -109,63 +100,115 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     if is_relaxed(text):
         return RelaxResult("already-relaxed", text, strategy, reason="already relaxed by templatekit")
     parsed = parse(text, name=chat_template.origin)
-    sites = analyze(parsed).of_class("alternation")
-    if not sites:
-        return RelaxResult("unchanged", text, strategy, reason="no alternation check to relax")
+    analysis = analyze(parsed)
+    if not any(site.check_class in ROLE_STRUCTURE for site in analysis.sites):
+        return RelaxResult("unchanged", text, strategy, reason="no role-structure check to relax")
+    unsupported = next((node for node in iter_nodes(parsed.ast) if isinstance(node, (nodes.Extends, nodes.Block))),
+                       None)
+    if unsupported is not None:
+        return RelaxResult("failed", text, strategy,
+                           reason=f"line {unsupported.lineno}: template inheritance ({{% extends %}}/{{% block %}}) "
+                                  "cannot be wrapped")
+    names = _Names(_free_prefix(parsed))
     edits: list[_Edit] = []
     rewritten: list[RewrittenSite] = []
-    for site in sites:
+    exits = _loop_exits(parsed)
+    for site in analysis.sites:
         try:
-            kind, site_edits = _plan_site(parsed, site)
+            site_edits, kind = _plan_site(parsed, site, names)
         except _CannotRewrite as error:
             return RelaxResult("failed", text, strategy, reason=f"line {site.line}: {error}")
         edits += site_edits
-        rewritten.append(RewrittenSite(site.index, site.line, site.column, site.message, kind))
-    policy = merge_policy(chat_template) if strategy == "merge" else None
-    newline = "\r\n" if "\r\n" in text else "\n"
-    prefix = _header(chat_template, origin, strategy, rewritten, policy, newline)
-    if policy is not None and (policy.roles or policy.developer_as_system):  # else merging is a no-op
-        prefix += _merge_block(policy, newline)
-    edits.append(_Edit(Span(0, 0), prefix))
+        if kind is not None and site.span is not None and site.span.start in exits:
+            edits.append(_Edit(Span(exits[site.span.start], exits[site.span.start]),
+                               f"{{% if {names.state}.first %}}{{% break %}}{{% endif %}}"))
+        if kind is not None:
+            rewritten.append(RewrittenSite(site.index, site.line, site.column, site.check_class, site.message, kind))
+    policy = role_policy(chat_template)
     try:
-        relaxed = _apply(text, edits)
+        body = _apply(text, edits)
     except ValueError as error:
         return RelaxResult("failed", text, strategy, reason=str(error))
+    newline = "\r\n" if "\r\n" in text else "\n"
+    relaxed = (_header(chat_template, origin, strategy, rewritten, policy, newline)
+               + _frame(body, names, strategy, policy, message_fields(parsed), newline))
     return RelaxResult("relaxed", relaxed, strategy, tuple(rewritten), policy)
 
 
 class _CannotRewrite(Exception):
-    """A site no edit can neutralise soundly; the message says why."""
+    """A site no edit can defer soundly; the message says why."""
 
 
-def _plan_site(parsed: ParsedTemplate, site: RaiseSite) -> tuple[EditKind, list[_Edit]]:
-    """The smallest output-preserving edits that stop ``site`` from raising alternation errors.
+@dataclass(frozen=True)
+class _Names:
+    """The names the frame declares, all under one prefix the template does not use."""
 
-    Where the site's condition also holds checks of other classes (``or``-ed in), only the
-    alternation operands are replaced by ``false``, so the other checks keep raising.  A test
-    with effects (``loop.changed``...) keeps running: only the raise call goes.
-    """
+    prefix: str
+
+    def __getattr__(self, name: str) -> str:
+        return f"{self.prefix}_{name.rstrip('_')}"  # ``raise_``, ``pass_``: Python keywords
+
+
+def _free_prefix(parsed: ParsedTemplate) -> str:
+    used = {node.name for node in iter_nodes(parsed.ast) if isinstance(node, (nodes.Name, nodes.Macro))}
+    used |= {node.name for node in iter_nodes(parsed.ast) if isinstance(node, nodes.NSRef)}
+    for candidate in itertools.chain(["tk"], (f"tk{number}" for number in itertools.count(2))):
+        if not any(name == candidate or name.startswith(candidate + "_") for name in used):
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def _plan_site(parsed: ParsedTemplate, site: RaiseSite, names: _Names) -> tuple[list[_Edit], EditKind | None]:
+    """The edits for one raise site: a role-structure check calls the reject macro instead of
+    raising; any other check calls the raise macro (it raises, except on a first pass that a
+    role check has already flagged); a condition that ``or``s both keeps the raise for the other
+    checks and flags the role-structure operands."""
+    callee = _callee_span(parsed, site)
+    if site.check_class not in ROLE_STRUCTURE:
+        return [_Edit(callee, names.raise_)], None
+    if not site.shared_with:
+        return [_Edit(callee, names.reject)], "deferred"
     guard = site.guard
-    if site.shared_with:
-        if guard is None or not guard.alternation_operands:
-            raise _CannotRewrite(f"the alternation check shares its condition with a {', '.join(site.shared_with)} "
-                                 "check that must stay, and its alternation part could not be located in the source")
-        if guard.test_has_effects:
-            raise _CannotRewrite(f"the alternation check shares its condition with a {', '.join(site.shared_with)} "
-                                 "check that must stay, and the condition calls something whose effects must be kept")
-        return "operands-disabled", [_Edit(span, "false") for span in guard.alternation_operands]
-    if guard is not None and guard.branch == "body" and guard.only_raise and not guard.test_has_effects:
-        if guard.statement_span is not None:
-            opening = parsed.tag_at(guard.statement_span.start)
-            closing = next(tag for tag in parsed.tags if tag.span.end == guard.statement_span.end)
-            note = _comment_safe(f"templatekit: alternation check removed: {site.message}")
-            comment = f"{{#{opening.strip_left if opening else ''} {note} {closing.strip_right}#}}"
-            return "check-removed", [_Edit(guard.statement_span, comment)]
-        if guard.test_span is not None:
-            return "check-disabled", [_Edit(guard.test_span, "false")]
-    if site.span is not None:
-        return "raise-removed", [_Edit(site.span, "''")]
-    raise _CannotRewrite("cannot locate the alternation check in the source")
+    if guard is None or not guard.alternation_operands:
+        raise _CannotRewrite(f"the {site.check_class} check shares its condition with a "
+                             f"{', '.join(site.shared_with)} check that must stay, and its role part could not be "
+                             "located in the source")
+    arguments = site.call_text[site.call_text.index("(") + 1:site.call_text.rindex(")")]
+    flags = [_Edit(span, f"{names.flag}(({span.text(parsed.source)}), {arguments})")
+             for span in guard.alternation_operands]
+    return [_Edit(callee, names.raise_), *flags], "operands-deferred"
+
+
+def _loop_exits(parsed: ParsedTemplate) -> dict[int, int]:
+    """For each raise call printed by a ``{{ }}`` tag that stands, through ``if`` branches only, in
+    the body of a ``for`` loop: call offset -> the offset just after that tag.
+
+    After a role check has fired on the first pass, nothing that pass prints is used, and the
+    rest of the loop may meet what the check was guarding against (a list where a string was
+    expected...): the pass leaves the loop there (``{% break %}``, loop controls are on in
+    transformers and the other engines).
+    """
+    parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
+    exits: dict[int, int] = {}
+    for call_id, span in parsed.raise_calls.items():
+        tag = next((tag for tag in parsed.tags if tag.kind == "variable" and tag.span.start < span.start < tag.span.end),
+                   None)
+        output = next((node for node in iter_nodes(parsed.ast) if isinstance(node, nodes.Output)
+                       and any(id(item) == call_id for item in node.nodes)), None)
+        if tag is None or output is None:
+            continue
+        child, statement = output, parents.get(id(output))
+        while isinstance(statement, nodes.If):
+            child, statement = statement, parents.get(id(statement))
+        if isinstance(statement, nodes.For) and any(node is child for node in statement.body):
+            exits[span.start] = tag.span.end
+    return exits
+
+
+def _callee_span(parsed: ParsedTemplate, site: RaiseSite) -> Span:
+    if site.span is None or not parsed.source.startswith(_RAISE, site.span.start):
+        raise _CannotRewrite("cannot locate the raise_exception call in the source")
+    return Span(site.span.start, site.span.start + len(_RAISE))
 
 
 def _apply(text: str, edits: list[_Edit]) -> str:
@@ -183,7 +226,7 @@ def _comment_safe(text: str) -> str:
 
 
 def _header(template: ChatTemplate, origin: str | None, strategy: Strategy, sites: Sequence[RewrittenSite],
-            policy: MergePolicy | None, newline: str) -> str:
+            policy: RolePolicy, newline: str) -> str:
     if origin is None:
         origin = template.origin
         if template.repo_id:
@@ -191,212 +234,161 @@ def _header(template: ChatTemplate, origin: str | None, strategy: Strategy, site
     lines = [
         f"{{# templatekit {__version__} relax (strategy: {strategy})",
         f"   source: {origin} sha256:{template.sha256}",
+        f"   normalisation: {policy.describe()}; runs joined: {', '.join(merged_roles(strategy))}",
+        *(f"   rewritten: line {site.line}:{site.column} {site.check_class} {site.edit}: {_comment_safe(site.message)}"
+          for site in sites),
     ]
-    if policy is not None:
-        lines.append(f"   {policy.describe()}")
-    lines += [f"   rewritten: line {site.line}:{site.column} {site.edit}: {site.message}" for site in sites]
-    return _comment_safe_lines(lines, newline) + newline + "#}" + newline
+    return newline.join(line.replace("#}", "# }") for line in lines) + newline + "#}" + newline
 
 
-def _comment_safe_lines(lines: list[str], newline: str) -> str:
-    return newline.join(line.replace("#}", "# }") for line in lines)
+# --- the frame ---------------------------------------------------------------------------------
 
+def _frame(body: str, names: _Names, strategy: Strategy, policy: RolePolicy, fields: frozenset[str] | None,
+           newline: str) -> str:
+    """T's edited body inside the two-pass frame (see the module docstring).
 
-def _merge_block(policy: MergePolicy, newline: str) -> str:
-    """Jinja that rebinds ``messages`` to :func:`normalize`'s result (portable to minijinja).
-
-    Lists built with ``+`` or slices pass through ``| list``: minijinja's ``is sequence`` is
-    false for them, so a third message of a run would not join a merged list content.
+    The body is captured by ``{% set %}...{% endset %}``: the newline after the opening tag is
+    eaten by ``trim_blocks`` (so the body's first line starts a line, as in T), one trailing newline
+    is dropped as Jinja drops it at the end of a template, and a closing tag after a last line of
+    blanks keeps them (``{%+``, which disables ``lstrip_blocks``).
     """
-    roles = "[" + ", ".join(f"'{role}'" for role in policy.roles) + "]"
-    role = ("('system' if tk_message.role == 'developer' else tk_message.role)"
-            if policy.developer_as_system else "tk_message.role")
-    appended = ("(dict(tk_message, role='system') if tk_message.role == 'developer' else tk_message)"
-                if policy.developer_as_system else "tk_message")
+    s, n = names.state, names.n
+    if body.endswith("\r\n"):
+        body = body[:-2]
+    elif body.endswith("\n"):
+        body = body[:-1]
+    last_line = re.split(r"\r\n|\n", body)[-1]
+    close = "{%+ endset %}" if last_line and not last_line.strip(" \t") else "{% endset %}"
     lines = [
-        "{#- templatekit: merge runs of same-role messages (templatekit.normalize, strategy merge) #}",
-        "{%- set tk = namespace(merged=[]) %}",
-        "{%- for tk_message in messages %}",
-        f"{{%- set tk_role = {role} %}}",
-        "{%- set tk_last = tk.merged[-1] if tk.merged else none %}",
-        "{%- set tk_same_run = tk_last is not none and tk_last.role == tk_role and tk_role in " + roles
-        + " and not tk_last.tool_calls and not tk_message.tool_calls %}",
-        f"{{%- if tk_same_run and {_joinable_content('tk_last.content')}"
-        f" and {_joinable_content('tk_message.content')} %}}",
-        "{%- set tk_a = tk_last.content if tk_last.content is defined else none %}",
-        "{%- set tk_b = tk_message.content if tk_message.content is defined else none %}",
-        "{%- if tk_a is none %}{% set tk_content = tk_b %}",
-        "{%- elif tk_b is none %}{% set tk_content = tk_a %}",
-        "{%- elif tk_a is string and tk_b is string %}{% set tk_content = tk_a ~ '\\n\\n' ~ tk_b %}",
-        "{%- else %}",
-        "{%- set tk_a = [{'type': 'text', 'text': tk_a}] if tk_a is string else tk_a %}",
-        "{%- set tk_b = [{'type': 'text', 'text': tk_b}] if tk_b is string else tk_b %}",
-        "{%- if tk_a and tk_b and tk_a[-1].type == 'text' and tk_b[0].type == 'text' %}",
-        "{%- set tk_content = (tk_a[:-1] + [dict(tk_a[-1], text=tk_a[-1].text ~ '\\n\\n' ~ tk_b[0].text)]"
-        " + tk_b[1:]) | list %}",
-        "{%- else %}{% set tk_content = (tk_a + tk_b) | list %}",
+        f"{{%- set {s} = namespace(rejected=false, message='', first=true, retry=false, plain=true) %}}",
+        f"{{%- set {n} = namespace(items=[], messages=[], seen=false, changed=false, new=none) %}}",
+        f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
+        f"{{% set {s}.message = message %}}{{% endif %}}{{% endmacro %}}",
+        f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}{{% endif %}}"
+        "{% endmacro %}",
+        f"{{%- macro {names.raise_}(message) %}}{{% if not ({s}.rejected and {s}.first) %}}"
+        f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}",
+        f"{{%- for {names.pass_} in [1, 2] %}}",
+        f"{{%- if {names.pass_} == 1 or {s}.retry %}}",
+        f"{{%- set {s}.first = {names.pass_} == 1 %}}",
+        f"{{%- set {s}.rejected = false %}}",
+        f"{{%- set messages = {n}.messages if {names.pass_} == 2 else messages %}}",
+        f"{{%- set {names.out} %}}",
+        body + close,
+        f"{{%- if {s}.rejected and {s}.first %}}",
+        *_normalisation(names, strategy, policy, fields),
+        f"{{%- set {s}.retry = {n}.changed %}}",
         "{%- endif %}",
+        f"{{%- if not {s}.rejected %}}{{{{ {names.out} }}}}",
+        f"{{%- elif {s}.retry and {s}.first %}}",
+        f"{{%- elif {s}.plain %}}{{{{ {names.out} }}}}",
+        f"{{%- else %}}{{{{ {_RAISE}({s}.message) }}}}",
         "{%- endif %}",
-        "{%- set tk.merged = tk.merged[:-1] + [dict(tk_last, content=tk_content)] %}",
-        "{%- else %}",
-        f"{{%- set tk.merged = tk.merged + [{appended}] %}}",
         "{%- endif %}",
         "{%- endfor %}",
-        "{%- set messages = tk.merged | list %}",
     ]
     return newline.join(lines) + newline
 
 
-def _joinable_content(value: str) -> str:
-    """Jinja test mirroring :func:`_joinable_value`: a string, nothing, or a list of parts."""
-    return (f"({value} is string or {value} is none or {value} is undefined"
-            f" or ({value} is sequence and {value} is not mapping))")
+def _quoted(text: str) -> str:
+    """A Jinja string literal for ``text``; ``developer`` is spelt in two halves."""
+    if text == DEVELOPER:
+        return "('devel' ~ 'oper')"
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
-# --- normalize -----------------------------------------------------------------------------
+def _role_list(roles: Sequence[str]) -> str:
+    return "[" + ", ".join(_quoted(role) for role in roles) + "]"
 
-def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge", *,
-              template: str | ChatTemplate | None = None) -> list[dict[str, Any]]:
-    """The conversation a relaxed template renders: ``merge`` joins same-role runs.
 
-    With ``template``, only the runs that template rejects are merged (its
-    :func:`merge_policy`); without, runs of user, assistant and system messages are merged.
-    ``skip`` returns the messages unchanged.  Tool messages, and assistant messages that
-    carry ``tool_calls``, are never merged.  The input is not modified.
+def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields: frozenset[str] | None) -> list[str]:
+    """Jinja computing ``N(messages)`` into ``<n>.messages`` (``<n>.changed``: whether it differs) and
+    whether every message has a role N handles (``<state>.plain``); mirrors
+    :func:`templatekit.normalization.apply_policy` step by step.
+
+    Each item of ``<n>.items`` is ``[role, content, first message, changed, has content]``.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-    result = [dict(message) for message in messages]
-    if strategy == "skip":
-        return result
-    policy = merge_policy(template) if template is not None else MergePolicy()
-    merged: list[dict[str, Any]] = []
-    for message in result:
-        if policy.developer_as_system and message.get("role") == "developer":
-            message = {**message, "role": "system"}
-        last = merged[-1] if merged else None
-        if last is not None and _joinable(last, message, policy):
-            merged[-1] = {**last, "content": _join(last.get("content"), message.get("content"))}
-        else:
-            merged.append(message)
-    return merged
+    s, n, m, item = names.state, names.n, names.m, names.item
+    separator = _quoted(SEPARATOR)
+    role = f"{names.role}"
+    lines = [
+        f"{{%- set {n}.items = [] %}}{{% set {n}.seen = false %}}{{% set {n}.changed = false %}}",
+        f"{{%- for {m} in messages %}}",
+        f"{{%- if {m}.role not in {_role_list(sorted(NORMALIZED_ROLES))} %}}{{% set {s}.plain = false %}}{{% endif %}}",
+        f"{{%- set {role} = {m}.role %}}",
+    ]
+    if policy.developer_as_system:
+        lines.append(f"{{%- if {role} == {_quoted(DEVELOPER)} %}}{{% set {role} = 'system' %}}{{% endif %}}")
+    if policy.system_placement == "nowhere":
+        lines.append(f"{{%- if {role} == 'system' %}}{{% set {role} = 'user' %}}{{% endif %}}")
+    elif policy.system_placement == "leading":
+        lines.append(f"{{%- if {role} == 'system' and {n}.seen %}}{{% set {role} = 'user' %}}{{% endif %}}")
+    lines += [
+        f"{{%- if {role} != 'system' %}}{{% set {n}.seen = true %}}{{% endif %}}",
+        f"{{%- set {names.has} = {m}.content is defined %}}",
+        f"{{%- set {names.b} = {m}.content if {names.has} else none %}}",
+        f"{{%- set {names.last} = {n}.items[-1] if {n}.items else none %}}",
+        f"{{%- if {names.last} is not none and {names.last}[0] == {role} and {role} in "
+        f"{_role_list(merged_roles(strategy))} and not {names.last}[2].tool_calls and not {m}.tool_calls"
+        f" and {_joinable(f'{names.last}[1]')} and {_joinable(names.b)} %}}",
+        f"{{%- set {names.a} = {names.last}[1] %}}",
+        f"{{%- if {names.a} is none %}}{{% set {names.c} = {names.b} %}}",
+        f"{{%- elif {names.b} is none %}}{{% set {names.c} = {names.a} %}}",
+        f"{{%- elif {names.a} is string and {names.b} is string %}}"
+        f"{{% set {names.c} = {names.a} ~ {separator} ~ {names.b} %}}",
+        "{%- else %}",
+        f"{{%- set {names.a} = [{{'type': 'text', 'text': {names.a}}}] if {names.a} is string else {names.a} %}}",
+        f"{{%- set {names.b} = [{{'type': 'text', 'text': {names.b}}}] if {names.b} is string else {names.b} %}}",
+        f"{{%- if {names.a} and {names.b} and {names.a}[-1].type == 'text' and {names.b}[0].type == 'text' %}}",
+        f"{{%- set {names.c} = ({names.a}[:-1] + [{{'type': 'text', 'text': {names.a}[-1].text ~ {separator} ~ "
+        f"{names.b}[0].text}}] + {names.b}[1:]) | list %}}",
+        f"{{%- else %}}{{% set {names.c} = ({names.a} + {names.b}) | list %}}",
+        "{%- endif %}",
+        "{%- endif %}",
+        f"{{%- set {n}.items = {n}.items[:-1] + [[{role}, {names.c}, {names.last}[2], true, true]] %}}",
+        f"{{%- set {n}.changed = true %}}",
+        "{%- else %}",
+        f"{{%- set {n}.items = {n}.items + [[{role}, {names.b}, {m}, {role} != {m}.role, {names.has}]] %}}",
+        f"{{%- if {role} != {m}.role %}}{{% set {n}.changed = true %}}{{% endif %}}",
+        "{%- endif %}",
+        "{%- endfor %}",
+        f"{{%- set {n}.messages = [] %}}",
+        f"{{%- for {item} in {n}.items %}}",
+        f"{{%- if {item}[3] %}}",
+        *_rebuilt_message(names, fields),
+        f"{{%- set {n}.messages = {n}.messages + [{n}.new] %}}",
+        f"{{%- else %}}{{% set {n}.messages = {n}.messages + [{item}[2]] %}}",
+        "{%- endif %}",
+        "{%- endfor %}",
+    ]
+    return lines
 
 
-def _joinable(last: Mapping[str, Any], message: Mapping[str, Any], policy: MergePolicy) -> bool:
-    return (last.get("role") == message.get("role") and message.get("role") in policy.roles
-            and not last.get("tool_calls") and not message.get("tool_calls")
-            and _joinable_value(last.get("content")) and _joinable_value(message.get("content")))
+def _joinable(value: str) -> str:
+    """Jinja test mirroring the Python ``_joinable_value``: a string, nothing, or a list of parts."""
+    return f"({value} is string or {value} is none or ({value} is sequence and {value} is not mapping))"
 
 
-def _joinable_value(content: Any) -> bool:
-    return content is None or isinstance(content, (str, list, tuple))
+def _rebuilt_message(names: _Names, fields: frozenset[str] | None) -> list[str]:
+    """Jinja setting ``<n>.new`` to the item's message with its new role and content.
 
-
-def _join(first: Any, second: Any) -> Any:
-    if first is None:
-        return copy.deepcopy(second)
-    if second is None:
-        return copy.deepcopy(first)
-    if isinstance(first, str) and isinstance(second, str):
-        return first + SEPARATOR + second
-    head = [{"type": "text", "text": first}] if isinstance(first, str) else list(first)
-    tail = [{"type": "text", "text": second}] if isinstance(second, str) else list(second)
-    if head and tail and _is_text_part(head[-1]) and _is_text_part(tail[0]):
-        # str() and "" for a missing text mirror Jinja's ``~`` on any value and on undefined
-        joined = {**head[-1], "text": str(head[-1].get("text", "")) + SEPARATOR + str(tail[0].get("text", ""))}
-        return head[:-1] + [joined] + tail[1:]
-    return head + tail
-
-
-def _is_text_part(part: Any) -> bool:
-    return isinstance(part, Mapping) and part.get("type") == "text"
-
-
-# --- merge policy --------------------------------------------------------------------------
-
-_BASES: tuple[tuple[str, ...], ...] = (
-    ("user",), ("user", "assistant"), ("user", "assistant", "user"), ("user", "assistant", "user", "assistant"),
-    ("system", "user"), ("system", "user", "assistant"), ("system", "user", "assistant", "user"),
-    ("assistant", "user"), ("assistant", "user", "assistant"),
-)
-
-
-def merge_policy(template: str | ChatTemplate) -> MergePolicy:
-    """Which same-role runs ``template`` never accepts, found by rendering probes.
-
-    A role is merged only when every probe conversation with two adjacent messages of that
-    role is rejected, with every flag the template tests set either way, with and without
-    tools, and with string and list-of-parts contents (so merging cannot change any output
-    the template produces);
-    ``developer`` is read as ``system`` only when the template never mentions ``developer``
-    and rejects every probe with a developer message.
+    A dict literal keeps the keys the template reads (``fields``) that the first message has,
+    one branch per subset of them; a template that reads messages whole gets ``dict(...)`` (which
+    ``@huggingface/jinja`` lacks: lint reports that construct).
     """
-    chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
-    return _merge_policy(chat_template.text, tuple(sorted(chat_template.special_tokens.items())))
-
-
-@lru_cache(maxsize=128)
-def _merge_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> MergePolicy:
-    from .probes import PROBE_TOOL
-
-    analysis = analyze(parse(text))
-    tokens = {**placeholder_tokens(analysis.undeclared), **dict(special_tokens)}
-    # each flag the template tests (enable_thinking, ...), and tools if it reads them, may change what it accepts
-    contexts = [tokens, *([{**tokens, "tools": [PROBE_TOOL]}] if "tools" in analysis.undeclared else []),
-                *({**tokens, flag: value} for flag in sorted(analysis.flags) for value in (True, False))]
-    merged = set(MERGEABLE_ROLES)
-    developer_as_system = "developer" not in text
-    for variables in contexts:
-        for parts in (False, True):  # a check may only look at string contents
-            accepted = [base for base in _BASES if _accepts(text, _conversation(base, parts), variables)]
-            merged -= {role for role in merged if any(
-                _accepts(text, probe, variables) for probe in _adjacent_probes(accepted, role, parts))}
-            developer_as_system = developer_as_system and not any(
-                _accepts(text, probe, variables) for probe in _developer_probes(accepted, parts))
-    return MergePolicy(tuple(role for role in MERGEABLE_ROLES if role in merged), developer_as_system)
-
-
-def placeholder_tokens(undeclared: frozenset[str]) -> dict[str, str]:
-    """``<bos_token>``-style stand-ins for every ``*_token`` variable a template reads.
-
-    Servers always pass the tokenizer's special tokens; probing without them would make
-    templates that concatenate ``bos_token + ...`` fail on every input.
-    """
-    return {name: f"<{name}>" for name in sorted(undeclared) if name.endswith("_token")}
-
-
-def _conversation(roles: Sequence[str], parts: bool = False) -> list[dict[str, Any]]:
-    """One message per role; contents are strings, or with ``parts`` one text part each."""
-    return [{"role": role, "content": [{"type": "text", "text": f"{role} message {index}"}] if parts
-             else f"{role} message {index}"} for index, role in enumerate(roles)]
-
-
-def _adjacent_probes(bases: Sequence[tuple[str, ...]], role: str, parts: bool) -> list[list[dict[str, Any]]]:
-    probes = []
-    for base in bases:
-        for index, base_role in enumerate(base):
-            if base_role == role:
-                probes.append(_conversation((*base[:index + 1], role, *base[index + 1:]), parts))
-    probes.append(_conversation((role, role), parts))
-    probes.append(_conversation((role, role, "user" if role != "user" else "assistant"), parts))
-    return probes
-
-
-def _developer_probes(bases: Sequence[tuple[str, ...]], parts: bool) -> list[list[dict[str, Any]]]:
-    probes = [_conversation(("developer", "user"), parts), _conversation(("developer",), parts)]
-    for base in bases:
-        for index in range(len(base) + 1):
-            probes.append(_conversation((*base[:index], "developer", *base[index:]), parts))
-        for index in range(len(base)):
-            probes.append(_conversation((*base[:index], "developer", *base[index + 1:]), parts))
-    return probes
-
-
-def _accepts(text: str, messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> bool:
-    for add_generation_prompt in (False, True):
-        try:
-            render(text, messages, add_generation_prompt=add_generation_prompt, **variables)
-        except Exception:  # noqa: BLE001 - any failure means "rejected"; rendering is sandboxed
-            continue
-        return True
-    return False
+    n, item = names.n, names.item
+    role, content, first, has_content = f"{item}[0]", f"{item}[1]", f"{item}[2]", f"{item}[4]"
+    if fields is None or len(fields - {"role", "content"}) > _MAX_REBUILT_KEYS:
+        return [f"{{%- if {has_content} %}}{{% set {n}.new = dict({first}, role={role}, content={content}) %}}",
+                f"{{%- else %}}{{% set {n}.new = dict({first}, role={role}) %}}{{% endif %}}"]
+    kept = sorted(fields - {"role", "content"})
+    tests = [(has_content, "content", content), *((f"{first}.{key} is defined", key, f"{first}.{key}") for key in kept)]
+    lines: list[str] = []
+    for number, present in enumerate(itertools.product((True, False), repeat=len(tests))):
+        entries = [f"'role': {role}", *(f"{_quoted(key)}: {value}" for (_, key, value), keep in zip(tests, present)
+                                          if keep)]
+        condition = " and ".join(test if keep else f"not ({test})" for (test, _, _), keep in zip(tests, present))
+        keyword = "if" if number == 0 else "elif"
+        lines.append(f"{{%- {keyword} {condition} %}}{{% set {n}.new = {{{', '.join(entries)}}} %}}")
+    lines.append("{%- endif %}")
+    return lines

@@ -269,7 +269,8 @@ class Shape:
     ``string``), ``max_calls`` the calls per assistant message, ``reasoning`` the reasoning
     fields an assistant message may carry, ``flags`` the boolean template variables to vary
     and their allowed values, ``tools`` whether tool definitions are ``never``, ``sometimes``
-    or ``always`` passed.
+    or ``always`` passed, ``required`` the variables the template cannot render without and
+    the stand-in value every case passes for each (a server passes them as request kwargs).
     """
 
     edges: Mapping[State, tuple[Unit, ...]]
@@ -282,6 +283,7 @@ class Shape:
     reasoning: tuple[str, ...] = _REASONING_FIELDS
     flags: tuple[tuple[str, tuple[bool, ...]], ...] = ()
     tools: Literal["never", "sometimes", "always"] = "sometimes"
+    required: tuple[tuple[str, str], ...] = ()
 
     def restricted(self, *, roles: Sequence[str], tools: bool, content: ContentMode) -> Shape:
         """This shape without the turns, roles and content forms the options exclude."""
@@ -386,7 +388,8 @@ class _Prober:
 
     def __init__(self, inputs: TemplateInputs, undeclared: frozenset[str]) -> None:
         self.inputs = inputs
-        self.base: dict[str, Any] = {"tools": None, "add_generation_prompt": False, "kwargs": {}}
+        self.required = _required_kwargs(inputs)
+        self.base: dict[str, Any] = {"tools": None, "add_generation_prompt": False, "kwargs": dict(self.required)}
         self.tools: Literal["never", "sometimes", "always"] = "sometimes" if "tools" in undeclared else "never"
         if self.tools == "sometimes" and not self.accepts(_probe_unit("user")):
             self.base["tools"] = _tool_definitions(RandomDraw(_FirstOptions()))
@@ -395,7 +398,18 @@ class _Prober:
                 self.base["tools"] = None
 
     def accepts(self, messages: list[dict[str, Any]], **kwargs: Any) -> bool:
-        return self.inputs.accepts({**self.base, "messages": messages, "kwargs": kwargs})
+        return self.inputs.accepts({**self.base, "messages": messages, "kwargs": {**self.base["kwargs"], **kwargs}})
+
+
+def _required_kwargs(inputs: TemplateInputs) -> tuple[tuple[str, str], ...]:
+    """The variables the template needs (the probes harness finds them), with stand-in values."""
+    from .analysis import analyze
+    from .probes import harness_for
+    from .syntax import parse
+
+    parsed = parse(inputs.text)
+    harness = harness_for(parsed, analyze(parsed), dict(inputs.special_tokens), inputs.profile)
+    return tuple(sorted(harness.required_kwargs.items()))
 
 
 class _FirstOptions:
@@ -448,7 +462,7 @@ def _learn_shape(inputs: TemplateInputs) -> Shape:
                 queue.append(following)
     shape = Shape(edges={state: tuple(units) for state, units in edges.items()}, accepting=frozenset(accepting),
                   forms=forms, role_forms=_role_forms(forms), tools=prober.tools,
-                  flags=_flag_values(prober, inputs.text, undeclared))
+                  flags=_flag_values(prober, inputs.text, undeclared), required=prober.required)
     if "tool-exchange" in witnesses:
         shape = replace(shape, **_tool_call_forms(prober, *witnesses["tool-exchange"]))
     if "assistant" in witnesses:
@@ -568,7 +582,7 @@ def generate_case(draw: _Draw, plan: Plan) -> dict[str, Any]:
     tools = (_tool_definitions(draw) if shape.tools == "always" or (shape.tools == "sometimes" and draw.chance(30))
              else None)
     add_generation_prompt = draw.chance(50)
-    kwargs = {flag: draw.pick(values) for flag, values in shape.flags if draw.chance(50)}
+    kwargs = {**dict(shape.required), **{flag: draw.pick(values) for flag, values in shape.flags if draw.chance(50)}}
     return {"messages": messages, "tools": tools, "add_generation_prompt": add_generation_prompt, "kwargs": kwargs}
 
 
@@ -646,13 +660,13 @@ def _soup(draw: _Draw, plan: Plan) -> list[dict[str, Any]]:
 
 def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
                counter: list[int]) -> list[dict[str, Any]]:
-    """A well-formed history bent the way real clients bend it: a retried or split turn
-    (two messages of one role in a row), an assistant turn first, a late system message,
-    a lost message."""
+    """A well-formed history bent the way real clients and agent frameworks bend it: a retried
+    or split turn (two messages of one role in a row), an assistant turn first, a late system
+    message, a lost message, a developer message anywhere."""
     messages = list(messages)
     roles = plan.soup_roles
     for _ in range(1 + draw.chance(30)):
-        kind = draw.weighted((6, 3, 1, 2, 1))
+        kind = draw.weighted((6, 3, 1, 2, 1, *((2,) if "developer" in roles else ())))
         plain = [index for index, message in enumerate(messages)
                  if message["role"] in roles and not message.get("tool_calls")]
         if kind in (0, 1) and plain:
@@ -664,6 +678,8 @@ def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
             messages.insert(0, _message(draw, "assistant", plan.shape))
         elif kind == 3 and "system" in roles:
             messages.insert(1 + draw.below(len(messages)) if messages else 0, _message(draw, "system", plan.shape))
+        elif kind == 5:
+            messages.insert(draw.below(len(messages) + 1), _message(draw, "developer", plan.shape))
         elif len(messages) > 1:
             del messages[draw.below(len(messages))]
     return messages
@@ -672,12 +688,13 @@ def _irregular(draw: _Draw, messages: list[dict[str, Any]], plan: Plan,
 # The mix templatekit.verify draws from: walks of the original's shape, irregular histories,
 # random user/assistant/system sequences.
 VERIFY_MODES = (45, 40, 15)
+VERIFY_ROLES = ("user", "assistant", "system", "developer")
 VERIFY_MAX_TURNS = 10
 
 
 def verify_plan(inputs: TemplateInputs) -> Plan:
     """The plan ``templatekit.verify`` generates with for the original template ``inputs``."""
-    return Plan(learn_shape(inputs), VERIFY_MODES, VERIFY_MAX_TURNS)
+    return Plan(learn_shape(inputs), VERIFY_MODES, VERIFY_MAX_TURNS, VERIFY_ROLES)
 
 
 def seeded_case(plan: Plan, seed: int, index: int) -> dict[str, Any]:

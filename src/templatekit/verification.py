@@ -5,11 +5,16 @@ Properties, for ORIGINAL ``T`` and RELAXED ``R``, rendered exactly as servers re
 ``fidelity``
     wherever ``T`` renders a conversation, ``R`` renders byte-identical output.
 ``tolerance``
-    on any conversation of user, assistant and system messages, ``R`` raises no alternation
-    error (a ``raise_exception`` whose message is the message of one of ``T``'s checks that
-    the analysis classifies ``alternation``; checks of other classes may still raise).
+    on any conversation of user, assistant, system and developer messages, ``R`` raises no
+    role-structure error (a ``raise_exception`` whose message is the message of one of ``T``'s
+    checks of class ``alternation``, ``system-role`` or ``role-unsupported``; checks of other
+    classes may still raise).
 ``normalize`` (``normalize="merge"`` or ``"skip"``)
-    ``R(C) == T(normalize(C))`` whenever ``T`` accepts ``normalize(C)``.
+    wherever ``T`` rejects ``C`` by a role-structure check and renders ``N(C)``
+    (:mod:`templatekit.normalization`), ``R(C) == T(N(C))``.
+``drops`` (with ``normalize``)
+    wherever ``T`` rejects ``C`` and ``R`` renders it, every message text of ``C`` that
+    ``T(N(C))`` contains is in ``R(C)``: nothing the normalised conversation keeps is lost.
 
 Conversations come from the generators behind :mod:`templatekit.strategies`, driven by a
 seeded :class:`random.Random` per example (example ``i`` of seed ``s`` is the same on every
@@ -24,13 +29,16 @@ still fails a property.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from .analysis import ROLE_STRUCTURE
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
-from .strategies import Plan, TemplateInputs, seeded_case, template_inputs, template_variables, verify_plan
+from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy, role_policy, role_rejection
+from .strategies import (FIXED_NOW, Plan, TemplateInputs, seeded_case, template_inputs, template_variables,
+                         verify_plan)
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate
@@ -38,10 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "CHUNK_SIZE"]
 
-Property = Literal["fidelity", "tolerance", "normalize"]
+Property = Literal["fidelity", "tolerance", "normalize", "drops"]
+PROPERTIES: tuple[Property, ...] = ("fidelity", "tolerance", "normalize", "drops")
 NormalizeMode = Literal["merge", "skip"]
 CHUNK_SIZE = 25
-_PLAIN_ROLES = frozenset(("user", "assistant", "system"))
 _SHRINK_BUDGET = 4000
 _ROLE_RANK = {"user": 1, "assistant": 2, "system": 3, "developer": 4, "tool": 5}  # simplest first
 
@@ -69,7 +77,9 @@ class Counterexample:
     def summary(self) -> str:
         """One line saying what failed."""
         if self.property == "tolerance":
-            return f"tolerance: RELAXED raised an alternation error: {self.error}"
+            return f"tolerance: RELAXED raised a role-structure error: {self.error}"
+        if self.property == "drops":
+            return "drops: RELAXED leaves out a message text that ORIGINAL on the normalized conversation renders"
         target = "ORIGINAL" if self.property == "fidelity" else "ORIGINAL on the normalized conversation"
         if self.actual is None:
             return f"{self.property}: {target} renders but RELAXED raised {self.error}"
@@ -129,7 +139,8 @@ class _Job:
     plan: Plan
     seed: int
     normalize: NormalizeMode | None
-    alternation_messages: frozenset[str]
+    role_messages: frozenset[str]
+    policy: RolePolicy
 
 
 @dataclass(frozen=True)
@@ -168,22 +179,40 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
         checked.append("fidelity")
         if actual != expected:
             return _Verdict(True, tuple(checked), "fidelity", expected, actual, error)
-    if all(message.get("role") in _PLAIN_ROLES for message in case["messages"]):
+    if all(message.get("role") in NORMALIZED_ROLES for message in case["messages"]):
         checked.append("tolerance")
-        if isinstance(relaxed_error, TemplateRaise) and str(relaxed_error.template_message) in \
-                job.alternation_messages:
+        if isinstance(relaxed_error, TemplateRaise) and str(relaxed_error.template_message) in job.role_messages:
             return _Verdict(accepted, tuple(checked), "tolerance", None, None, error)
-    if job.normalize is not None:
-        from .rewrite import normalize
-
-        normalized = normalize(case["messages"], job.normalize, template=_chat_template(job.original))
-        if not (accepted and normalized == case["messages"]):
-            expected, original_error = _render(job.original, case, normalized)
-            if original_error is None:
-                checked.append("normalize")
-                if actual != expected:
-                    return _Verdict(accepted, tuple(checked), "normalize", expected, actual, error, normalized)
+    if job.normalize is not None and isinstance(original_error, TemplateRaise) and _rejected_by_role(job, case):
+        normalized = apply_policy(case["messages"], job.normalize, job.policy)
+        expected, original_error = _render(job.original, case, normalized)
+        if original_error is None:
+            checked.append("normalize")
+            if actual != expected:
+                return _Verdict(accepted, tuple(checked), "normalize", expected, actual, error, normalized)
+            checked.append("drops")
+            assert expected is not None and actual is not None
+            if any(text in expected and text not in actual for text in _texts(case["messages"])):
+                return _Verdict(accepted, tuple(checked), "drops", expected, actual, error, normalized)
     return _Verdict(accepted, tuple(checked))
+
+
+def _rejected_by_role(job: _Job, case: Mapping[str, Any]) -> bool:
+    return role_rejection(job.original.text, case["messages"], tools=case.get("tools"),
+                          add_generation_prompt=bool(case.get("add_generation_prompt")),
+                          variables=case.get("kwargs", {}), special_tokens=dict(job.original.special_tokens),
+                          profile=job.original.profile, now=FIXED_NOW) is not None
+
+
+def _texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    """The message texts of a conversation: string contents and text parts."""
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            yield content
+        elif isinstance(content, list):
+            yield from (part["text"] for part in content
+                        if isinstance(part, Mapping) and isinstance(part.get("text"), str) and part["text"])
 
 
 @lru_cache(maxsize=16)
@@ -212,7 +241,7 @@ class _ChunkResult:
 
 def _run_chunk(job: _Job, start: int, stop: int) -> _ChunkResult:
     accepted = 0
-    checks = {"fidelity": 0, "tolerance": 0, "normalize": 0}
+    checks = dict.fromkeys(PROPERTIES, 0)
     for index in range(start, stop):
         verdict = _evaluate(job, _case(job, index))
         accepted += verdict.accepted
@@ -411,12 +440,12 @@ def _smaller_texts(text: str, index: int) -> Iterator[str]:
 
 # --- verify -----------------------------------------------------------------------------------
 
-def _alternation_messages(text: str) -> frozenset[str]:
+def _role_messages(text: str) -> frozenset[str]:
     from .analysis import analyze
     from .syntax import parse
 
-    return frozenset(site.message for site in analyze(parse(text)).of_class("alternation")
-                     if site.message_is_literal)
+    return frozenset(site.message for site in analyze(parse(text)).sites
+                     if site.check_class in ROLE_STRUCTURE and site.message_is_literal)
 
 
 def _check_options(examples: int, seed: int, normalize: Any, jobs: int) -> None:
@@ -448,10 +477,11 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
         from .tokens import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer)
+    policy = role_policy(_chat_template(original_inputs)) if normalize is not None else RolePolicy()
     job = _Job(original_inputs, relaxed_inputs, verify_plan(original_inputs), seed, normalize,
-               _alternation_messages(original_inputs.text))
+               _role_messages(original_inputs.text), policy)
     checked = accepted = 0
-    checks = {"fidelity": 0, "tolerance": 0, "normalize": 0}
+    checks = dict.fromkeys(PROPERTIES, 0)
     failure: int | None = None
     for result in _results(job, examples, jobs):
         checked, accepted = result.stop, accepted + result.accepted

@@ -1,0 +1,222 @@
+"""The normalisation N: what a relaxed template renders instead of a conversation its original rejects.
+
+For an original T and a conversation C that T rejects with a *role-structure* error (a check of
+class ``alternation``, ``system-role`` or ``role-unsupported``), N(C) is C with
+
+a. ``developer`` messages read as ``system``, unless T gives ``developer`` a meaning of its own
+   (its AST compares a role with ``"developer"``);
+b. the ``system`` messages T cannot place turned into ``user`` messages: all of them where T
+   places no system message at all, those after the first non-system message where T places
+   only leading ones (learned by rendering T, :func:`role_policy`);
+c. runs of consecutive same-role messages joined: with ``merge`` user, system and assistant
+   runs (assistants carrying ``tool_calls`` and tool messages never), with ``skip`` system runs
+   only, so every user and assistant message keeps its own turn.  Texts are joined with
+   ``"\\n\\n"``; where either content is a list of parts the parts are concatenated, and a text
+   part ending the first touching a text part starting the second become one text part.  The
+   first message of a run keeps its other keys.
+
+Where T accepts C, nothing changes: :func:`normalize` returns C.  A relaxed template renders
+exactly ``T(N(C))`` wherever T rejects C and accepts N(C), so a client that calls
+:func:`normalize` before sending gets the prompt the server-side fix gives.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from .analysis import ROLE_STRUCTURE
+from .environment import DEFAULT_PROFILE, Profile
+
+if TYPE_CHECKING:
+    from .analysis import Analysis, RaiseSite
+    from .probes import Harness
+    from .sources import ChatTemplate
+    from .syntax import ParsedTemplate
+
+__all__ = ["ROLE_STRUCTURE", "NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
+           "RolePolicy", "role_policy", "apply_policy", "merged_roles", "role_rejection", "normalize"]
+
+Strategy = Literal["merge", "skip"]
+STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
+SystemPlacement = Literal["anywhere", "leading", "nowhere"]
+
+NORMALIZED_ROLES = frozenset({"user", "assistant", "system", "developer"})
+"""The roles of the histories a relaxed template never refuses for their structure."""
+
+SEPARATOR = "\n\n"
+"""Between the texts of merged messages (mistral_common's separator)."""
+
+DEVELOPER = "developer"
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    """What N does for one template: steps a and b above."""
+
+    developer_as_system: bool = True
+    system_placement: SystemPlacement = "anywhere"
+
+    def describe(self) -> str:
+        developer = "developer read as system" if self.developer_as_system else "developer kept (the template handles it)"
+        systems = {"anywhere": "system messages kept where they stand",
+                   "leading": "system messages after the first other message become user messages",
+                   "nowhere": "system messages become user messages"}[self.system_placement]
+        return f"{developer}; {systems}"
+
+
+def merged_roles(strategy: Strategy) -> tuple[str, ...]:
+    """The roles whose runs ``strategy`` joins."""
+    return ("user", "assistant", "system") if strategy == "merge" else ("system",)
+
+
+def apply_policy(messages: Sequence[Mapping[str, Any]], strategy: Strategy, policy: RolePolicy
+                 ) -> list[dict[str, Any]]:
+    """N(C) for a template with ``policy`` (pure; the input is not modified)."""
+    joined_roles = merged_roles(strategy)
+    result: list[dict[str, Any]] = []
+    seen_other = False
+    for original in messages:
+        message = dict(original)
+        role = message.get("role")
+        if policy.developer_as_system and role == DEVELOPER:
+            role = "system"
+        if role == "system" and (policy.system_placement == "nowhere"
+                                 or (policy.system_placement == "leading" and seen_other)):
+            role = "user"
+        if role != "system":
+            seen_other = True
+        if role != message.get("role"):
+            message["role"] = role
+        last = result[-1] if result else None
+        if last is not None and _joinable(last, message, joined_roles):
+            result[-1] = {**last, "content": _join(last.get("content"), message.get("content"))}
+        else:
+            result.append(message)
+    return result
+
+
+def _joinable(last: Mapping[str, Any], message: Mapping[str, Any], roles: Sequence[str]) -> bool:
+    return (last.get("role") == message.get("role") and message.get("role") in roles
+            and not last.get("tool_calls") and not message.get("tool_calls")
+            and _joinable_value(last.get("content")) and _joinable_value(message.get("content")))
+
+
+def _joinable_value(content: Any) -> bool:
+    return content is None or isinstance(content, (str, list, tuple))
+
+
+def _join(first: Any, second: Any) -> Any:
+    if first is None:
+        return copy.deepcopy(second)
+    if second is None:
+        return copy.deepcopy(first)
+    if isinstance(first, str) and isinstance(second, str):
+        return first + SEPARATOR + second
+    head = [{"type": "text", "text": first}] if isinstance(first, str) else list(first)
+    tail = [{"type": "text", "text": second}] if isinstance(second, str) else list(second)
+    if head and tail and _is_text_part(head[-1]) and _is_text_part(tail[0]):
+        # str() and "" for a missing text mirror Jinja's ``~`` on any value and on undefined
+        joined = {"type": "text", "text": _text(head[-1]) + SEPARATOR + _text(tail[0])}
+        return head[:-1] + [joined] + tail[1:]
+    return head + tail
+
+
+def _text(part: Mapping[str, Any]) -> str:
+    return str(part["text"]) if "text" in part else ""
+
+
+def _is_text_part(part: Any) -> bool:
+    return isinstance(part, Mapping) and part.get("type") == "text"
+
+
+# --- what the template does ----------------------------------------------------------------
+
+_MARKER = "tk-placed-system"
+
+
+def role_policy(template: str | ChatTemplate) -> RolePolicy:
+    """Steps a and b of N for ``template``: developer from its AST, system placement by rendering.
+
+    A system message counts as placed where the template renders its text: at the start
+    (``[system, user]``) and after other turns (``[user, assistant, system, user]``).
+    """
+    from .sources import ChatTemplate
+
+    chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
+    return _role_policy(chat_template.text, tuple(sorted(chat_template.special_tokens.items())))
+
+
+@lru_cache(maxsize=128)
+def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> RolePolicy:
+    from .probes import compared_roles
+
+    harness = _harness(text, special_tokens, DEFAULT_PROFILE)
+
+    def placed(*roles: str) -> bool:
+        messages = [{"role": role, "content": _MARKER if role == "system" else f"{role} message {index}"}
+                    for index, role in enumerate(roles)]
+        outcome = harness.run(harness.witness(messages))
+        return outcome.output is not None and _MARKER in outcome.output
+
+    developer_as_system = DEVELOPER not in compared_roles(harness.parsed)
+    if not placed("system", "user"):
+        return RolePolicy(developer_as_system, "nowhere")
+    if not placed("user", "assistant", "system", "user"):
+        return RolePolicy(developer_as_system, "leading")
+    return RolePolicy(developer_as_system, "anywhere")
+
+
+@lru_cache(maxsize=16)
+def _harness(text: str, special_tokens: tuple[tuple[str, str], ...], profile: Profile) -> Harness:
+    from .analysis import analyze
+    from .probes import Harness
+    from .syntax import parse
+
+    parsed = parse(text)
+    return Harness(parsed, analyze(parsed), dict(special_tokens), profile)
+
+
+def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
+                   add_generation_prompt: bool = False, variables: Mapping[str, Any] | None = None,
+                   special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE,
+                   now: datetime | None = None) -> RaiseSite | None:
+    """The role-structure check of ``text`` that rejects this conversation, or ``None`` (it renders,
+    or fails some other way)."""
+    from .probes import Witness
+
+    harness = _harness(text, tuple(sorted((special_tokens or {}).items())), profile)
+    witness = Witness(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
+                      dict(variables or {}))
+    outcome = harness.run(witness, now=now)
+    if outcome.site is None:
+        return None
+    site = harness.analysis.sites[outcome.site]
+    return site if site.check_class in ROLE_STRUCTURE else None
+
+
+def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge", *,
+              template: str | ChatTemplate | None = None, tools: Sequence[Mapping[str, Any]] | None = None,
+              add_generation_prompt: bool = False, **variables: Any) -> list[dict[str, Any]]:
+    """N(C), the conversation a template relaxed with ``strategy`` renders for ``messages``.
+
+    With ``template``, ``messages`` come back unchanged (as a copy) unless the template rejects
+    them (with these ``tools``, ``add_generation_prompt`` and keyword ``variables``) by a
+    role-structure check; then its :func:`role_policy` applies.  Without, N applies with
+    developer read as system and system messages kept where they stand.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    if template is None:
+        return apply_policy(messages, strategy, RolePolicy())
+    from .sources import ChatTemplate
+
+    chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
+    if role_rejection(chat_template.text, messages, tools=tools, add_generation_prompt=add_generation_prompt,
+                      variables=variables, special_tokens=chat_template.special_tokens) is None:
+        return [dict(message) for message in messages]
+    return apply_policy(messages, strategy, role_policy(chat_template))
