@@ -18,7 +18,7 @@ EXIT_USAGE = 2             # bad command line (click's own code)
 EXIT_NOT_FOUND = 3         # repo, revision, file or path does not exist
 EXIT_ACCESS = 4            # gated or private repo, missing/invalid token
 EXIT_OFFLINE = 5           # offline (HF_HUB_OFFLINE=1 or no network) and not cached
-EXIT_MALFORMED = 6         # malformed JSON or unexpected file shape
+EXIT_MALFORMED = 6         # malformed JSON or GGUF file, unsupported GGUF version, unexpected file shape
 EXIT_NO_TEMPLATE = 7       # no chat template, or unknown --template-name
 EXIT_SYNTAX = 8            # the template is not valid Jinja
 EXIT_OUTPUT = 9            # the result could not be written
@@ -95,7 +95,10 @@ def handle_errors(command: F) -> F:
 
 
 def source_options(command: F) -> F:
-    """``--revision``, ``--token``: how to reach a Hub source (ignored for local files)."""
+    """``--revision``, ``--token``, ``--file``: how to reach a Hub source (the first two ignored for local files)."""
+    command = click.option("--file", "filename", default=None, metavar="NAME",
+                           help="Read only this file of a Hub repo or folder SOURCE, e.g. a .gguf "
+                                "(for two sources: the first).")(command)
     command = click.option("--token", envvar=None, default=None, metavar="TOKEN",
                            help="Hub token (default: HF_TOKEN or the `hf auth login` token).")(command)
     command = click.option("--revision", default=None, metavar="REV",
