@@ -24,7 +24,7 @@ import signal
 import struct
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -490,18 +490,22 @@ def _data_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
 def _temporary_beside(target: Path) -> Iterator[tuple[BinaryIO, str]]:
     """An unbuffered temporary file in ``target``'s folder, removed unless renamed (any exit, SIGTERM too)."""
     folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
-    try:
-        with _sigterm_raises_exit(), os.fdopen(fd, "wb", buffering=0) as output:
-            yield output, temporary
-    except OSError as error:
-        raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with _sigterm_raises_exit():
+        unblock = _block_interrupts()  # until the cleanup below is armed, an interrupt would leak the file
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        except OSError as error:
+            unblock()
+            raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
+        try:
+            unblock()
+            with os.fdopen(fd, "wb", buffering=0) as output:
+                yield output, temporary
+        except OSError as error:
+            raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
 
 
 @contextmanager
@@ -519,6 +523,18 @@ def _sigterm_raises_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _block_interrupts() -> Callable[[], None]:
+    """Hold SIGINT and SIGTERM back (where the OS allows it); the returned function lets them through."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return lambda: None
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    def unblock() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return unblock
 
 
 def _keep_backup(source: Path, backup: Path) -> None:
