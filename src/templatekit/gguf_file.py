@@ -285,6 +285,26 @@ class _Cursor:
     def string(self) -> bytes:
         return self.take(self.unsigned(8))
 
+    def strings(self, count: int, *, keep: bool) -> tuple[bytes, ...] | None:
+        """``count`` strings in a row (an array's items), kept or only walked over; the hot loop of a vocabulary."""
+        length_of = struct.Struct(self.byte_order + "Q").unpack_from
+        items: list[bytes] = []
+        for _ in range(count):
+            if self._position + 8 > len(self._buffer):
+                self._fill(8)
+            length = length_of(self._buffer, self._position)[0]
+            self._position += 8
+            end = self._position + length
+            if end <= len(self._buffer):
+                if keep:
+                    items.append(self._buffer[self._position:end])
+                self._position = end
+            elif keep:
+                items.append(self.take(length))
+            else:
+                self.skip(length)
+        return tuple(items) if keep else None
+
     def _check(self, count: int) -> None:
         if self.offset + count > self.size:
             raise MalformedFileError(f"{self.path} is truncated: it ends at byte {self.size}, inside its "
@@ -343,6 +363,8 @@ def _read_field(cursor: _Cursor) -> GGUFField:
     if item_type in _SCALARS and not keep:
         cursor.skip(_SCALARS[item_type][1] * count)
         return GGUFField(key, value_type, None, start, cursor.offset, item_type)
+    if item_type == _STRING:
+        return GGUFField(key, value_type, cursor.strings(count, keep=keep), start, cursor.offset, item_type)
     items = []
     for _ in range(count):
         item = _read_value(cursor, item_type, key, decode=False)
