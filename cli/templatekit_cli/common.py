@@ -30,7 +30,7 @@ Exit codes:
   0  success            1  findings / counterexample / check failed
   2  usage error        3  not found (repo, revision, file)
   4  access denied (gated repo, token)   5  offline and not cached
-  6  malformed input file                7  no chat template / unknown name
+  6  malformed JSON/GGUF input file      7  no chat template / unknown name
   8  template is not valid Jinja         9  output could not be written
   10 tokenizer could not be loaded       70 internal error (please report)
 """
