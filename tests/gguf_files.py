@@ -24,10 +24,11 @@ VOCABULARY = ("<unk>", "<s>", "</s>", "<bos>", "<eos>", "<pad>", "<start_of_turn
 
 
 def write_gguf(path: Path, templates: Mapping[str, str] | None, *, bos: str = "<s>", eos: str = "</s>",
-               add_bos: bool | None = None, alignment: int | None = None,
+               add_bos: bool | None = None, alignment: int | None = None, big_endian: bool = False,
                extra: Callable[[gguf.GGUFWriter], None] | None = None) -> Path:
     """A small llama-architecture GGUF file: vocabulary, special tokens, ``templates``, three tensors."""
-    writer = gguf.GGUFWriter(str(path), "llama")
+    writer = gguf.GGUFWriter(str(path), "llama",
+                             endianess=gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE)
     if alignment is not None:
         writer.add_custom_alignment(alignment)
     writer.add_name("tiny test model")

@@ -189,6 +189,17 @@ def test_relaxed_copy_changes_the_template_only(tmp_path: Path, alignment: int |
             == copy_bytes[copy_metadata.tensor_info_start:copy_metadata.tensor_info_end])
 
 
+def test_a_big_endian_file_is_read_and_copied_in_its_byte_order(tmp_path: Path) -> None:
+    model = write_gguf(tmp_path / "model.gguf", {"default": PARITY}, big_endian=True)
+    template = load(str(model)).get()
+    assert template.text == PARITY and template.special_tokens == {"bos_token": "<s>", "eos_token": "</s>"}
+    out = tmp_path / "copy.gguf"
+    gguf_file.write_copy(gguf_file.read_metadata(model), out, {"default": "relaxed"})
+    reader = gguf.GGUFReader(str(out))
+    assert reader.byte_order == "S" and reader.fields["tokenizer.chat_template"].contents() == "relaxed"
+    assert data_section(out) == data_section(model)
+
+
 def test_relaxed_copy_is_what_relax_writes_as_jinja(tmp_path: Path) -> None:
     model = write_gguf(tmp_path / "model.gguf", {"default": PARITY})
     copy, text = tmp_path / "copy.gguf", tmp_path / "relaxed.jinja"

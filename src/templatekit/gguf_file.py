@@ -5,8 +5,8 @@ tensor infos, padding to ``general.alignment`` and the tensor data, whose offset
 to the start of the data section. :func:`read_metadata` parses the first three with buffered
 reads and stops there: it touches the header and metadata only, whatever the file's size.
 (``gguf.GGUFReader`` memory-maps the file but builds a numpy view per array element, which
-takes seconds on a 256k-token vocabulary, so the key/value section is parsed here; the value
-types, key names, tensor type sizes and supported versions are llama.cpp's own, from ``gguf``.)
+takes seconds on a 256k-token vocabulary, so the key/value section is parsed here; the tensor
+type sizes, supported versions and type names in messages are llama.cpp's own, from ``gguf``.)
 
 :func:`write_copy` writes the same file with some template values replaced: the header, every
 other key/value entry and the tensor infos are copied from the original bytes, the data section
@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import MalformedFileError, NoChatTemplateError, OutputError, UnsupportedVersionError
+from .errors import (
+    MalformedFileError,
+    NoChatTemplateError,
+    OutputError,
+    SourceNotFoundError,
+    UnsupportedVersionError,
+)
 
 __all__ = ["GGUF_MAGIC", "GGUFField", "GGUFMetadata", "is_gguf", "read_metadata", "chat_templates",
            "special_tokens", "add_bos_token", "template_key", "write_copy"]
@@ -39,8 +45,8 @@ GGUF_MAGIC = b"GGUF"
 DEFAULT_TEMPLATE_KEY = "tokenizer.chat_template"
 _READ_CHUNK = 1 << 16           # metadata is read in chunks of this size
 _COPY_CHUNK = 8 << 20           # the tensor data is copied through one buffer of this size
-# Array values kept in memory when read; every other array is skipped over.
-_KEPT_ARRAYS = frozenset({"tokenizer.ggml.tokens", "tokenizer.chat_templates"})
+# Array values kept in memory when read (the vocabulary); every other array is walked over.
+_KEPT_ARRAYS = frozenset({"tokenizer.ggml.tokens"})
 # transformers' special-token names -> the GGUF key of the token id
 _SPECIAL_TOKEN_IDS = {
     "bos_token": "tokenizer.ggml.bos_token_id",
@@ -56,8 +62,8 @@ _SPECIAL_TOKEN_IDS = {
 class GGUFField:
     """One metadata entry: its key, value type (``gguf.GGUFValueType``), value and byte range.
 
-    ``value`` is the decoded scalar or string; for arrays a tuple when the key is one we keep
-    (the vocabulary, template names), else ``None``. ``start``/``end`` delimit the whole entry
+    ``value`` is the decoded scalar or string; for arrays a tuple of raw items when the key is
+    one we keep (the vocabulary), else ``None``. ``start``/``end`` delimit the whole entry
     (key, type, value) in the file.
     """
 
@@ -112,14 +118,10 @@ def read_metadata(path: str | Path) -> GGUFMetadata:
     Raises :class:`~templatekit.errors.MalformedFileError` (not a GGUF file, truncated, a bad
     value) or :class:`~templatekit.errors.UnsupportedVersionError`. Reads no tensor data.
     """
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
     path = str(path)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as error:
-        from .errors import SourceNotFoundError
-
         raise SourceNotFoundError(f"cannot read {path}: {error.strerror or error}", source=path) from None
     with handle:
         cursor = _Cursor(handle, os.fstat(handle.fileno()).st_size, path)
@@ -138,21 +140,7 @@ def read_metadata(path: str | Path) -> GGUFMetadata:
             fields[field.key] = field
         alignment = _alignment(path, fields)
         tensor_info_start = cursor.offset
-        data_size = 0
-        for _ in range(tensor_count):
-            name = cursor.string().decode("utf-8", "replace")
-            n_dims = cursor.unsigned(4)
-            if n_dims > 8:
-                raise MalformedFileError(f"{path}: tensor {name!r} has {n_dims} dimensions", path=path)
-            elements = 1
-            for _ in range(n_dims):
-                elements *= cursor.unsigned(8)
-            raw_type, offset = cursor.unsigned(4), cursor.unsigned(8)
-            try:
-                block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(raw_type)]
-            except (ValueError, KeyError):
-                raise MalformedFileError(f"{path}: tensor {name!r} has unknown type {raw_type}", path=path) from None
-            data_size = max(data_size, offset + elements * type_size // block_size)
+        data_size = _tensor_data_size(cursor, tensor_count)
         tensor_info_end = cursor.offset
     data_offset = _padded(tensor_info_end, alignment)
     if data_offset + data_size > cursor.size:
@@ -322,6 +310,7 @@ _UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _SCALARS = {0: ("B", 1), 1: ("b", 1), 2: ("H", 2), 3: ("h", 2), 4: ("I", 4), 5: ("i", 4), 6: ("f", 4),
             7: ("?", 1), 10: ("Q", 8), 11: ("q", 8), 12: ("d", 8)}
 _STRING, _ARRAY = 8, 9
+_MAX_DIMS = 4  # GGML_MAX_DIMS
 
 
 def _version(cursor: _Cursor, path: str) -> tuple[str, int]:
@@ -395,6 +384,29 @@ def _read_value(cursor: _Cursor, value_type: int, key: str, *, decode: bool = Tr
         return None
     raise MalformedFileError(f"{cursor.path}: metadata key {key} has unknown value type {value_type}",
                              path=cursor.path)
+
+
+def _tensor_data_size(cursor: _Cursor, count: int) -> int:
+    """Walk ``count`` tensor infos; the size of the data section they need (the end of the last tensor)."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    size = 0
+    for _ in range(count):
+        name = cursor.string().decode("utf-8", "replace")
+        n_dims = cursor.unsigned(4)
+        if n_dims > _MAX_DIMS:
+            raise MalformedFileError(f"{cursor.path}: tensor {name!r} has {n_dims} dimensions", path=cursor.path)
+        elements = 1
+        for _ in range(n_dims):
+            elements *= cursor.unsigned(8)
+        raw_type, offset = cursor.unsigned(4), cursor.unsigned(8)
+        try:
+            block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(raw_type)]
+        except (ValueError, KeyError):
+            raise MalformedFileError(f"{cursor.path}: tensor {name!r} has unknown type {raw_type}",
+                                     path=cursor.path) from None
+        size = max(size, offset + elements * type_size // block_size)
+    return size
 
 
 def _alignment(path: str, fields: Mapping[str, GGUFField]) -> int:

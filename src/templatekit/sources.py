@@ -291,9 +291,10 @@ def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, co
     templates = (*tokenizer, *processor)
     if not templates:
         where = f"repo {repo_id}@{commit}" if repo_id else str(folder)
+        gguf_hint = "; for a GGUF file of the repo, pass --file NAME.gguf" if repo_id else ""
         raise NoChatTemplateError(
             f"no chat template in {where}: looked for {CHAT_TEMPLATE_JINJA}, {TEMPLATE_DIR}/*.jinja, "
-            f"{TOKENIZER_CONFIG} (\"chat_template\"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}")
+            f"{TOKENIZER_CONFIG} (\"chat_template\"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}{gguf_hint}")
     return TemplateSource(reference, templates, tuple(notes))
 
 
