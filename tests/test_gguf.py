@@ -227,7 +227,7 @@ def test_relax_never_writes_over_the_input(tmp_path: Path) -> None:
     original = model.read_bytes()
     assert_one_line_error(run("relax", str(model), "-o", str(model)), 9, "refusing to overwrite the input")
     assert model.read_bytes() == original
-    assert_one_line_error(run("relax", str(model)), 2, "-o FILE")
+    assert_one_line_error(run("relax", str(model)), 2, "pass -o FILE")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.gguf"]
 
 
@@ -334,11 +334,13 @@ def gguf_hub(hub_files: dict[str, bytes]):
     repos = {
         HUB_MODEL: {"revisions": {"main": {"tiny-Q4_K_M.gguf": hub_files["main"], "README.md": "tiny"},
                                   "v0": {"tiny-Q4_K_M.gguf": hub_files["older"]}}},
+        "org/gated-GGUF": {"revisions": {"main": {"tiny.gguf": hub_files["main"]}}, "gated": True,
+                           "granted": {"hf_granted"}},
         HUB_SOURCE: {"revisions": {"main": {"tokenizer_config.json":
                                             '{"chat_template": ' + __import__("json").dumps(SYSTEM_REFUSAL)
                                             + ', "bos_token": "<s>", "eos_token": "</s>"}'}}},
     }
-    with FakeHub(repos) as hub:
+    with FakeHub(repos, tokens={"hf_granted", "hf_other"}) as hub:
         yield hub
 
 
@@ -358,6 +360,15 @@ def test_a_hub_gguf_is_read_by_name_with_revision_and_cache(gguf_hub, tmp_path: 
     uncached = run("show", HUB_MODEL, "--file", "tiny-Q4_K_M.gguf", "--revision", "v0",
                    env={**gguf_hub.environment(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"})
     assert_one_line_error(uncached, 5, "offline")
+
+
+def test_a_gated_hub_gguf_needs_a_granted_token(gguf_hub, tmp_path: Path) -> None:
+    env = gguf_hub.environment(tmp_path)
+    assert_one_line_error(run("show", "org/gated-GGUF", "--file", "tiny.gguf", env=env), 4, "gated repo")
+    refused = run("show", "org/gated-GGUF", "--file", "tiny.gguf", "--token", "hf_other", env=env)
+    assert_one_line_error(refused, 4, "your token has no access")
+    granted = run("show", "org/gated-GGUF", "--file", "tiny.gguf", "--token", "hf_granted", env=env)
+    assert granted.returncode == 0 and granted.stdout == PARITY, granted.stderr
 
 
 def test_a_hub_gguf_relaxes_to_a_local_copy_and_lints_against_its_source(gguf_hub, tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
     output_format = output_format or ("gguf" if from_gguf else "jinja")
     writes = not (in_place or show_diff or check)
     if output_format == "gguf" and writes and (not from_gguf or output in (None, "-")):
-        fail("--format gguf writes a copy of a GGUF source to -o FILE" if from_gguf else
+        fail("a GGUF source is written as a GGUF copy: pass -o FILE (or --format jinja for the template text)"
+             if from_gguf else
              f"--format gguf needs a GGUF source; {source} is not one", EXIT_USAGE)
     templates = list(loaded.templates) if all_templates else [loaded.get(template_name)]
     if len(templates) > 1 and output_format in ("jinja", "chat-template-json") and writes:
