@@ -237,10 +237,6 @@ def write_copy(metadata: GGUFMetadata, target: str | Path, templates: Mapping[st
 
 # -- reading -------------------------------------------------------------------------------------
 
-class _Truncated(Exception):
-    """The file ends inside a structure (turned into a MalformedFileError by the callers)."""
-
-
 class _Cursor:
     """Sequential reads of a file through a small buffer; skips beyond the buffer seek instead."""
 
