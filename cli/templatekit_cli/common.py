@@ -98,7 +98,7 @@ def source_options(command: F) -> F:
     """``--revision``, ``--token``, ``--file``: how to reach a Hub source (the first two ignored for local files)."""
     command = click.option("--file", "filename", default=None, metavar="NAME",
                            help="Read only this file of a Hub repo or folder SOURCE, e.g. a .gguf "
-                                "(for two sources: the first).")(command)
+                                "(verify, diff: of the first source).")(command)
     command = click.option("--token", envvar=None, default=None, metavar="TOKEN",
                            help="Hub token (default: HF_TOKEN or the `hf auth login` token).")(command)
     command = click.option("--revision", default=None, metavar="REV",
