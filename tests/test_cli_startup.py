@@ -14,7 +14,7 @@ import pytest
 
 from templatekit_cli.main import COMMANDS
 
-HEAVY_PACKAGES = {"transformers", "tokenizers", "huggingface_hub", "hypothesis", "torch", "numpy"}
+HEAVY_PACKAGES = {"transformers", "tokenizers", "huggingface_hub", "hypothesis", "torch", "numpy", "gguf"}
 
 
 def imported_packages(*arguments: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:

@@ -18,7 +18,7 @@ EXIT_USAGE = 2             # bad command line (click's own code)
 EXIT_NOT_FOUND = 3         # repo, revision, file or path does not exist
 EXIT_ACCESS = 4            # gated or private repo, missing/invalid token
 EXIT_OFFLINE = 5           # offline (HF_HUB_OFFLINE=1 or no network) and not cached
-EXIT_MALFORMED = 6         # malformed JSON or unexpected file shape
+EXIT_MALFORMED = 6         # malformed JSON or GGUF file, unsupported GGUF version, unexpected file shape
 EXIT_NO_TEMPLATE = 7       # no chat template, or unknown --template-name
 EXIT_SYNTAX = 8            # the template is not valid Jinja
 EXIT_OUTPUT = 9            # the result could not be written
@@ -30,7 +30,7 @@ Exit codes:
   0  success            1  findings / counterexample / check failed
   2  usage error        3  not found (repo, revision, file)
   4  access denied (gated repo, token)   5  offline and not cached
-  6  malformed input file                7  no chat template / unknown name
+  6  malformed JSON/GGUF input file      7  no chat template / unknown name
   8  template is not valid Jinja         9  output could not be written
   10 tokenizer could not be loaded       70 internal error (please report)
 """
@@ -95,7 +95,10 @@ def handle_errors(command: F) -> F:
 
 
 def source_options(command: F) -> F:
-    """``--revision``, ``--token``: how to reach a Hub source (ignored for local files)."""
+    """``--revision``, ``--token``, ``--file``: how to reach a Hub source (the first two ignored for local files)."""
+    command = click.option("--file", "filename", default=None, metavar="NAME",
+                           help="Read only this file of a Hub repo or folder SOURCE, e.g. a .gguf "
+                                "(verify, diff: of the first source).")(command)
     command = click.option("--token", envvar=None, default=None, metavar="TOKEN",
                            help="Hub token (default: HF_TOKEN or the `hf auth login` token).")(command)
     command = click.option("--revision", default=None, metavar="REV",

@@ -33,6 +33,8 @@ Examples:
   templatekit lint model.jinja --format sarif -o templatekit.sarif
   templatekit lint model.jinja --format github      # annotations in a GitHub workflow
   templatekit lint model.jinja --fail-on error      # exit 1 only for errors
+  templatekit lint model.gguf --against google/gemma-3-12b-it   # + drift from the source repo (TK701)
+  templatekit lint bartowski/google_gemma-3-12b-it-GGUF --file google_gemma-3-12b-it-Q4_K_M.gguf
   templatekit rule TK101                            # what a rule checks, and how to fix it
 
 \b
@@ -64,19 +66,24 @@ LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
 @click.option("--no-probe", is_flag=True, help="Static checks only: never render the template.")
 @click.option("--missing-ok", is_flag=True,
               help="Skip sources that have no chat template instead of failing (for pre-commit).")
+@click.option("--against", default=None, metavar="SOURCE",
+              help="The source the templates were converted from (e.g. the Hub repo of a GGUF file): "
+                   "report where they differ (TK701). Read with --token, at its default revision.")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write the report to FILE (atomically).")
 @click.option("--color/--no-color", default=None, help="Colour text output (default: on a terminal).")
 @source_options
 @handle_errors
 def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, select: str | None,
-         ignore: str | None, template_name: str | None, no_probe: bool, missing_ok: bool, output: str | None,
-         color: bool | None, revision: str | None, token: str | None) -> None:
+         ignore: str | None, template_name: str | None, no_probe: bool, missing_ok: bool, against: str | None,
+         output: str | None, color: bool | None, revision: str | None, token: str | None,
+         filename: str | None) -> None:
     """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
-    chat_template.json, .jinja file, or - for stdin)."""
+    chat_template.json, .jinja or .gguf file, or - for stdin)."""
     from templatekit.config import ConfigError, load_config
     from templatekit.findings import Severity, sort_findings
     from templatekit.rules import lint as lint_template
     from templatekit.rules import select_rules
+    from templatekit.sources import load
 
     try:
         config = load_config()
@@ -90,9 +97,14 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
         fail(str(error), EXIT_USAGE)
     threshold = Severity(fail_on) if fail_on else config.fail_on
 
+    reference = load(against, token=token) if against is not None else None
     findings: list[Finding] = []
-    for template in _templates(sources, template_name, missing_ok, revision, token):
-        findings += lint_template(template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe)
+    for template in _templates(sources, template_name, missing_ok, revision, token, filename):
+        counterpart = None
+        if reference is not None:
+            counterpart = reference.get(template.name) if template.name in reference.names else reference.get()
+        findings += lint_template(template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe,
+                                  against=counterpart)
     findings = sort_findings(findings)
 
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
@@ -129,14 +141,15 @@ def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[Rul
 
 
 def _templates(sources: Sequence[str], template_name: str | None, missing_ok: bool, revision: str | None,
-               token: str | None) -> Iterator[ChatTemplate]:
+               token: str | None, filename: str | None) -> Iterator[ChatTemplate]:
     """Every template to lint, source by source; source notes go to stderr."""
     from templatekit.errors import NoChatTemplateError
     from templatekit.sources import load
 
-    for reference in (item for source in sources for item in _expand(source)):
+    references = sources if filename is not None else [item for source in sources for item in _expand(source)]
+    for reference in references:
         try:
-            loaded = load(reference, revision=revision, token=token)
+            loaded = load(reference, revision=revision, token=token, filename=filename)
         except NoChatTemplateError as error:
             if not missing_ok:
                 raise
@@ -156,12 +169,12 @@ def _expand(source: str) -> list[str]:
     if not folder.is_dir() or any((folder / name).is_file() for name in _MODEL_FILES):
         return [source]
     found = sorted(str(path) for path in folder.rglob("*")
-                   if path.is_file() and (path.suffix == ".jinja" or path.name in _TEMPLATE_FILES)
+                   if path.is_file() and (path.suffix in (".jinja", ".gguf") or path.name in _TEMPLATE_FILES)
                    and not any(part.startswith(".") for part in path.relative_to(folder).parts))
     if not found:
         from templatekit.errors import NoChatTemplateError
 
-        raise NoChatTemplateError(f"no chat template in {source}: no *.jinja, tokenizer_config.json or "
+        raise NoChatTemplateError(f"no chat template in {source}: no *.jinja, *.gguf, tokenizer_config.json or "
                                   "chat_template.json under it")
     return found
 

@@ -49,14 +49,16 @@ def cli() -> None:
     """Lint and repair the Jinja chat templates shipped with open LLMs.
 
     \b
-    A SOURCE is a Hugging Face Hub repo id (google/gemma-3-12b-it), a local model folder,
-    a tokenizer_config.json, a chat_template.json, a .jinja file, or - for stdin.
+    A SOURCE is a Hugging Face Hub repo id (google/gemma-3-12b-it; --file NAME for one of
+    its files, e.g. a .gguf), a local model folder, a tokenizer_config.json, a
+    chat_template.json, a .jinja file, a .gguf file, or - for stdin.
 
     \b
     Typical use:
       templatekit lint google/gemma-3-12b-it
       templatekit relax google/gemma-3-12b-it -o gemma3.jinja
       vllm serve google/gemma-3-12b-it --chat-template gemma3.jinja
+      templatekit relax model.gguf -o model.relaxed.gguf
     """
 
 

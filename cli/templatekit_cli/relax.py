@@ -23,7 +23,7 @@ from .common import (
 )
 from .verify import echo_counterexample
 
-FORMATS = ("jinja", "tokenizer-config", "chat-template-json")
+FORMATS = ("jinja", "tokenizer-config", "chat-template-json", "gguf")
 
 HELP = """Rewrite role-structure checks so that any history renders.
 
@@ -57,6 +57,16 @@ Examples:
   templatekit relax ./my-model --all --format tokenizer-config -o tokenizer_config.json
   templatekit relax ./my-model --in-place          # keeps *.orig backups
   templatekit relax chat_template.jinja --check    # exit 1 if it would change (CI)
+  templatekit relax model.gguf -o model.relaxed.gguf   # a GGUF copy, tensors byte-identical
+  templatekit relax model.gguf --format jinja -o relaxed.jinja
+  llama-server -m model.gguf --jinja --chat-template-file relaxed.jinja
+
+\b
+A GGUF SOURCE (a .gguf file, or a Hub repo with --file NAME.gguf) is written as a GGUF copy
+by default: its metadata carries the relaxed template(s), every other key, the tensor infos,
+the alignment and the tensor data stay byte-identical; the copy is streamed (constant memory)
+to a temporary file beside the output, renamed when complete. --in-place keeps model.gguf.orig
+(a hard link: no extra space).
 """
 
 
@@ -69,9 +79,10 @@ Examples:
 @click.option("--template-name", "template_name", default=None, metavar="NAME",
               help="Which named template (default, tool_use, rag, ...). Default: the default one.")
 @click.option("--all", "all_templates", is_flag=True, help="Relax every template of the source.")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="jinja", show_default=True,
-              help="jinja: the template text; tokenizer-config: a copy of tokenizer_config.json with the "
-                   "relaxed template(s); chat-template-json: {\"chat_template\": ...}.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
+              help="jinja (default; gguf for a GGUF source): the template text; tokenizer-config: a copy of "
+                   "tokenizer_config.json with the relaxed template(s); chat-template-json: "
+                   "{\"chat_template\": ...}; gguf: a copy of the GGUF source with the relaxed template(s).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the change; write nothing.")
 @click.option("--check", is_flag=True, help="Exit 1 if the template would change; write nothing.")
 @click.option("--in-place", is_flag=True, help="Rewrite a local file or model folder's template files "
@@ -83,8 +94,8 @@ Examples:
 @source_options
 @handle_errors
 def relax(source: str, output: str | None, strategy: str, template_name: str | None, all_templates: bool,
-          output_format: str, show_diff: bool, check: bool, in_place: bool, no_verify: bool, examples: int,
-          seed: int, revision: str | None, token: str | None) -> None:
+          output_format: str | None, show_diff: bool, check: bool, in_place: bool, no_verify: bool, examples: int,
+          seed: int, revision: str | None, token: str | None, filename: str | None) -> None:
     from templatekit.rewrite import relax as relax_template
     from templatekit.sources import load
 
@@ -92,9 +103,16 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
         fail("--all and --template-name exclude each other", EXIT_USAGE)
     if in_place and output:
         fail("--in-place and -o/--output exclude each other", EXIT_USAGE)
-    loaded = load(source, revision=revision, token=token)
+    loaded = load(source, revision=revision, token=token, filename=filename)
+    from_gguf = loaded.templates[0].container == "gguf"
+    output_format = output_format or ("gguf" if from_gguf else "jinja")
+    writes = not (in_place or show_diff or check)
+    if output_format == "gguf" and writes and (not from_gguf or output in (None, "-")):
+        fail("a GGUF source is written as a GGUF copy: pass -o FILE (or --format jinja for the template text)"
+             if from_gguf else
+             f"--format gguf needs a GGUF source; {source} is not one", EXIT_USAGE)
     templates = list(loaded.templates) if all_templates else [loaded.get(template_name)]
-    if len(templates) > 1 and output_format != "tokenizer-config" and not (in_place or show_diff or check):
+    if len(templates) > 1 and output_format in ("jinja", "chat-template-json") and writes:
         fail(f"{source} has {len(templates)} templates ({', '.join(loaded.names)}) and --format {output_format} "
              "holds one; pick one with --template-name, or use --format tokenizer-config / --in-place", EXIT_USAGE)
     if in_place and not all(template.path and Path(template.path).exists() and template.repo_id is None
@@ -125,6 +143,14 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
         return
     if in_place:
         _write_in_place(results)
+        return
+    if output_format == "gguf":
+        from templatekit.gguf_file import read_metadata, write_copy
+
+        write_copy(read_metadata(templates[0].path), output, {template.name: result.text
+                                                              for template, result in results})
+        click.echo(f"wrote {output}", err=True)
+        click.echo(f"use it with:\n  llama-server -m {output} --jinja", err=True)
         return
     text = _serialise(loaded, results, output_format, revision=revision, token=token)
     if output in (None, "-"):
@@ -221,11 +247,17 @@ def _write_in_place(results: list) -> None:
     for path, entries in by_file.items():
         target = Path(path)
         backup = target.with_name(target.name + ".orig")
+        relaxed = {template.name: result.text for template, result in entries}
+        if entries[0][0].container == "gguf":
+            from templatekit.gguf_file import read_metadata, write_copy
+
+            write_copy(read_metadata(target), target, relaxed, backup=backup)
+            click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
+            continue
         if not backup.exists():
             shutil.copy2(target, backup)
         if target.suffix == ".json":
             config = json.loads(target.read_text(encoding="utf-8"))
-            relaxed = {template.name: result.text for template, result in entries}
             write_atomically(target, json.dumps(_with_templates(config, relaxed), ensure_ascii=False, indent=2)
                              + "\n")
         else:

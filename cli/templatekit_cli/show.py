@@ -20,11 +20,14 @@ Examples:
   templatekit show ./my-model/                           # a model folder, read as transformers does
   templatekit show tokenizer_config.json | templatekit lint -
   cat chat_template.jinja | templatekit show -
+  templatekit show model.gguf                            # the template in a GGUF file's metadata
+  templatekit show bartowski/google_gemma-3-12b-it-GGUF --file google_gemma-3-12b-it-Q4_K_M.gguf
 
 \b
 A SOURCE that exists on disk is local (folder, tokenizer_config.json, chat_template.json,
-any template file, or - for stdin); otherwise org/name is a Hugging Face Hub repo id
-(HF_TOKEN, `hf auth login`, HF_HUB_OFFLINE=1 and HF_ENDPOINT are honoured).
+any template file, a .gguf file, or - for stdin); otherwise org/name is a Hugging Face Hub
+repo id (HF_TOKEN, `hf auth login`, HF_HUB_OFFLINE=1 and HF_ENDPOINT are honoured); --file
+picks one file of it (a .gguf: only its header and metadata are read).
 In a folder or repo, chat_template.jinja and additional_chat_templates/*.jinja take priority
 over tokenizer_config.json; a processor template (chat_template.json) that differs from the
 tokenizer's is listed as "processor". Invalid Jinja is printed as is (--list flags it;
@@ -41,13 +44,13 @@ tokenizer's is listed as "processor". Invalid Jinja is printed as is (--list fla
 @source_options
 @handle_errors
 def show(source: str, template_name: str | None, list_templates: bool, revision: str | None,
-         token: str | None) -> None:
+         token: str | None, filename: str | None) -> None:
     """Print the chat template of SOURCE exactly as shipped (no newline added or translated)."""
     from templatekit.sources import load
 
     if list_templates and template_name is not None:
         fail("--list shows every template; drop --template-name", EXIT_USAGE)
-    loaded = load(source, revision=revision, token=token)
+    loaded = load(source, revision=revision, token=token, filename=filename)
     if list_templates:
         click.echo(_listing(loaded), nl=False)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -63,15 +64,19 @@ Examples:
   templatekit render gemma3.jinja --messages case.json --tokenizer google/gemma-3-12b-it
 """
 
-DIFF_HELP = """Show how two templates render one conversation differently.
+DIFF_HELP = """Show how two templates differ, or render one conversation differently.
 
 \b
-Prints a unified diff of the two prompts and, with --tokenizer, the token-by-token diff
-(aligned ids and text, first divergence marked >>). Exit 0 when the outputs are identical,
-1 when they differ. Special tokens (bos_token, ...) come from A.
+Without --messages: a unified diff of the two template texts and of the special tokens
+both name (bos_token, eos_token, ...) - e.g. a GGUF file against the Hub repo it was
+converted from (`templatekit lint model.gguf --against org/repo` reports it as TK701).
+With --messages: a unified diff of the two prompts and, with --tokenizer, the
+token-by-token diff (aligned ids and text, first divergence marked >>); special tokens
+(bos_token, ...) come from A. Exit 0 when identical, 1 when they differ.
 
 \b
 Examples:
+  templatekit diff model.gguf google/gemma-3-12b-it      # drift after conversion
   templatekit diff google/gemma-3-12b-it gemma3.jinja --messages case.json
   templatekit diff a.jinja b.jinja --messages conv.json --tokenizer ./tokenizer.json
 """
@@ -90,19 +95,20 @@ def _tokenizer_option(command: Any) -> Any:
                         help="tokenizer.json, a model folder or a Hub repo id: compare token ids too.")(command)
 
 
-def _messages_options(command: Any) -> Any:
+def _messages_options(command: Any, *, required: bool = True) -> Any:
     command = click.option("--add-generation-prompt/--no-add-generation-prompt", "add_generation_prompt",
                            default=None, help="Override the file's add_generation_prompt (default: off).")(command)
-    command = click.option("--messages", "messages_file", required=True, metavar="FILE",
-                           help="JSON list of messages, or a replay object from `templatekit verify`.")(command)
+    command = click.option("--messages", "messages_file", required=required, metavar="FILE",
+                           help="JSON list of messages, or a replay object from `templatekit verify`"
+                                + ("." if required else " (default: compare the template texts)."))(command)
     return command
 
 
 def _load_template(reference: str, name: str | None, *, revision: str | None, token: str | None,
-                   fallback_to_default: bool = False) -> Any:
+                   filename: str | None = None, fallback_to_default: bool = False) -> Any:
     from templatekit.sources import load
 
-    source = load(reference, revision=revision, token=token)
+    source = load(reference, revision=revision, token=token, filename=filename)
     if fallback_to_default and name is not None and name not in source.names:
         name = None
     return source.get(name)
@@ -219,10 +225,10 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
 @handle_errors
 def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
            seed: int, jobs: int, save_counterexample: str | None, template_name: str | None, profile: str,
-           revision: str | None, token: str | None) -> None:
+           revision: str | None, token: str | None, filename: str | None) -> None:
     from templatekit.verification import verify as run_verify
 
-    original_template = _load_template(original, template_name, revision=revision, token=token)
+    original_template = _load_template(original, template_name, revision=revision, token=token, filename=filename)
     relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token,
                                       fallback_to_default=True)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
@@ -255,10 +261,11 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
 @source_options
 @handle_errors
 def render(source: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
-           template_name: str | None, profile: str, revision: str | None, token: str | None) -> None:
+           template_name: str | None, profile: str, revision: str | None, token: str | None,
+           filename: str | None) -> None:
     from templatekit.strategies import template_inputs
 
-    template = _load_template(source, template_name, revision=revision, token=token)
+    template = _load_template(source, template_name, revision=revision, token=token, filename=filename)
     case = _read_case(messages_file, add_generation_prompt)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
     output, error = _render(template_inputs(template, profile=profile), case)
@@ -276,17 +283,21 @@ def render(source: str, messages_file: str, add_generation_prompt: bool | None, 
 @click.command(help=DIFF_HELP, epilog=EXIT_CODES_HELP)
 @click.argument("a")
 @click.argument("b")
-@_messages_options
+@functools.partial(_messages_options, required=False)
 @_tokenizer_option
 @_template_options
 @source_options
 @handle_errors
-def diff(a: str, b: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
-         template_name: str | None, profile: str, revision: str | None, token: str | None) -> None:
+def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool | None,
+         tokenizer_source: str | None, template_name: str | None, profile: str, revision: str | None,
+         token: str | None, filename: str | None) -> None:
     from templatekit.strategies import TemplateInputs, template_inputs
 
-    first = _load_template(a, template_name, revision=revision, token=token)
+    first = _load_template(a, template_name, revision=revision, token=token, filename=filename)
     second = _load_template(b, template_name, revision=revision, token=token, fallback_to_default=True)
+    if messages_file is None:
+        _diff_templates(first, second)
+        return
     case = _read_case(messages_file, add_generation_prompt)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
     first_inputs = template_inputs(first, profile=profile)
@@ -301,4 +312,19 @@ def diff(a: str, b: str, messages_file: str, add_generation_prompt: bool | None,
         click.echo(f"{label} raised: {error}" if error is not None else
                    f"{label}: {json.dumps(output, ensure_ascii=False)}")
     _show_texts(first_output, second_output, "A", "B", tokenizer)
+    sys.exit(EXIT_FINDINGS)
+
+
+def _diff_templates(first: Any, second: Any) -> None:
+    """The unified diff of two template texts and their differing special tokens; exit 1 if any."""
+    tokens = [f"{name}: {value!r} (A) != {second.special_tokens[name]!r} (B)"
+              for name, value in first.special_tokens.items()
+              if name in second.special_tokens and second.special_tokens[name] != value]
+    if first.text == second.text and not tokens:
+        click.echo(f"identical: {len(first.text)} characters")
+        return
+    if first.text != second.text:
+        click.echo(_text_diff(first.text, second.text, f"A {first.origin}", f"B {second.origin}"), nl=False)
+    for line in tokens:
+        click.echo(line)
     sys.exit(EXIT_FINDINGS)

@@ -50,7 +50,7 @@ class OfflineError(_SourceReferenceError, ConnectionError):
 
 
 class MalformedFileError(SourceError, ValueError):
-    """A JSON file could not be decoded, or does not have the expected shape."""
+    """A JSON or GGUF file could not be decoded, or does not have the expected shape."""
 
     def __init__(self, message: str, *, path: str, line: int | None = None,
                  column: int | None = None) -> None:
@@ -58,6 +58,14 @@ class MalformedFileError(SourceError, ValueError):
         self.path = path
         self.line = line
         self.column = column
+
+
+class UnsupportedVersionError(MalformedFileError):
+    """A file in a format version templatekit does not read (a GGUF file newer than ``gguf`` knows)."""
+
+    def __init__(self, message: str, *, path: str, version: int) -> None:
+        super().__init__(message, path=path)
+        self.version = version
 
 
 class NoChatTemplateError(SourceError, LookupError):

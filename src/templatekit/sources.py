@@ -11,6 +11,11 @@
 * special tokens (``bos_token``, ``eos_token``, ... as strings or ``{"content": ...}``) from
   ``tokenizer_config.json``.
 
+A GGUF file (``*.gguf``, or any file starting with the GGUF magic; a Hub repo's with
+``filename=``) holds ``tokenizer.chat_template`` (named ``default``) and
+``tokenizer.chat_template.<name>`` in its metadata, and its special tokens in its vocabulary
+(:mod:`templatekit.gguf_file` reads them without touching the tensors).
+
 A reference that exists on disk is local; otherwise an ``org/name`` reference is a Hub repo id.
 Templates are returned as read: syntax is checked by :func:`templatekit.syntax.parse`, not here.
 """
@@ -55,7 +60,8 @@ class ChatTemplate:
     ``origin`` names where it came from for humans (``repo@commit:file`` or a path);
     ``path`` is the local file it was read from, if any; ``special_tokens`` holds
     ``bos_token``, ``eos_token``, ... as strings, ready to pass to :func:`templatekit.render`;
-    ``add_bos_token`` is the tokenizer config's own flag (``None`` when it does not say).
+    ``add_bos_token`` is the tokenizer config's own flag (``None`` when it does not say);
+    ``container`` is ``"gguf"`` for a template read from a GGUF file's metadata (``path``).
     """
 
     text: str
@@ -67,6 +73,7 @@ class ChatTemplate:
     repo_id: str | None = None
     commit: str | None = None
     add_bos_token: bool | None = None
+    container: Literal["gguf"] | None = None
 
     @property
     def sha256(self) -> str:
@@ -106,13 +113,19 @@ def from_text(text: str, *, name: str = "default", origin: str = "<string>",
     return ChatTemplate(text=text, name=name, origin=origin, special_tokens=dict(special_tokens or {}))
 
 
-def load(reference: str, *, revision: str | None = None, token: str | None = None) -> TemplateSource:
-    """All chat templates of ``reference``: a Hub repo id, model folder, JSON config, template file or ``-``.
+def load(reference: str, *, revision: str | None = None, token: str | None = None,
+         filename: str | None = None) -> TemplateSource:
+    """All chat templates of ``reference``: a Hub repo id, model folder, JSON config, template or GGUF file, or ``-``.
 
     ``revision`` and ``token`` apply to Hub repos (token default: ``HF_TOKEN`` or the stored login).
+    ``filename`` reads that one file of a Hub repo or folder alone (e.g. ``model-Q4_K_M.gguf``).
     Raises the :mod:`templatekit.errors` subclasses of ``SourceError``.
     """
-    if reference == STDIN:
+    if filename is not None:
+        source = _load_one_file(reference, filename, revision=revision, token=token)
+        if source.templates[0].repo_id is not None:
+            return source
+    elif reference == STDIN:
         source = _load_stdin()
     else:
         location = _locate(reference)
@@ -158,7 +171,7 @@ def _locate(reference: str) -> Path | str:
     path = Path(reference)
     if path.exists():
         return path
-    if _HUB_REPO_ID.match(reference) and not reference.endswith((".json", ".jinja")):
+    if _HUB_REPO_ID.match(reference) and not reference.endswith((".json", ".jinja", ".gguf")):
         return reference
     raise SourceNotFoundError(f"no such file or folder: {reference} (a Hub repo id looks like org/name)",
                               source=reference)
@@ -174,6 +187,16 @@ def _load_hub(repo_id: str, *, revision: str | None, token: str | None) -> Templ
                         describe=lambda path: f"{repo_id}@{commit}:{path.relative_to(folder).as_posix()}")
 
 
+def _load_one_file(reference: str, filename: str, *, revision: str | None, token: str | None) -> TemplateSource:
+    """The file ``filename`` of a Hub repo (downloaded alone) or of a local folder, read alone."""
+    path = resolve_file(reference, filename, revision=revision, token=token)
+    if isinstance(_locate(reference), Path):
+        return _load_file(path, reference)
+    # hf_hub_download returns <cache>/snapshots/<commit>/<filename>
+    commit = path.parents[len(Path(filename).parts) - 1].name
+    return _load_file(path, reference, repo_id=reference, commit=commit, origin=f"{reference}@{commit}:{filename}")
+
+
 def _load_stdin() -> TemplateSource:
     text = _decode(sys.stdin.buffer.read(), "<stdin>", path="<stdin>")
     if re.match(r'\s*\{\s*["}]', text):  # a JSON object; a template starts "{{", "{%" or "{#"
@@ -182,13 +205,32 @@ def _load_stdin() -> TemplateSource:
     return TemplateSource(STDIN, (ChatTemplate(text=text, origin="<stdin>"),))
 
 
-def _load_file(path: Path, reference: str) -> TemplateSource:
-    """A single file, read alone: a JSON config (``chat_template`` key) or a template."""
+def _load_file(path: Path, reference: str, *, repo_id: str | None = None, commit: str | None = None,
+               origin: str | None = None) -> TemplateSource:
+    """A single file, read alone: a GGUF file, a JSON config (``chat_template`` key) or a template."""
+    from .gguf_file import is_gguf
+
+    if is_gguf(path):
+        return _load_gguf(path, reference, repo_id=repo_id, commit=commit, origin=origin or str(path))
     if path.suffix.lower() != ".json":
         text = _read_text(path, str(path))
         return TemplateSource(reference, (ChatTemplate(text=text, origin=str(path), path=str(path)),))
     kind: Kind = "processor" if path.name in (CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG) else "tokenizer"
     return _load_config(_read_json(path, str(path)), reference, origin=str(path), path=path, kind=kind)
+
+
+def _load_gguf(path: Path, reference: str, *, repo_id: str | None, commit: str | None,
+               origin: str) -> TemplateSource:
+    from . import gguf_file
+
+    metadata = gguf_file.read_metadata(path)
+    texts = gguf_file.chat_templates(metadata)
+    special_tokens = gguf_file.special_tokens(metadata)
+    add_bos_token = gguf_file.add_bos_token(metadata)
+    return TemplateSource(reference, tuple(
+        ChatTemplate(text=text, name=name, origin=origin, path=str(path), special_tokens=special_tokens,
+                     repo_id=repo_id, commit=commit, add_bos_token=add_bos_token, container="gguf")
+        for name, text in texts.items()))
 
 
 def _load_config(config: Mapping[str, Any], reference: str, *, origin: str, path: Path | None,
@@ -249,9 +291,10 @@ def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, co
     templates = (*tokenizer, *processor)
     if not templates:
         where = f"repo {repo_id}@{commit}" if repo_id else str(folder)
+        gguf_hint = "; for a GGUF file of the repo, pass --file NAME.gguf" if repo_id else ""
         raise NoChatTemplateError(
             f"no chat template in {where}: looked for {CHAT_TEMPLATE_JINJA}, {TEMPLATE_DIR}/*.jinja, "
-            f"{TOKENIZER_CONFIG} (\"chat_template\"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}")
+            f"{TOKENIZER_CONFIG} (\"chat_template\"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}{gguf_hint}")
     return TemplateSource(reference, templates, tuple(notes))
 
 

@@ -9,6 +9,7 @@ Rule families, one module each (codes are stable):
 * ``determinism``  TK401-TK402  clock-dependent and random output
 * ``tokens``       TK501-TK502  double BOS, missing EOS
 * ``security``     TK601-TK602  sandbox-escape attempts (static)
+* ``drift``        TK701        differences from the template it was converted from (``against=``)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..config import apply_suppressions
 from ..findings import Finding, sort_findings
 from ..probes import DEFAULT_BUDGET
 from ..sources import ChatTemplate, from_text
-from . import capabilities, determinism, drops, raise_sites, security, syntax, tokens  # noqa: F401 - registers
+from . import capabilities, determinism, drift, drops, raise_sites, security, syntax, tokens  # noqa: F401 - registers
 from .context import LintContext
 from .registry import DOC_SECTIONS, RULES, Rule, doc_pages, get_rule, rule_markdown, select_rules
 
@@ -29,7 +30,8 @@ _UNSUPPRESSIBLE = {"TK002"}
 
 
 def lint(template: ChatTemplate | str, *, select: Sequence[str] | None = None,
-         ignore: Sequence[str] | None = None, probe: bool = True, budget: int = DEFAULT_BUDGET) -> list[Finding]:
+         ignore: Sequence[str] | None = None, probe: bool = True, budget: int = DEFAULT_BUDGET,
+         against: ChatTemplate | None = None) -> list[Finding]:
     """Lint one chat template; findings sorted by position.
 
     ``select``/``ignore`` take codes (``TK101``), code prefixes (``TK1``), rule names
@@ -37,11 +39,12 @@ def lint(template: ChatTemplate | str, *, select: Sequence[str] | None = None,
     ``probe=False`` skips every rule that renders the template (static rules only);
     ``budget`` bounds the renders the witness search spends.  Inline
     ``{# templatekit: ignore[CODE] reason: ... #}`` comments are applied.  A template that
-    does not parse yields a TK001 finding, never an exception.
+    does not parse yields a TK001 finding, never an exception.  ``against`` is the template
+    this one was converted from (a GGUF file's Hub repo): TK701 reports where they differ.
     """
     if isinstance(template, str):
         template = from_text(template)
-    context = LintContext(template, probe=probe, budget=budget)
+    context = LintContext(template, probe=probe, budget=budget, reference=against)
     findings = [context.finding(chosen, hit) for chosen in select_rules(select, ignore)
                 if probe or not chosen.renders for hit in chosen.check(context)]
     kept = apply_suppressions([finding for finding in findings if finding.code not in _UNSUPPRESSIBLE],

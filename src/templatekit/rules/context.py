@@ -29,11 +29,15 @@ __all__ = ["LintContext"]
 
 @dataclass(frozen=True)
 class LintContext:
-    """One template being linted.  ``probe=False`` skips every rule that renders."""
+    """One template being linted.  ``probe=False`` skips every rule that renders.
+
+    ``reference`` is the template it was converted from, when known (drift rules compare them).
+    """
 
     template: ChatTemplate
     probe: bool = True
     budget: int = DEFAULT_BUDGET
+    reference: ChatTemplate | None = None
 
     @property
     def source(self) -> str:
