@@ -29,6 +29,8 @@ EXPECTED = {
     "system_anywhere.jinja": (["alternation"], "anywhere"),
     "crlf_parity.jinja": (["alternation"], "nowhere"),
     "flag_gated_check.jinja": (["alternation"], "nowhere"),
+    "role_order.jinja": (["role-unsupported"], "anywhere"),
+    "developer_handled.jinja": (["alternation"], "anywhere"),
 }
 
 
@@ -54,6 +56,25 @@ def test_fixture_is_relaxed_with_the_expected_sites(name: str) -> None:
     assert result.status == "relaxed"
     assert [site.check_class for site in result.sites] == classes
     assert result.policy is not None and result.policy.system_placement == placement
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("strategy", ["merge", "skip"])
+def test_fixture_holds_under_verification(name: str, strategy: str) -> None:
+    text = _fixture(name)
+    result = verify(text, relax(text, strategy=strategy).text, normalize=strategy, examples=1000)  # type: ignore[arg-type]
+    assert result.ok, (result.counterexample.summary, result.counterexample.to_json())  # type: ignore[union-attr]
+    assert result.checks["fidelity"] >= 100, result.checks
+    # skip leaves user and assistant runs apart, so the original refuses most normalised histories too
+    assert result.checks["normalize"] >= (20 if strategy == "merge" else 0), result.checks
+
+
+def test_a_template_that_handles_developer_keeps_developer_turns() -> None:
+    text = _fixture("developer_handled.jinja")
+    assert not role_policy(text).developer_as_system
+    messages = [{"role": "developer", "content": "d"}, {"role": "user", "content": "a"},
+                {"role": "user", "content": "b"}]
+    assert render(relax(text).text, messages) == "[developer] d\n[user] a\n\nb\n"
 
 
 @pytest.mark.parametrize("name", ["no_checks.jinja", "dead_check.jinja"])
@@ -82,9 +103,9 @@ def _body_with_edits_reverted(relaxed: str) -> str:
     prefix = re.search(r"\{%- set (\w+)_out %\}\r?\n", relaxed)
     assert prefix is not None, "no captured body"
     names = prefix.group(1)
-    body = relaxed[prefix.end():relaxed.rindex(f"{{%- if {names}_state.rejected and {names}_state.first %}}")]
-    body = re.sub(r"\{%\+? endset %\}\r?\n$", "", body)
-    body = body.replace(f"{{% if {names}_state.first %}}{{% break %}}{{% endif %}}", "")
+    end = list(re.finditer(r"\{%\+? endset %\}\r?\n\{%- if ", relaxed))[-1]
+    body = relaxed[prefix.end():end.start()]
+    body = body.replace(f"{{% if not {names}_state.second %}}{{% break %}}{{% endif %}}", "")
     body = re.sub(rf"{names}_flag\(\((.*?)\), .*?\)(?= or | and |\)| %\}})", r"\1", body)
     return re.sub(rf"\b{names}_(reject|raise)\(", "raise_exception(", body)
 
@@ -172,6 +193,18 @@ def test_a_history_with_a_role_the_template_refuses_keeps_the_original_error() -
     with pytest.raises(TemplateRaise) as relaxed:
         _render(relax(text).text, messages)
     assert relaxed.value.template_message == original.value.template_message
+
+
+def test_a_history_the_original_refuses_even_normalised_renders_cleanly() -> None:
+    """[assistant, developer, developer]: N joins the two system messages but still opens with the
+    assistant, which the template refuses; R renders the normalised history, nothing of its own."""
+    text = read_template(FIXTURES / "adversarial" / "messages_as_json.jinja")
+    messages = [{"role": "assistant", "content": "a"}, {"role": "developer", "content": "b"},
+                {"role": "developer", "content": "c"}]
+    assert _render(relax(text).text, messages) == \
+        '[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b\\n\\nc"}]'
+    assert _render(relax(text, strategy="skip").text, messages) == \
+        '[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]'
 
 
 def test_developer_everywhere_by_hand_fails_verification() -> None:

@@ -46,6 +46,7 @@ EditKind = Literal["deferred", "operands-deferred"]
 
 _HEADER = re.compile(r"\A\{#[-+]? templatekit \S+ relax\b")
 _RAISE = "raise_exception"
+_MARKER = "<|templatekit:role-check|>"  # printed by a deferred check (see _frame)
 _MAX_REBUILT_KEYS = 4  # a rebuilt message literal has one branch per subset of the keys it keeps
 
 
@@ -121,7 +122,7 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
         edits += site_edits
         if kind is not None and site.span is not None and site.span.start in exits:
             edits.append(_Edit(Span(exits[site.span.start], exits[site.span.start]),
-                               f"{{% if {names.state}.first %}}{{% break %}}{{% endif %}}"))
+                               f"{{% if not {names.state}.second %}}{{% break %}}{{% endif %}}"))
         if kind is not None:
             rewritten.append(RewrittenSite(site.index, site.line, site.column, site.check_class, site.message, kind))
     policy = role_policy(chat_template)
@@ -130,8 +131,10 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     except ValueError as error:
         return RelaxResult("failed", text, strategy, reason=str(error))
     newline = "\r\n" if "\r\n" in text else "\n"
+    printed = all(site.edit == "deferred" and _prints_to_output(parsed, analysis.sites[site.index])
+                  for site in rewritten)
     relaxed = (_header(chat_template, origin, strategy, rewritten, policy, newline)
-               + _frame(body, names, strategy, policy, message_fields(parsed), newline))
+               + _frame(body, names, strategy, policy, message_fields(parsed), printed, newline))
     return RelaxResult("relaxed", relaxed, strategy, tuple(rewritten), policy)
 
 
@@ -205,6 +208,32 @@ def _loop_exits(parsed: ParsedTemplate) -> dict[int, int]:
     return exits
 
 
+_CAPTURING = (nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.AssignBlock)
+
+
+def _prints_to_output(parsed: ParsedTemplate, site: RaiseSite) -> bool:
+    """Whether whatever the site's call returns is printed straight into the template's output:
+    ``{{ raise_exception(...) }}`` (possibly as a branch of ``... if ... else ...``), under ``if``
+    and ``for`` statements only, never inside a macro, a call block, a filter block or a ``set``
+    block (which could drop or transform it)."""
+    call = next((node for node in iter_nodes(parsed.ast) if id(node) in parsed.raise_calls
+                 and site.span is not None and parsed.raise_calls[id(node)].start == site.span.start), None)
+    if call is None:
+        return False
+    parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
+    node = parents.get(id(call))
+    child: nodes.Node = call
+    while isinstance(node, nodes.CondExpr) and child is not node.test:
+        child, node = node, parents.get(id(node))
+    if not isinstance(node, nodes.Output):
+        return False
+    while node is not None and not isinstance(node, nodes.Template):
+        if isinstance(node, _CAPTURING):
+            return False
+        node = parents.get(id(node))
+    return True
+
+
 def _callee_span(parsed: ParsedTemplate, site: RaiseSite) -> Span:
     if site.span is None or not parsed.source.startswith(_RAISE, site.span.start):
         raise _CannotRewrite("cannot locate the raise_exception call in the source")
@@ -244,46 +273,52 @@ def _header(template: ChatTemplate, origin: str | None, strategy: Strategy, site
 # --- the frame ---------------------------------------------------------------------------------
 
 def _frame(body: str, names: _Names, strategy: Strategy, policy: RolePolicy, fields: frozenset[str] | None,
-           newline: str) -> str:
+           printed: bool, newline: str) -> str:
     """T's edited body inside the two-pass frame (see the module docstring).
 
     The body is captured by ``{% set %}...{% endset %}``: the newline after the opening tag is
     eaten by ``trim_blocks`` (so the body's first line starts a line, as in T), one trailing newline
     is dropped as Jinja drops it at the end of a template, and a closing tag after a last line of
     blanks keeps them (``{%+``, which disables ``lstrip_blocks``).
+
+    When every deferred check prints its call's result straight into the output (``printed``),
+    the reject macro also prints a marker on the first pass, so that a pass no check flagged is
+    recognised by a substring test instead of a (sandboxed, slower) namespace read; the read only
+    confirms a marker that a message text could also carry.  The second pass prints no marker.
     """
-    s, n = names.state, names.n
+    s = names.state
     if body.endswith("\r\n"):
         body = body[:-2]
     elif body.endswith("\n"):
         body = body[:-1]
     last_line = re.split(r"\r\n|\n", body)[-1]
     close = "{%+ endset %}" if last_line and not last_line.strip(" \t") else "{% endset %}"
+    marker = f"{{% if not {s}.second %}}{{{{ {_quoted(_MARKER)} }}}}{{% endif %}}" if printed else ""
+    macros = [f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
+              f"{{% set {s}.message = message %}}{{% endif %}}{marker}{{% endmacro %}}"]
+    accepted = (f"({names.pass_} == 1 and {_quoted(_MARKER)} not in {names.out}) or not {s}.rejected" if printed
+                else f"not {s}.rejected")
+    if f"{names.flag}(" in body:
+        macros.append(f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}"
+                      "{% endif %}{% endmacro %}")
+    if f"{names.raise_}(" in body:
+        macros.append(f"{{%- macro {names.raise_}(message) %}}{{% if not {s}.rejected or {s}.second %}}"
+                      f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}")
     lines = [
-        f"{{%- set {s} = namespace(rejected=false, message='', first=true, retry=false, plain=true) %}}",
-        f"{{%- set {n} = namespace(items=[], messages=[], seen=false, changed=false, new=none) %}}",
-        f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
-        f"{{% set {s}.message = message %}}{{% endif %}}{{% endmacro %}}",
-        f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}{{% endif %}}"
-        "{% endmacro %}",
-        f"{{%- macro {names.raise_}(message) %}}{{% if not ({s}.rejected and {s}.first) %}}"
-        f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}",
+        f"{{%- set {s} = namespace(rejected=false) %}}",
+        *macros,
+        f"{{%- macro {names.normalize}() %}}",
+        *_normalisation(names, strategy, policy, fields),
+        "{%- endmacro %}",
         f"{{%- for {names.pass_} in [1, 2] %}}",
-        f"{{%- if {names.pass_} == 1 or {s}.retry %}}",
-        f"{{%- set {s}.first = {names.pass_} == 1 %}}",
-        f"{{%- set {s}.rejected = false %}}",
-        f"{{%- set messages = {n}.messages if {names.pass_} == 2 else messages %}}",
+        f"{{%- if {names.pass_} == 2 %}}{{% set {s}.second = true %}}{{% set {s}.rejected = false %}}{{% endif %}}",
+        f"{{%- set messages = {s}.messages if {names.pass_} == 2 else messages %}}",
         f"{{%- set {names.out} %}}",
         body + close,
-        f"{{%- if {s}.rejected and {s}.first %}}",
-        *_normalisation(names, strategy, policy, fields),
-        f"{{%- set {s}.retry = {n}.changed %}}",
-        "{%- endif %}",
-        f"{{%- if not {s}.rejected %}}{{{{ {names.out} }}}}",
-        f"{{%- elif {s}.retry and {s}.first %}}",
+        f"{{%- if {accepted} %}}{{{{ {names.out} }}}}{{% break %}}{{% endif %}}",
+        f"{{%- if {names.pass_} == 1 %}}{{{{ {names.normalize}() }}}}",
         f"{{%- elif {s}.plain %}}{{{{ {names.out} }}}}",
         f"{{%- else %}}{{{{ {_RAISE}({s}.message) }}}}",
-        "{%- endif %}",
         "{%- endif %}",
         "{%- endfor %}",
     ]
@@ -302,9 +337,9 @@ def _role_list(roles: Sequence[str]) -> str:
 
 
 def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields: frozenset[str] | None) -> list[str]:
-    """Jinja computing ``N(messages)`` into ``<n>.messages`` (``<n>.changed``: whether it differs) and
-    whether every message has a role N handles (``<state>.plain``); mirrors
-    :func:`templatekit.normalization.apply_policy` step by step.
+    """The body of the normalise macro: Jinja computing ``N(messages)`` into ``<state>.messages``
+    and whether every message has a role N handles (``<state>.plain``); mirrors :func:`templatekit.normalization.apply_policy` step by step.
+    Called only on a first pass a role check flagged, so its names cost nothing otherwise.
 
     Each item of ``<n>.items`` is ``[role, content, first message, changed, has content]``.
     """
@@ -312,7 +347,8 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
     separator = _quoted(SEPARATOR)
     role = f"{names.role}"
     lines = [
-        f"{{%- set {n}.items = [] %}}{{% set {n}.seen = false %}}{{% set {n}.changed = false %}}",
+        f"{{%- set {n} = namespace(items=[], messages=[], seen=false, new=none) %}}"
+        f"{{% set {s}.plain = true %}}",
         f"{{%- for {m} in messages %}}",
         f"{{%- if {m}.role not in {_role_list(sorted(NORMALIZED_ROLES))} %}}{{% set {s}.plain = false %}}{{% endif %}}",
         f"{{%- set {role} = {m}.role %}}",
@@ -346,10 +382,8 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
         "{%- endif %}",
         "{%- endif %}",
         f"{{%- set {n}.items = {n}.items[:-1] + [[{role}, {names.c}, {names.last}[2], true, true]] %}}",
-        f"{{%- set {n}.changed = true %}}",
         "{%- else %}",
         f"{{%- set {n}.items = {n}.items + [[{role}, {names.b}, {m}, {role} != {m}.role, {names.has}]] %}}",
-        f"{{%- if {role} != {m}.role %}}{{% set {n}.changed = true %}}{{% endif %}}",
         "{%- endif %}",
         "{%- endfor %}",
         f"{{%- set {n}.messages = [] %}}",
@@ -360,6 +394,7 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
         f"{{%- else %}}{{% set {n}.messages = {n}.messages + [{item}[2]] %}}",
         "{%- endif %}",
         "{%- endfor %}",
+        f"{{%- set {s}.messages = {n}.messages %}}",
     ]
     return lines
 
