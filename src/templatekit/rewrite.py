@@ -341,13 +341,13 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
     and whether every message has a role N handles (``<state>.plain``); mirrors :func:`templatekit.normalization.apply_policy` step by step.
     Called only on a first pass a role check flagged, so its names cost nothing otherwise.
 
-    Each item of ``<n>.items`` is ``[role, content, first message, changed, has content]``.
+    Each item of ``<n>.runs`` is ``[role, content, first message, changed, has content]``.
     """
     s, n, m, item = names.state, names.n, names.m, names.item
     separator = _quoted(SEPARATOR)
     role = f"{names.role}"
     lines = [
-        f"{{%- set {n} = namespace(items=[], messages=[], seen=false, new=none) %}}"
+        f"{{%- set {n} = namespace(runs=[], messages=[], seen=false, new=none) %}}"
         f"{{% set {s}.plain = true %}}",
         f"{{%- for {m} in messages %}}",
         f"{{%- if {m}.role not in {_role_list(sorted(NORMALIZED_ROLES))} %}}{{% set {s}.plain = false %}}{{% endif %}}",
@@ -363,7 +363,7 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
         f"{{%- if {role} != 'system' %}}{{% set {n}.seen = true %}}{{% endif %}}",
         f"{{%- set {names.has} = {m}.content is defined %}}",
         f"{{%- set {names.b} = {m}.content if {names.has} else none %}}",
-        f"{{%- set {names.last} = {n}.items[-1] if {n}.items else none %}}",
+        f"{{%- set {names.last} = {n}.runs[-1] if {n}.runs else none %}}",
         f"{{%- if {names.last} is not none and {names.last}[0] == {role} and {role} in "
         f"{_role_list(merged_roles(strategy))} and not {names.last}[2].tool_calls and not {m}.tool_calls"
         f" and {_joinable(f'{names.last}[1]')} and {_joinable(names.b)} %}}",
@@ -381,13 +381,13 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
         f"{{%- else %}}{{% set {names.c} = ({names.a} + {names.b}) | list %}}",
         "{%- endif %}",
         "{%- endif %}",
-        f"{{%- set {n}.items = {n}.items[:-1] + [[{role}, {names.c}, {names.last}[2], true, true]] %}}",
+        f"{{%- set {n}.runs = {n}.runs[:-1] + [[{role}, {names.c}, {names.last}[2], true, true]] %}}",
         "{%- else %}",
-        f"{{%- set {n}.items = {n}.items + [[{role}, {names.b}, {m}, {role} != {m}.role, {names.has}]] %}}",
+        f"{{%- set {n}.runs = {n}.runs + [[{role}, {names.b}, {m}, {role} != {m}.role, {names.has}]] %}}",
         "{%- endif %}",
         "{%- endfor %}",
         f"{{%- set {n}.messages = [] %}}",
-        f"{{%- for {item} in {n}.items %}}",
+        f"{{%- for {item} in {n}.runs %}}",
         f"{{%- if {item}[3] %}}",
         *_rebuilt_message(names, fields),
         f"{{%- set {n}.messages = {n}.messages + [{n}.new] %}}",
