@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 from jinja2 import nodes
@@ -77,6 +78,7 @@ class RequestRejected(ValueError):
 
 # --- what vLLM reads from the template --------------------------------------------------------
 
+@lru_cache(maxsize=64)
 def content_format(template: str) -> ContentFormat:
     """``"openai"`` when the AST loops over a message's content, else ``"string"``.
 
