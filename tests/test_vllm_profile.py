@@ -207,3 +207,34 @@ def test_profile_constants_match_the_installed_vllm(vllm_python: Path) -> None:
     fields, parameters = json.loads(result.stdout.splitlines()[-1])
     assert frozenset(fields) == vllm.KNOWN_CONTENT_PART_FIELDS
     assert frozenset(parameters) - {"kwargs"} == vllm.APPLY_CHAT_TEMPLATE_PARAMETERS
+
+
+def test_relaxed_corpus_templates_render_like_the_originals_under_vllm(corpus: list[Path]) -> None:
+    """The relax fidelity contract through vLLM's pipeline: every parity conversation the original
+    renders under vLLM, the relaxed template renders to the same prompt."""
+    compared = 0
+    for path in corpus:
+        original = read_template(path)
+        relaxed = templatekit.relax(original).text
+        if relaxed == original:
+            continue
+        for case in PARITY_CASES:
+            expected = predicted_outcome(original, case)
+            if "text" in expected:
+                compared += 1
+                assert predicted_outcome(relaxed, case) == expected, f"{path.name} x {case['id']}"
+    assert compared > 500
+
+
+@pytest.mark.xfail(strict=True, reason="relax output still differs to vLLM's detections: its merge block quotes "
+                   "'developer' (vLLM then stops converting developer messages) and its tk_* variables are "
+                   "undeclared for jinja2.meta (vLLM then lets chat_template_kwargs of those names through)")
+def test_relaxed_corpus_templates_look_the_same_to_vllm(corpus: list[Path]) -> None:
+    differences = []
+    for path in corpus:
+        original = read_template(path)
+        relaxed = templatekit.relax(original).text
+        for detect in (vllm.content_format, vllm.handles_developer, vllm.accepted_kwargs):
+            if detect(original) != detect(relaxed):
+                differences.append(f"{path.name}: {detect.__name__}")
+    assert not differences, "\n".join(differences)
