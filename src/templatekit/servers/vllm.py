@@ -36,8 +36,8 @@ from jinja2 import nodes
 
 from . import Prepared
 
-__all__ = ["ENGINE", "NAME", "RENDER_PROFILE", "RequestRejected", "accepted_kwargs", "content_format",
-           "handles_developer", "prepare"]
+__all__ = ["APPLY_CHAT_TEMPLATE_PARAMETERS", "ENGINE", "KNOWN_CONTENT_PART_FIELDS", "NAME", "RENDER_PROFILE",
+           "RequestRejected", "accepted_kwargs", "content_format", "handles_developer", "prepare"]
 
 NAME = "vllm"
 ENGINE = "jinja2"
@@ -130,7 +130,7 @@ def _reads(node: nodes.Node, name: str, key: str | None = None) -> bool:
     if isinstance(node, nodes.Test) or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice)):
         return _reads(node.node, name, key)
     if key is None:
-        return isinstance(node, nodes.Name) and node.ctx == "load" and node.name == name
+        return _reads_name(node, name)
     if isinstance(node, nodes.Getitem):
         return (_reads_name(node.node, name) and isinstance(node.arg, nodes.Const)
                 and node.arg.value == key)
