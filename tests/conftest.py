@@ -73,3 +73,28 @@ def role_structure_corpus() -> list[Path]:
 ROLE_STRUCTURE_TEMPLATES = 39
 """How many corpus templates have a role-structure check: pinned, so that a classification
 regression fails the tests instead of quietly shrinking the corpus cases."""
+
+
+# --- vLLM (.venv-vllm, made by tests/vllm_setup.sh) -------------------------------------------
+
+VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+VLLM_MISSING = (f"vLLM venv not found at {VLLM_PYTHON.parent.parent} (create it with tests/vllm_setup.sh, "
+                "as .ci/run does)")
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """The vLLM venv's interpreter; skips when tests/vllm_setup.sh has not completed."""
+    if not (REPO_ROOT / ".venv-vllm" / "templatekit-setup").is_file():
+        pytest.skip(VLLM_MISSING)
+    return VLLM_PYTHON
+
+
+@pytest.fixture(scope="session")
+def vllm_model(vllm_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama model folder (``tests/vllm_model.py``), built once per session."""
+    folder = tmp_path_factory.mktemp("vllm-model")
+    subprocess.run([str(vllm_python), str(REPO_ROOT / "tests" / "vllm_model.py"), str(folder),
+                    str(FIXTURES / "templates" / "parity_check.jinja")],
+                   check=True, capture_output=True, timeout=300)
+    return folder
