@@ -52,10 +52,13 @@ def render_with(
     tools: Sequence[Mapping[str, Any]] | None = None,
     add_generation_prompt: bool | None = False,
     variables: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> str:
     """Render ``template`` with ``engine``; :class:`EngineError` when the engine fails.
 
-    ``variables`` are the other template variables (special tokens, kwargs).  ``tools`` or
+    ``variables`` are the other template variables (special tokens, kwargs).  ``options`` are engine
+    settings a server changes (minijinja: ``trim_blocks``, ``lstrip_blocks``, both true by default
+    as in transformers).  ``tools`` or
     ``add_generation_prompt`` of ``None`` leave that variable undefined, except under ``jinja2``,
     which renders as transformers does (``tools`` and ``documents`` always defined, ``None``
     if absent; ``add_generation_prompt`` ``False``).
@@ -68,7 +71,7 @@ def render_with(
         context["add_generation_prompt"] = add_generation_prompt
     from templatekit.engines import runners
 
-    return runners.RUNNERS[_checked(engine)](template, context)
+    return runners.RUNNERS[_checked(engine)](template, context, dict(options or {}))
 
 
 def engine_status(engine: Engine) -> str | None:

@@ -1,4 +1,4 @@
-"""One runner per engine: ``runner(template, context) -> str`` raising :class:`EngineError`.
+"""One runner per engine: ``runner(template, context, options) -> str`` raising :class:`EngineError`.
 
 The node and llama.cpp engines are child processes kept for the life of the Python process (one
 each, restarted after a crash or a timeout) and spoken to in JSON lines; every request waits at
@@ -25,10 +25,10 @@ from templatekit.errors import EngineUnavailableError
 TIMEOUT = 20.0           # seconds one render may take in a child process
 MINIJINJA_FUEL = 50_000_000  # minijinja's instruction budget per render
 
-Runner = Callable[[str, dict[str, Any]], str]
+Runner = Callable[[str, dict[str, Any], dict[str, Any]], str]
 
 
-def _jinja2(template: str, context: dict[str, Any]) -> str:
+def _jinja2(template: str, context: dict[str, Any], options: dict[str, Any]) -> str:
     import jinja2
 
     from templatekit.environment import TemplateRaise, render
@@ -60,25 +60,26 @@ def _minijinja_strftime_now(format: str) -> str:
     return datetime.now().strftime(format)
 
 
-_minijinja_environment: Any = None
+_minijinja_environments: dict[tuple[bool, bool], Any] = {}
 
 
-def _minijinja(template: str, context: dict[str, Any]) -> str:
-    """TGI's set-up (router/src/infer/chat_template.rs): pycompat methods, trim/lstrip blocks,
-    ``raise_exception`` and ``strftime_now`` as globals."""
-    global _minijinja_environment
-    if _minijinja_environment is None:
+def _minijinja(template: str, context: dict[str, Any], options: dict[str, Any]) -> str:
+    """pycompat methods (``.strip()``, ``.items()``, ...), ``raise_exception`` and ``strftime_now`` as
+    globals, trim/lstrip blocks as transformers unless ``options`` say otherwise (TGI)."""
+    key = (bool(options.get("trim_blocks", True)), bool(options.get("lstrip_blocks", True)))
+    environment = _minijinja_environments.get(key)
+    if environment is None:
         try:
             import minijinja
         except ImportError:
             raise EngineUnavailableError(_MINIJINJA_MISSING, engine="minijinja") from None
-        environment = minijinja.Environment(trim_blocks=True, lstrip_blocks=True, fuel=MINIJINJA_FUEL)
+        environment = minijinja.Environment(trim_blocks=key[0], lstrip_blocks=key[1], fuel=MINIJINJA_FUEL)
         environment.pycompat = True
         environment.add_function("raise_exception", _minijinja_raise)
         environment.add_function("strftime_now", _minijinja_strftime_now)
-        _minijinja_environment = environment
+        _minijinja_environments[key] = environment
     try:
-        return _minijinja_environment.render_str(template, **context)
+        return environment.render_str(template, **context)
     except _Raised as error:
         raise EngineError("minijinja", "raise", str(error)) from None
     except Exception as error:  # noqa: BLE001 - minijinja reports every other failure as TemplateError
@@ -156,7 +157,7 @@ atexit.register(lambda: [process.close() for process in _processes.values()])
 
 
 def _child_process(engine: str) -> Runner:
-    def run(template: str, context: dict[str, Any]) -> str:
+    def run(template: str, context: dict[str, Any], options: dict[str, Any]) -> str:
         problem = STATUS[engine]()
         if problem is not None:
             raise EngineUnavailableError(problem, engine=engine)
