@@ -31,7 +31,8 @@ ErrorKind = Literal["parse", "raise", "render", "timeout"]
 
 
 class EngineError(Exception):
-    """An engine refused a template or a render; ``message`` is the engine's own text.
+    """An engine refused a template or a render; ``message`` is the engine's own text (for
+    ``kind="raise"``, exactly the message the template passed to ``raise_exception``).
 
     ``kind`` is ``"parse"`` (the engine cannot parse the template), ``"raise"`` (the template called
     ``raise_exception``), ``"render"`` (any other failure while rendering) or ``"timeout"``.

@@ -45,7 +45,8 @@ function handle(request) {
   try {
     return { ok: true, text: template.render(request.context) };
   } catch (error) {
-    return { ok: false, kind: error instanceof Raised ? "raise" : "render", error: String(error) };
+    if (error instanceof Raised) return { ok: false, kind: "raise", error: error.message };
+    return { ok: false, kind: "render", error: String(error) };
   }
 }
 

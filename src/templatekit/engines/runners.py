@@ -25,6 +25,7 @@ from templatekit.errors import EngineUnavailableError
 TIMEOUT = 20.0           # seconds one render may take in a child process
 MINIJINJA_FUEL = 50_000_000  # minijinja's instruction budget per render
 
+_LLAMA_RAISE = "Jinja Exception: "  # llama.cpp's raise_exception prefixes the template's message
 Runner = Callable[[str, dict[str, Any], dict[str, Any]], str]
 
 
@@ -163,7 +164,10 @@ def _child_process(engine: str) -> Runner:
             raise EngineUnavailableError(problem, engine=engine)
         answer = _processes[engine].request({"op": "render", "template": template, "context": context})
         if not answer["ok"]:
-            raise EngineError(engine, answer["kind"], answer["error"])
+            message = answer["error"]
+            if answer["kind"] == "raise" and _LLAMA_RAISE in message:  # the template's own message
+                message = message.rsplit(_LLAMA_RAISE, 1)[1]
+            raise EngineError(engine, answer["kind"], message)
         return answer["text"]
 
     return run

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["Caps", "llama_cpp_caps"]
@@ -220,6 +221,7 @@ def _tool_conversation(arguments: Any, calls: int = 1) -> list[dict[str, Any]]:
             {"role": "user", "content": "User message"}]
 
 
+@lru_cache(maxsize=256)
 def llama_cpp_caps(template: str) -> Caps:
     """What llama.cpp's ``caps_get`` reports for ``template`` (see the module docstring)."""
     result: dict[str, bool] = dataclasses.asdict(Caps())

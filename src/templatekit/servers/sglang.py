@@ -12,7 +12,7 @@ Sources (sgl-project/sglang main, 2026): ``python/sglang/srt/entrypoints/openai/
   ``None``-valued keys are dropped; roles outside system/user/assistant/tool/function/developer are
   rejected (HTTP 400);
 - list content: ``"string"`` joins the text parts with a space (other parts dropped); ``"openai"`` keeps
-  text parts and turns image parts into ``{"type": "image"}``;
+  text parts and turns image parts into ``{"type": "image"}`` (video/audio parts are not modelled);
 - an assistant's string tool-call arguments are parsed to dicts;
 - ``tools`` are the ``function`` objects only (``description, name, parameters, strict``), not the
   OpenAI ``{"type": "function", "function": ...}`` wrappers; ``add_generation_prompt`` is always true;
@@ -33,6 +33,9 @@ NAME = "sglang"
 ENGINE = "jinja2"
 
 _ROLES = ("system", "user", "assistant", "tool", "function", "developer", "latest_reminder")
+# image parts the template sees as {"type": "image"} ("image" itself: already in that form, so that
+# preparing twice changes nothing; SGLang's request model would refuse it from a client)
+_IMAGE_PARTS = ("image_url", "input_image", "image")
 _GENERIC_KEYS = ("role", "content", "tool_call_id", "name", "reasoning_content", "tool_calls")
 
 
@@ -87,10 +90,9 @@ def _message(message: Mapping[str, Any], fmt: str) -> dict[str, Any]:
     content = dumped.get("content")
     if isinstance(content, list):
         if fmt == "openai":
-            dumped["content"] = [{"type": "image"} if part.get("type") in ("image_url", "input_image")
+            dumped["content"] = [{"type": "image"} if part.get("type") in _IMAGE_PARTS
                                  else {"type": "text", "text": part["text"]}
-                                 for part in content if part.get("type") in ("image_url", "input_image", "text",
-                                                                             "input_text")]
+                                 for part in content if part.get("type") in (*_IMAGE_PARTS, "text", "input_text")]
         else:
             dumped["content"] = " ".join(part["text"] for part in content
                                          if part.get("type") in ("text", "input_text"))
