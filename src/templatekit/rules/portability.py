@@ -22,7 +22,7 @@ from ..syntax import ParsedTemplate
 from .context import LintContext
 from .registry import Hit, rule
 
-__all__ = ["CONSTRUCTS", "ENGINE_LABELS", "Construct", "Use", "divergences", "find_constructs"]
+__all__ = ["CONSTRUCTS", "ENGINE_LABELS", "Construct", "Use", "divergences", "explain", "find_constructs"]
 
 Effect = Literal["parse", "error", "differs"]
 ENGINE_LABELS = {"minijinja": "minijinja (TGI)", "hf-jinja": "@huggingface/jinja (transformers.js)",
@@ -31,11 +31,16 @@ _EFFECTS = {"parse": "cannot parse the template", "error": "fails when it runs",
             "differs": "renders different text"}
 
 
+Outcome = tuple[str, str]  # ("ok", text) or ("error", the engine's message)
+
+
 @dataclass(frozen=True, eq=False)
 class Construct:
-    """One row: ``engines`` maps an engine to what it does with the construct; ``matches`` finds
-    it on one AST node; ``probe``/``variables`` demonstrate it (jinja2 renders the probe, each
-    engine of the row fails or renders other text)."""
+    """One row: ``engines`` maps an engine to what it does with the construct; ``probe`` and
+    ``variables`` demonstrate it (each engine of the row fails on the probe or renders other text
+    than jinja2).  A construct visible in the source has ``matches`` (one AST node); one that
+    depends on the values at run time (printing ``none``, looping over a string) has ``explains``,
+    which recognises it from jinja2's and the engine's outcomes on the same input."""
 
     key: str
     label: str
@@ -43,6 +48,7 @@ class Construct:
     matches: Callable[[nodes.Node], bool] | None
     probe: str
     variables: Mapping[str, Any] = field(default_factory=dict)
+    explains: Callable[[Outcome, Outcome], bool] | None = None
 
 
 def _call_of(node: nodes.Node, name: str) -> bool:
@@ -86,6 +92,8 @@ CONSTRUCTS: tuple[Construct, ...] = (
               lambda n: _method_call(n, "format") and _string(n.node.node), "{{ '{}-{}'.format(1, 'x') }}"),
     Construct("raw-block", "`{% raw %}`", {"hf-jinja": "parse", "llama.cpp": "parse"}, None,
               "{% raw %}{{ x }}{% endraw %}"),
+    Construct("crlf-line-endings", "CRLF line endings (jinja2 reads them as `\\n`)",
+              {"minijinja": "differs", "hf-jinja": "differs"}, None, "a\r\nb{% if true %}\r\nc{% endif %}"),
     Construct("recursive-loop", "a `recursive` for loop", {"hf-jinja": "parse", "llama.cpp": "parse"},
               lambda n: isinstance(n, nodes.For) and n.recursive,
               "{% for x in l recursive %}{{ x.n }}{% if x.c %}({{ loop(x.c) }}){% endif %}{% endfor %}",
@@ -98,6 +106,16 @@ CONSTRUCTS: tuple[Construct, ...] = (
     Construct("tojson-ensure-ascii", "`tojson(ensure_ascii=...)`", {"minijinja": "error"},
               lambda n: _filter(n, "tojson") and any(keyword.key == "ensure_ascii" for keyword in n.kwargs),
               "{{ s | tojson(ensure_ascii=False) }}", {"s": "héllo"}),
+    Construct("tojson-separators", "`tojson(separators=...)`", {"minijinja": "error"},
+              lambda n: _filter(n, "tojson") and any(keyword.key == "separators" for keyword in n.kwargs),
+              "{{ d | tojson(separators=(',', ':')) }}", {"d": {"a": 1}}),
+    Construct("safe-concatenation", "`+` with a `| safe` string (transformers HTML-escapes the other operand)",
+              {"minijinja": "differs", "hf-jinja": "differs", "llama.cpp": "differs"},
+              lambda n: isinstance(n, nodes.Add) and (_filter(n.left, "safe") or _filter(n.right, "safe")),
+              "{{ 'a' | safe + s }}", {"s": '"q"'}),
+    Construct("escape-tojson", "escaping `tojson` output (`| tojson | e`)", {"minijinja": "differs"},
+              lambda n: n.__class__ is nodes.Filter and n.name in ("e", "escape") and _filter(n.node, "tojson"),
+              "{{ d | tojson | e }}", {"d": {"a": "b"}}),
     Construct("string-plus-content", "`'...' + message.content` (a list of parts: transformers raises)",
               {"hf-jinja": "differs", "llama.cpp": "differs"},
               lambda n: isinstance(n, nodes.Add) and ((_string(n.left) and _content(n.right))
@@ -128,7 +146,99 @@ CONSTRUCTS: tuple[Construct, ...] = (
               {"s": "x", "d": {"role": "user"}}),
     Construct("list-append", "`.append()` on a list (transformers' sandbox refuses it)", {"llama.cpp": "differs"},
               lambda n: _method_call(n, "append"), "{% set l = [] %}{% set _ = l.append(1) %}{{ l | length }}"),
+    Construct("none-is-iterable", "`none is iterable` (true in minijinja), then an operation on none",
+              {"minijinja": "error"}, None, "{{ x | length if x is iterable else 0 }}", {"x": None},
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "of type none")),
+    Construct("string-repeat", "`'...' * n` string repetition", {"hf-jinja": "error"},
+              lambda n: isinstance(n, nodes.Mul) and (_string(n.left) or _string(n.right)), "{{ '-' * 3 }}"),
+    # visible only at run time: recognised from the two outcomes
+    Construct("loop-over-none", "a `for` loop over `none` (transformers raises)", {"minijinja": "differs"}, None,
+              "{% for x in none %}x{% endfor %}done",
+              explains=lambda expected, actual: _raised(expected, "'NoneType' object is not iterable") and _ok(actual)),
+    Construct("print-none", "printing `none` (transformers prints `None`)", {"hf-jinja": "differs", "llama.cpp": "differs"},
+              None, "[{{ none }}]", explains=lambda expected, actual: _diverges_at(expected, actual, "None")),
+    Construct("print-boolean", "printing a boolean (`True`/`False` in transformers)", {"hf-jinja": "differs"}, None,
+              "{{ true }}{{ 1 == 2 }}", explains=lambda expected, actual: _diverges_at(expected, actual, "True", "False")),
+    Construct("print-container", "printing a list or dict (Python's repr in transformers)",
+              {"hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ l }}", {"l": [{"type": "text", "text": "a"}]},
+              explains=lambda expected, actual: _in_repr(expected, actual)),
+    Construct("concatenate-non-string", "`+` between a string and a list, dict or none (transformers raises)",
+              {"hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ 'a' + l }}", {"l": [1]},
+              explains=lambda expected, actual: _ok(actual) and (
+                  _raised(expected, "can only concatenate str") or _raised(expected, "unsupported operand type(s) for +"))),
+    Construct("undefined-attribute", "reading an attribute of an undefined value (transformers raises)",
+              {"hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ zz.a }}",
+              explains=lambda expected, actual: _raised(expected, "UndefinedError") and _ok(actual)),
+    Construct("loop-over-string", "a `for` loop over a string", {"hf-jinja": "error", "llama.cpp": "error"}, None,
+              "{% for c in s %}{{ c }}{% endfor %}", {"s": "ab"},
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "in for loop: got String")),
+    Construct("list-filter-on-string", "a list filter (`selectattr`, `map`, ...) on a string",
+              {"hf-jinja": "error", "llama.cpp": "error"}, None,
+              "{{ s | selectattr('type', 'equalto', 'image') | list | length }}", {"s": "abc"},
+              explains=lambda expected, actual: _ok(expected) and (
+                  _raised(actual, "for type String") or _raised(actual, "Unknown StringValue filter"))),
+    Construct("string-filter-on-list", "a string filter (`trim`, ...) on a list", {"hf-jinja": "error"}, None,
+              "{{ l | trim }}", {"l": [{"type": "text", "text": "a"}]},
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "Unknown ArrayValue filter")),
+    Construct("string-filter-on-dict", "the `string` filter on a dict", {"hf-jinja": "error"}, None,
+              "{{ d | string }}", {"d": {"a": 1}},
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "Unknown ObjectValue filter")),
+    Construct("filter-on-undefined", "a filter (`length`, `trim`, ...) on an undefined value", {"hf-jinja": "error"},
+              None, "{{ zz | length }}",
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "to type: UndefinedValue")),
+    Construct("filter-on-none", "a string filter (`trim`, ...) on `none`", {"hf-jinja": "error"}, None,
+              "[{{ none | trim }}]",
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "to type: NullValue")),
+    Construct("integer-dict-key", "a dict literal with integer keys", {"hf-jinja": "error"}, None,
+              "{% set d = {1: 'a'} %}{{ d[1] }}",
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "Object keys must be strings")),
+    Construct("in-undefined", "`in` with an undefined value on the left", {"hf-jinja": "error", "llama.cpp": "error"},
+              None, "{{ 'T' if zz in ['a'] else 'F' }}",
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, "on undefined values")),
+    Construct("list-in-list", "`in` with a list on the left", {"llama.cpp": "error"}, None,
+              "{{ 'T' if [1] in [[1]] else 'F' }}",
+              explains=lambda expected, actual: _ok(expected) and _raised(actual, 'Unknown operator "in" between Array')),
+    Construct("list-as-key", "a list used as a dict key", {"hf-jinja": "error", "llama.cpp": "error"}, None,
+              "{{ 'T' if d[k] is defined else 'F' }}", {"d": {"a": 1}, "k": ["a"]},
+              explains=lambda expected, actual: _ok(expected) and (
+                  _raised(actual, "unhashable type") or _raised(actual, "Cannot access property with non-string"))),
+    Construct("tojson-not-json", "`tojson` of a value JSON cannot hold (transformers raises)",
+              {"minijinja": "differs", "hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ [m.x] | tojson }}",
+              {"m": {}},
+              explains=lambda expected, actual: _raised(expected, "is not JSON serializable") and _ok(actual)),
 )
+
+
+_ROW = {construct.key: construct for construct in CONSTRUCTS}
+
+
+def _ok(outcome: Outcome) -> bool:
+    return outcome[0] == "ok"
+
+
+def _raised(outcome: Outcome, fragment: str) -> bool:
+    return outcome[0] == "error" and fragment in outcome[1]
+
+
+def _difference(expected: str, actual: str) -> int:
+    """The first position where the two texts differ."""
+    return next((index for index, (a, b) in enumerate(zip(expected, actual)) if a != b), min(len(expected), len(actual)))
+
+
+def _diverges_at(expected: Outcome, actual: Outcome, *words: str) -> bool:
+    """Both render, and jinja2's text has one of ``words`` where the engine's text departs."""
+    at = _difference(expected[1], actual[1]) if _ok(expected) and _ok(actual) else -1
+    return at >= 0 and expected[1][at:].lstrip().startswith(words)
+
+
+def _in_repr(expected: Outcome, actual: Outcome) -> bool:
+    """Both render, and the texts part inside what looks like a Python list/dict repr in jinja2's."""
+    if not (_ok(expected) and _ok(actual)):
+        return False
+    text, at = expected[1], _difference(expected[1], actual[1])
+    start = max(text.rfind("[", 0, at + 1), text.rfind("{", 0, at + 1))
+    return start >= 0 and text[start:at + 2].replace(" ", "")[:3] in ("[{'", "['", "{'", "[]", "[{", "{}") or \
+        text[start:start + 2] in ("[{", "['", "{'", "[]", "{}")
 
 
 @dataclass(frozen=True)
@@ -150,8 +260,9 @@ def find_constructs(parsed: ParsedTemplate, source: str) -> tuple[Use, ...]:
     uses = [Use(construct, node.lineno) for node, known in _walk(parsed.ast, frozenset()) for construct in CONSTRUCTS
             if construct.matches is not None and construct.matches(node)
             and not _ruled_out(construct, node, known, namespaces)]
-    raw = next(construct for construct in CONSTRUCTS if construct.key == "raw-block")
-    uses += [Use(raw, line) for line in _raw_block_lines(source)]
+    uses += [Use(_ROW["raw-block"], line) for line in _raw_block_lines(source)]
+    if "\r\n" in source:
+        uses.append(Use(_ROW["crlf-line-endings"], source.count("\n", 0, source.index("\r\n")) + 1))
     return tuple(sorted(set(uses), key=lambda use: (use.line, use.construct.key)))
 
 
@@ -234,6 +345,17 @@ def _raw_block_lines(source: str) -> list[int]:
     from ..environment import make_environment
 
     return [line for line, kind, _ in make_environment().lex(source) if kind == "raw_begin"]
+
+
+def explain(engine: str, uses: tuple[Use, ...], expected: Outcome, actual: Outcome) -> Construct | None:
+    """The row that accounts for ``engine``'s ``actual`` outcome differing from jinja2's ``expected``
+    on one input: a construct of the template (``uses``) the engine treats differently, else a
+    run-time row that recognises the two outcomes; ``None`` when no row does."""
+    for use in uses:
+        if engine in use.construct.engines:
+            return use.construct
+    return next((construct for construct in CONSTRUCTS if engine in construct.engines
+                 and construct.explains is not None and construct.explains(expected, actual)), None)
 
 
 def _effects(construct: Construct) -> str:
