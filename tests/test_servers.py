@@ -105,8 +105,9 @@ def test_the_caps_port_agrees_on_relaxed_templates_too() -> None:
         for version in (text, result.text) if result.text else (text,):
             try:
                 real = real_caps(version)
+                render_with("llama.cpp", version, [{"role": "user", "content": "x"}], variables={"bos_token": ""})
             except EngineError:
-                continue
+                continue  # llama.cpp cannot render it at all (a construct of TK701): its probes all fail
             assert dataclasses.asdict(llama_cpp_caps(version)) == real, path.name
 
 

@@ -149,6 +149,10 @@ CONSTRUCTS: tuple[Construct, ...] = (
     Construct("none-is-iterable", "`none is iterable` (true in minijinja), then an operation on none",
               {"minijinja": "error"}, None, "{{ x | length if x is iterable else 0 }}", {"x": None},
               explains=lambda expected, actual: _ok(expected) and _raised(actual, "of type none")),
+    Construct("method-named-attribute", "an attribute named like a dict method (`ns.items`, `.keys`, `.values`, `.get`)",
+              {"llama.cpp": "error"},
+              lambda n: isinstance(n, nodes.Getattr) and n.attr in ("items", "keys", "values", "get"),
+              "{% set ns = namespace(items=[1]) %}{{ 'T' if ns.items else 'F' }}"),
     Construct("string-repeat", "`'...' * n` string repetition", {"hf-jinja": "error"},
               lambda n: isinstance(n, nodes.Mul) and (_string(n.left) or _string(n.right)), "{{ '-' * 3 }}"),
     # visible only at run time: recognised from the two outcomes
@@ -256,10 +260,10 @@ def find_constructs(parsed: ParsedTemplate, source: str) -> tuple[Use, ...]:
     needs the other type are left out: ``'...' + content`` inside ``if content is string``,
     ``x is sequence`` after ``if x is string`` failed.
     """
-    namespaces = _namespaces(parsed.ast)
+    namespaces, callees = _namespaces(parsed.ast), _callees(parsed.ast)
     uses = [Use(construct, node.lineno) for node, known in _walk(parsed.ast, frozenset()) for construct in CONSTRUCTS
             if construct.matches is not None and construct.matches(node)
-            and not _ruled_out(construct, node, known, namespaces)]
+            and not _ruled_out(construct, node, known, namespaces, callees)]
     uses += [Use(_ROW["raw-block"], line) for line in _raw_block_lines(source)]
     if "\r\n" in source:
         uses.append(Use(_ROW["crlf-line-endings"], source.count("\n", 0, source.index("\r\n")) + 1))
@@ -331,7 +335,15 @@ def _namespaces(ast: nodes.Template) -> frozenset[str]:
                      if isinstance(node.target, nodes.Name) and _call_of(node.node, "namespace"))
 
 
-def _ruled_out(construct: Construct, node: nodes.Node, known: Known, namespaces: frozenset[str]) -> bool:
+def _callees(ast: nodes.Template) -> frozenset[int]:
+    """Attribute reads that are called (``x.items()``): methods, not attributes."""
+    return frozenset(id(node.node) for node in ast.find_all(nodes.Call) if isinstance(node.node, nodes.Getattr))
+
+
+def _ruled_out(construct: Construct, node: nodes.Node, known: Known, namespaces: frozenset[str],
+               callees: frozenset[int] = frozenset()) -> bool:
+    if construct.key == "method-named-attribute":
+        return id(node) in callees
     if construct.key == "string-plus-content":
         operand = node.right if _content(node.right) else node.left
         return (_expression(operand), True) in known or _expression(operand.node) in namespaces
