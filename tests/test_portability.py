@@ -74,11 +74,14 @@ def test_rows_that_jinja2_renders_identically_are_not_recognised() -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_corpus_difference_is_explained_by_a_row(corpus, engine: str) -> None:
     needs(engine)
-    expected, actual = corpus_outcomes("jinja2"), corpus_outcomes(engine)
+    expected, actual = corpus_outcomes("jinja2", EXTRA_CASES), corpus_outcomes(engine, EXTRA_CASES)
     uses = {path.name: find_constructs(parse(read_template(path)), read_template(path)) for path in corpus}
     counts: Counter[str] = Counter()
     unexplained = []
+    parity = {case["id"] for case in PARITY_CASES}
     for key, result in actual.items():
+        if key[1] not in parity:
+            continue  # the extra case serves the false-positive count only
         if same(expected[key], result):
             counts["equal"] += 1
             continue

@@ -14,6 +14,7 @@ import selectors
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -124,9 +125,9 @@ class _JsonLinesProcess:
         fd = process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
-            deadline = _now() + TIMEOUT
+            deadline = time.monotonic() + TIMEOUT
             while True:
-                remaining = deadline - _now()
+                remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
                     raise EngineError(self.engine, "timeout", f"no answer within {TIMEOUT:.0f} s")
                 chunk = os.read(fd, 1 << 16)
@@ -141,12 +142,6 @@ class _JsonLinesProcess:
             self.process.kill()
             self.process.wait()
             self.process = None
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 _processes = {
