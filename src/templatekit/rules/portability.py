@@ -418,6 +418,8 @@ _WITNESSES: tuple[Witness, ...] = (
     Witness(({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
              {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}), add_generation_prompt=True),
     Witness(({"role": "user", "content": [{"type": "text", "text": "Hi"}]},), add_generation_prompt=True),
+    Witness(({"role": "user", "content": "Hi"}, {"role": "user", "content": "Still there?"}),
+            add_generation_prompt=True),  # what relaxed templates accept and strict ones refuse
     Witness(({"role": "user", "content": "Weather?"},
              {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
                  "name": "get_weather", "arguments": {"city": "Paris"}}}]},
@@ -470,9 +472,10 @@ def engine_divergence(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Renders the template with every Jinja engine installed here (`templatekit engines list`:
     minijinja, @huggingface/jinja, llama.cpp's engine) and with transformers' jinja2 on a few
-    witness conversations (`[user]`, a system-led multi-turn chat, list-of-parts content, a tool
-    call with its result) and reports the first conversation each engine renders differently or
-    fails on. Engines that are not installed are not checked.
+    witness conversations (`[user]`, a system-led multi-turn chat, list-of-parts content, two user
+    turns in a row, a tool call with its result) and reports the first conversation each engine renders differently or
+    fails on. Engines that are not installed are not checked. Two user turns in a row are among the
+    witnesses: what a relaxed template accepts and its strict original refuses.
 
     ## Why is this bad?
     On that server the model sees another prompt than under transformers (or the request fails),
