@@ -107,23 +107,23 @@ def test_static_rows_flag_no_template_the_engine_renders_like_transformers(corpu
         flagged += 1
         if all(same(expected[key], result) for key, result in actual.items() if key[0] == path.name):
             false_positives.append((path.name, sorted(named)))
-    print(f"{engine}: TK701 flags {flagged} corpus templates, {len(false_positives)} where the engine agrees")
+    print(f"{engine}: TK801 flags {flagged} corpus templates, {len(false_positives)} where the engine agrees")
     assert false_positives == []
 
 
 def test_tk701_names_the_engines_and_their_effect() -> None:
-    (finding,) = lint("{% for m in messages %}{{ loop.cycle('a', 'b') }}{% endfor %}", select=["TK701"])
+    (finding,) = lint("{% for m in messages %}{{ loop.cycle('a', 'b') }}{% endfor %}", select=["TK801"])
     assert finding.message == ("`loop.cycle(...)`: @huggingface/jinja (transformers.js) fails when it runs; "
                                "llama.cpp (llama-server) fails when it runs")
     assert lint("{% for m in messages %}{{ m.content if m.content is string else '' }}{% endfor %}",
-                select=["TK701"]) == []
+                select=["TK801"]) == []
 
 
 def test_tk701_leaves_content_concatenation_alone_where_the_template_checked_the_type() -> None:
     guarded = "{% for m in messages %}{% if m.content is string %}{{ 'U: ' + m.content }}{% endif %}{% endfor %}"
     unguarded = "{% for m in messages %}{{ 'U: ' + m.content }}{% endfor %}"
-    assert lint(guarded, select=["TK701"]) == []
-    assert [finding.line for finding in lint(unguarded, select=["TK701"])] == [1]
+    assert lint(guarded, select=["TK801"]) == []
+    assert [finding.line for finding in lint(unguarded, select=["TK801"])] == [1]
 
 
 def test_raw_blocks_are_found_in_the_token_stream() -> None:
@@ -136,7 +136,7 @@ def test_tk702_reports_the_witness_an_engine_renders_differently() -> None:
     template = "{% for m in messages %}[{{ m.get('name') }}]{{ m.content }}{% endfor %}"
     (found,) = [d for d in divergences(template, {}, ("hf-jinja",))]
     assert found.engine == "hf-jinja" and found.expected.startswith("[None]") and found.output.startswith("[]")
-    findings = lint(template, select=["TK702"])
+    findings = lint(template, select=["TK802"])
     assert any(f.message.startswith("@huggingface/jinja (transformers.js) renders it differently") for f in findings)
     assert all(f.witness is not None for f in findings)
     assert divergences("{% for m in messages %}{{ m.role }};{% endfor %}", {}, ("hf-jinja",)) == []

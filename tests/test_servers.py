@@ -107,7 +107,7 @@ def test_the_caps_port_agrees_on_relaxed_templates_too() -> None:
                 real = real_caps(version)
                 render_with("llama.cpp", version, [{"role": "user", "content": "x"}], variables={"bos_token": ""})
             except EngineError:
-                continue  # llama.cpp cannot render it at all (a construct of TK701): its probes all fail
+                continue  # llama.cpp cannot render it at all (a construct of TK801): its probes all fail
             assert dataclasses.asdict(llama_cpp_caps(version)) == real, path.name
 
 
