@@ -23,6 +23,7 @@ EXIT_NO_TEMPLATE = 7       # no chat template, or unknown --template-name
 EXIT_SYNTAX = 8            # the template is not valid Jinja
 EXIT_OUTPUT = 9            # the result could not be written
 EXIT_TOKENIZER = 10        # the tokenizer could not be loaded
+EXIT_ENGINE = 11           # a Jinja engine is not installed (or could not be installed)
 EXIT_INTERNAL = 70         # a bug in templatekit
 
 EXIT_CODES_HELP = """\b
@@ -32,7 +33,8 @@ Exit codes:
   4  access denied (gated repo, token)   5  offline and not cached
   6  malformed JSON/GGUF input file      7  no chat template / unknown name
   8  template is not valid Jinja         9  output could not be written
-  10 tokenizer could not be loaded       70 internal error (please report)
+  10 tokenizer could not be loaded       11 engine not installed
+  70 internal error (please report)
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +54,7 @@ def exit_code_for(error: BaseException) -> int:
         (errors.TemplateSyntaxError, EXIT_SYNTAX),
         (errors.TokenizerError, EXIT_TOKENIZER),
         (errors.OutputError, EXIT_OUTPUT),
+        (errors.EngineUnavailableError, EXIT_ENGINE),
     ]
     for error_class, code in table:
         if isinstance(error, error_class):

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "render": ("templatekit_cli.verify", "render", "Render a template on a conversation (and tokenize it)."),
     "diff": ("templatekit_cli.verify", "diff", "Show the text and token diff of two templates on one conversation."),
     "rule": ("templatekit_cli.lint", "rule", "Print the documentation of a lint rule."),
+    "engines": ("templatekit_cli.engines", "engines", "List or install the Jinja engines servers render with."),
 }
 
 

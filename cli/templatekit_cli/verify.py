@@ -90,6 +90,24 @@ def _template_options(command: Any) -> Any:
     return command
 
 
+def _server_option(command: Any) -> Any:
+    from templatekit.servers import SERVERS
+
+    return click.option("--server", type=click.Choice(list(SERVERS)), default=None,
+                        help="Render as this server does (default: as transformers).")(command)
+
+
+def _servers_list(value: str | None) -> list[str]:
+    from templatekit.servers import SERVERS
+
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown:
+        raise click.BadParameter(f"unknown server {unknown[0]!r}; expected one of {', '.join(SERVERS)}",
+                                 param_hint="--servers")
+    return names
+
+
 def _tokenizer_option(command: Any) -> Any:
     return click.option("--tokenizer", "tokenizer_source", default=None, metavar="SOURCE",
                         help="tokenizer.json, a model folder or a Hub repo id: compare token ids too.")(command)
@@ -150,14 +168,21 @@ def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
 
 
 def _render(inputs: Any, case: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(output, None) or (None, what the template raised)."""
+    """(output, None) or (None, what the template raised); a missing engine propagates."""
     from templatekit.environment import TemplateRaise
+    from templatekit.errors import TemplatekitError
 
     try:
         return inputs.render(case), None
     except TemplateRaise as error:
         return None, f"raise_exception({error.template_message!r})"
+    except TemplatekitError:
+        raise
     except Exception as error:  # noqa: BLE001 - a template failing on this input is the answer
+        from templatekit.engines import EngineError
+
+        if isinstance(error, EngineError):
+            return None, f"raise_exception({error.message!r})" if error.kind == "raise" else str(error)
         return None, f"{type(error).__name__}: {error}"
 
 
@@ -220,35 +245,48 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
               help="Worker processes (same result as --jobs 1).")
 @click.option("--save-counterexample", default=None, metavar="FILE",
               help="Write a counterexample's replay JSON to FILE (atomically).")
+@click.option("--servers", "servers_option", default=None, metavar="NAME,...",
+              help="Check under these servers' pipelines (vllm, llama-server, sglang, tgi, transformers.js, "
+                   "transformers) instead of transformers alone.")
 @_template_options
 @source_options
 @handle_errors
 def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
-           seed: int, jobs: int, save_counterexample: str | None, template_name: str | None, profile: str,
-           revision: str | None, token: str | None, filename: str | None) -> None:
+           seed: int, jobs: int, save_counterexample: str | None, servers_option: str | None,
+           template_name: str | None, profile: str, revision: str | None, token: str | None,
+           filename: str | None) -> None:
     from templatekit.verification import verify as run_verify
 
+    servers: list[str | None] = list(_servers_list(servers_option)) or [None]
     original_template = _load_template(original, template_name, revision=revision, token=token, filename=filename)
     relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token,
                                       fallback_to_default=True)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
-    result = run_verify(original_template, relaxed_template, examples=examples, seed=seed, normalize=normalize,
-                        tokenizer=tokenizer, jobs=jobs, profile=profile)
-    counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
-                       if name not in ("normalize", "drops") or normalize)
-    compared = ("text and token ids" if result.compared == "tokens"
-                else "text (no --tokenizer given, so token ids were not compared)")
-    if result.ok:
-        click.echo(f"ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} accepted by "
-                   f"ORIGINAL; checked {counts}; compared {compared}")
-        if not result.accepted_by_original:
-            click.echo("templatekit: warning: ORIGINAL rendered none of the generated conversations, so fidelity "
-                       "was not checked (does it need variables such as tools or documents?)", err=True)
+    failed = None
+    for server in servers:
+        result = run_verify(original_template, relaxed_template, examples=examples, seed=seed, normalize=normalize,
+                            tokenizer=tokenizer, jobs=jobs, profile=profile, server=server)
+        counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
+                           if name not in ("normalize", "drops") or normalize)
+        compared = ("text and token ids" if result.compared == "tokens"
+                    else "text (no --tokenizer given, so token ids were not compared)")
+        under = "" if server is None else f"{server}: "
+        if result.ok:
+            click.echo(f"{under}ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} "
+                       f"accepted by ORIGINAL; checked {counts}; compared {compared}")
+            if not result.accepted_by_original:
+                click.echo(f"templatekit: warning: {under}ORIGINAL rendered none of the generated conversations, "
+                           "so fidelity was not checked (does it need variables such as tools or documents?)",
+                           err=True)
+            continue
+        if under:
+            click.echo(f"{under}FAILED")
+        echo_counterexample(result, examples=examples, compared=compared, tokenizer=tokenizer)
+        failed = failed or result.counterexample
+    if failed is None:
         return
-    echo_counterexample(result, examples=examples, compared=compared, tokenizer=tokenizer)
-    example = result.counterexample
     if save_counterexample:
-        write_atomically(save_counterexample, example.to_json() + "\n")
+        write_atomically(save_counterexample, failed.to_json() + "\n")
         click.echo(f"counterexample written to {save_counterexample}")
     sys.exit(EXIT_FINDINGS)
 
@@ -257,18 +295,19 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
 @click.argument("source")
 @_messages_options
 @_tokenizer_option
+@_server_option
 @_template_options
 @source_options
 @handle_errors
 def render(source: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
-           template_name: str | None, profile: str, revision: str | None, token: str | None,
-           filename: str | None) -> None:
+           server: str | None, template_name: str | None, profile: str, revision: str | None,
+           token: str | None, filename: str | None) -> None:
     from templatekit.strategies import template_inputs
 
     template = _load_template(source, template_name, revision=revision, token=token, filename=filename)
     case = _read_case(messages_file, add_generation_prompt)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
-    output, error = _render(template_inputs(template, profile=profile), case)
+    output, error = _render(template_inputs(template, profile=profile, server=server), case)
     if error is not None:
         click.echo(f"templatekit: the template does not render this conversation: {error}", err=True)
         sys.exit(EXIT_FINDINGS)
@@ -285,12 +324,13 @@ def render(source: str, messages_file: str, add_generation_prompt: bool | None, 
 @click.argument("b")
 @functools.partial(_messages_options, required=False)
 @_tokenizer_option
+@_server_option
 @_template_options
 @source_options
 @handle_errors
 def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool | None,
-         tokenizer_source: str | None, template_name: str | None, profile: str, revision: str | None,
-         token: str | None, filename: str | None) -> None:
+         tokenizer_source: str | None, server: str | None, template_name: str | None, profile: str,
+         revision: str | None, token: str | None, filename: str | None) -> None:
     from templatekit.strategies import TemplateInputs, template_inputs
 
     first = _load_template(a, template_name, revision=revision, token=token, filename=filename)
@@ -300,8 +340,8 @@ def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool 
         return
     case = _read_case(messages_file, add_generation_prompt)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
-    first_inputs = template_inputs(first, profile=profile)
-    second_inputs = TemplateInputs(second.text, first_inputs.special_tokens, first_inputs.profile)
+    first_inputs = template_inputs(first, profile=profile, server=server)
+    second_inputs = TemplateInputs(second.text, first_inputs.special_tokens, first_inputs.profile, server)
     (first_output, first_error), (second_output, second_error) = (_render(first_inputs, case),
                                                                   _render(second_inputs, case))
     if first_output == second_output and first_error == second_error:

@@ -16,7 +16,7 @@ _EXPORTS = {
     "load": "templatekit.sources",
     "ChatTemplate": "templatekit.sources",
     "TemplateSource": "templatekit.sources",
-    "render": "templatekit.environment",
+    "render": "templatekit.servers",
     "TemplateRaise": "templatekit.environment",
     "parse": "templatekit.syntax",
     "analyze": "templatekit.analysis",

@@ -98,3 +98,11 @@ class TokenizerError(SourceError):
 
 class OutputError(TemplatekitError, OSError):
     """A result could not be written where the user asked."""
+
+
+class EngineUnavailableError(TemplatekitError, LookupError):
+    """A Jinja engine is not installed here; the message names what to install."""
+
+    def __init__(self, message: str, *, engine: str) -> None:
+        super().__init__(message)
+        self.engine = engine

@@ -333,18 +333,26 @@ def default_shape() -> Shape:
 
 @dataclass(frozen=True)
 class TemplateInputs:
-    """A template's text and the special tokens and profile it renders with."""
+    """A template's text and the special tokens, profile and server it renders with
+    (``server=None``: as transformers; else through that server's pipeline, :mod:`templatekit.servers`)."""
 
     text: str
     special_tokens: tuple[tuple[str, str], ...]
     profile: Profile = DEFAULT_PROFILE
+    server: str | None = None
 
     def render(self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None) -> str:
         """Render a case (``messages`` replaces the case's own messages when given)."""
-        return render(self.text, case["messages"] if messages is None else messages, tools=case.get("tools"),
-                      add_generation_prompt=bool(case.get("add_generation_prompt")),
-                      special_tokens=dict(self.special_tokens), now=FIXED_NOW, profile=self.profile,
-                      **case.get("kwargs", {}))
+        if self.server is None:
+            return render(self.text, case["messages"] if messages is None else messages, tools=case.get("tools"),
+                          add_generation_prompt=bool(case.get("add_generation_prompt")),
+                          special_tokens=dict(self.special_tokens), now=FIXED_NOW, profile=self.profile,
+                          **case.get("kwargs", {}))
+        from .servers import render as render_as_server
+
+        return render_as_server(self.text, case["messages"] if messages is None else messages, server=self.server,
+                                tools=case.get("tools"), add_generation_prompt=bool(case.get("add_generation_prompt")),
+                                special_tokens=dict(self.special_tokens), now=FIXED_NOW, **case.get("kwargs", {}))
 
     def accepts(self, case: Mapping[str, Any]) -> bool:
         try:
@@ -355,12 +363,12 @@ class TemplateInputs:
 
 
 def template_inputs(template: str | ChatTemplate, special_tokens: Mapping[str, str] | None = None,
-                    profile: Profile = DEFAULT_PROFILE) -> TemplateInputs:
-    """Text, special tokens (given, else the template's own, else defaults) and profile."""
+                    profile: Profile = DEFAULT_PROFILE, server: str | None = None) -> TemplateInputs:
+    """Text, special tokens (given, else the template's own, else defaults), profile and server."""
     text = template if isinstance(template, str) else template.text
     tokens = special_tokens or (None if isinstance(template, str) else template.special_tokens) \
         or DEFAULT_SPECIAL_TOKENS
-    return TemplateInputs(text, tuple(sorted(tokens.items())), profile)
+    return TemplateInputs(text, tuple(sorted(tokens.items())), profile, server)
 
 
 def _probe_unit(unit: Unit, call_content: str = "empty", arguments: str = "object",

@@ -16,6 +16,11 @@ Properties, for ORIGINAL ``T`` and RELAXED ``R``, rendered exactly as servers re
     wherever ``T`` rejects ``C`` and ``R`` renders it, every message text of ``C`` that
     ``T(N(C))`` contains is in ``R(C)``: nothing the normalised conversation keeps is lost.
 
+With ``server=``, "rendered" means through that server's pipeline: its profile prepares each
+conversation and its engine renders (:mod:`templatekit.servers`), for both templates alike; and
+since the relaxed template normalises the messages the server hands it, ``normalize`` and
+``drops`` are checked on those: ``R(C) == T(N(prepare(C)))``.
+
 Conversations come from the generators behind :mod:`templatekit.strategies`, driven by a
 seeded :class:`random.Random` per example (example ``i`` of seed ``s`` is the same on every
 run and in every process): walks of the shape ``T`` accepts, the same histories bent the way
@@ -162,9 +167,21 @@ def _render(inputs: TemplateInputs, case: Mapping[str, Any],
         return None, error
 
 
-def _describe(error: BaseException) -> str:
+def _raised(error: BaseException | None) -> str | None:
+    """The message a template passed to ``raise_exception`` (under any engine), else ``None``."""
     if isinstance(error, TemplateRaise):
-        return f"raise_exception({error.template_message!r})"
+        return str(error.template_message)
+    from .engines import EngineError
+
+    if isinstance(error, EngineError) and error.kind == "raise":
+        return error.message
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    raised = _raised(error)
+    if raised is not None:
+        return f"raise_exception({raised!r})"
     return f"{type(error).__name__}: {error}"
 
 
@@ -181,24 +198,26 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
             return _Verdict(True, tuple(checked), "fidelity", expected, actual, error)
     if all(message.get("role") in NORMALIZED_ROLES for message in case["messages"]):
         checked.append("tolerance")
-        if isinstance(relaxed_error, TemplateRaise) and str(relaxed_error.template_message) in job.role_messages:
+        if _raised(relaxed_error) in job.role_messages:
             return _Verdict(accepted, tuple(checked), "tolerance", None, None, error)
-    if job.normalize is not None and isinstance(original_error, TemplateRaise) and _rejected_by_role(job, case):
-        normalized = apply_policy(case["messages"], job.normalize, job.policy)
-        expected, original_error = _render(job.original, case, normalized)
-        if original_error is None:
-            checked.append("normalize")
-            if actual != expected:
-                return _Verdict(accepted, tuple(checked), "normalize", expected, actual, error, normalized)
-            checked.append("drops")
-            assert expected is not None and actual is not None
-            if any(text in expected and text not in actual for text in _texts(case["messages"])):
-                return _Verdict(accepted, tuple(checked), "drops", expected, actual, error, normalized)
+    if job.normalize is not None and _raised(original_error) is not None:
+        seen = _server_messages(job.original, case)
+        if _rejected_by_role(job, case, seen):
+            normalized = apply_policy(seen, job.normalize, job.policy)
+            expected, original_error = _render(job.original, case, normalized)
+            if original_error is None:
+                checked.append("normalize")
+                if actual != expected:
+                    return _Verdict(accepted, tuple(checked), "normalize", expected, actual, error, normalized)
+                checked.append("drops")
+                assert expected is not None and actual is not None
+                if any(text in expected and text not in actual for text in _texts(seen)):
+                    return _Verdict(accepted, tuple(checked), "drops", expected, actual, error, normalized)
     return _Verdict(accepted, tuple(checked))
 
 
-def _rejected_by_role(job: _Job, case: Mapping[str, Any]) -> bool:
-    return role_rejection(job.original.text, case["messages"], tools=case.get("tools"),
+def _rejected_by_role(job: _Job, case: Mapping[str, Any], messages: list[dict[str, Any]]) -> bool:
+    return role_rejection(job.original.text, messages, tools=case.get("tools"),
                           add_generation_prompt=bool(case.get("add_generation_prompt")),
                           variables=case.get("kwargs", {}), special_tokens=dict(job.original.special_tokens),
                           profile=job.original.profile, now=FIXED_NOW) is not None
@@ -213,6 +232,18 @@ def _texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         elif isinstance(content, list):
             yield from (part["text"] for part in content
                         if isinstance(part, Mapping) and isinstance(part.get("text"), str) and part["text"])
+
+
+def _server_messages(inputs: TemplateInputs, case: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The messages the template sees: the case's, or what ``inputs.server`` makes of them (the
+    relaxed template normalises *those*, so ``normalize`` is checked on them)."""
+    if inputs.server is None:
+        return case["messages"]
+    from .servers import profile
+
+    return profile(inputs.server).prepare(
+        inputs.text, case["messages"], tools=case.get("tools"), add_generation_prompt=bool(case.get("add_generation_prompt")),
+        variables={**dict(inputs.special_tokens), **case.get("kwargs", {})}).messages
 
 
 @lru_cache(maxsize=16)
@@ -458,7 +489,8 @@ def _check_options(examples: int, seed: int, normalize: Any, jobs: int) -> None:
 
 def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, examples: int = 500, seed: int = 0,
            normalize: NormalizeMode | None = None, tokenizer: Tokenizer | str | None = None, jobs: int = 1,
-           profile: Profile = DEFAULT_PROFILE, special_tokens: Mapping[str, str] | None = None) -> VerifyResult:
+           profile: Profile = DEFAULT_PROFILE, special_tokens: Mapping[str, str] | None = None,
+           server: str | None = None) -> VerifyResult:
     """Check fidelity, tolerance and (with ``normalize``) ``R == T∘normalize`` on ``examples``
     generated conversations; return the verdict and, on failure, a shrunk counterexample.
 
@@ -467,12 +499,22 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
     both templates render with the same ones.  ``tokenizer`` (a loaded
     :class:`~templatekit.tokens.Tokenizer` or a source for :func:`~templatekit.tokens.load_tokenizer`)
     adds a token-by-token diff to a counterexample.  The same ``seed`` gives the same result,
-    whatever ``jobs``.
+    whatever ``jobs``.  ``server`` (``"vllm"``, ``"llama-server"``, ...: :data:`templatekit.servers.SERVERS`)
+    renders both through that server's pipeline and engine instead of transformers'; the
+    engine must be installed (:func:`templatekit.engines.available_engines`).
     """
     _check_options(examples, seed, normalize, jobs)
-    original_inputs = template_inputs(original, special_tokens, profile)
+    if server is not None:
+        from .engines import engine_status
+        from .errors import EngineUnavailableError
+        from .servers import engine_of
+
+        problem = engine_status(engine_of(server))
+        if problem is not None:
+            raise EngineUnavailableError(f"cannot verify under {server}: {problem}", engine=engine_of(server))
+    original_inputs = template_inputs(original, special_tokens, profile, server)
     relaxed_inputs = TemplateInputs(relaxed if isinstance(relaxed, str) else relaxed.text,
-                                    original_inputs.special_tokens, profile)
+                                    original_inputs.special_tokens, profile, server)
     if isinstance(tokenizer, str):
         from .tokens import load_tokenizer
 

@@ -10,6 +10,7 @@ Rule families, one module each (codes are stable):
 * ``tokens``       TK501-TK502  double BOS, missing EOS
 * ``security``     TK601-TK602  sandbox-escape attempts (static)
 * ``drift``        TK701        differences from the template it was converted from (``against=``)
+* ``portability``  TK801-TK802  constructs other servers' engines reject or render differently
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from ..config import apply_suppressions
 from ..findings import Finding, sort_findings
 from ..probes import DEFAULT_BUDGET
 from ..sources import ChatTemplate, from_text
-from . import capabilities, determinism, drift, drops, raise_sites, security, syntax, tokens  # noqa: F401 - registers
+from . import (  # noqa: F401 - registers
+    capabilities, determinism, drift, drops, portability, raise_sites, security, syntax, tokens)
 from .context import LintContext
 from .registry import DOC_SECTIONS, RULES, Rule, doc_pages, get_rule, rule_markdown, select_rules
 
