@@ -49,7 +49,7 @@ def test_relax_to_stdout_is_the_exact_text(tmp_path: Path) -> None:
     result = run("relax", str(PARITY), "--no-verify", "--strategy", "skip")
     assert result.returncode == 0
     assert result.stdout.startswith("{# templatekit ") and read_template(PARITY)[-30:].rstrip("\n") in result.stdout
-    assert result.stdout.endswith("{%- endfor %}\n")
+    assert result.stdout.endswith("{%- endif %}\n")
 
 
 def test_nothing_to_relax_exits_0_with_identical_output(tmp_path: Path) -> None:

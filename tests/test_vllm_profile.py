@@ -226,9 +226,6 @@ def test_relaxed_corpus_templates_render_like_the_originals_under_vllm(corpus: l
     assert compared > 500
 
 
-@pytest.mark.xfail(strict=True, reason="relax output still looks different to vLLM: the merge block's tk_* "
-                   "variables are undeclared for jinja2.meta, so vLLM lets chat_template_kwargs of those names "
-                   "through (accepted_kwargs differs)")
 def test_relaxed_corpus_templates_look_the_same_to_vllm(corpus: list[Path]) -> None:
     differences = []
     for path in corpus:

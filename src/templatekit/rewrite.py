@@ -46,7 +46,6 @@ EditKind = Literal["deferred", "operands-deferred"]
 
 _HEADER = re.compile(r"\A\{#[-+]? templatekit \S+ relax\b")
 _RAISE = "raise_exception"
-_MARKER = "<|templatekit:role-check|>"  # printed by a deferred check (see _frame)
 _MAX_REBUILT_KEYS = 4  # a rebuilt message literal has one branch per subset of the keys it keeps
 
 
@@ -111,30 +110,29 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
                            reason=f"line {unsupported.lineno}: template inheritance ({{% extends %}}/{{% block %}}) "
                                   "cannot be wrapped")
     names = _Names(_free_prefix(parsed))
-    edits: list[_Edit] = []
+    first_edits: list[_Edit] = []
+    second_edits: list[_Edit] = []
     rewritten: list[RewrittenSite] = []
     exits = _loop_exits(parsed)
     for site in analysis.sites:
         try:
-            site_edits, kind = _plan_site(parsed, site, names)
+            kind, first, second = _plan_site(parsed, site, names)
         except _CannotRewrite as error:
             return RelaxResult("failed", text, strategy, reason=f"line {site.line}: {error}")
-        edits += site_edits
+        first_edits += first
+        second_edits += second
         if kind is not None and site.span is not None and site.span.start in exits:
-            edits.append(_Edit(Span(exits[site.span.start], exits[site.span.start]),
-                               f"{{% if not {names.state}.second %}}{{% break %}}{{% endif %}}"))
+            first_edits.append(_Edit(Span(exits[site.span.start], exits[site.span.start]), "{% break %}"))
         if kind is not None:
             rewritten.append(RewrittenSite(site.index, site.line, site.column, site.check_class, site.message, kind))
     policy = role_policy(chat_template)
     try:
-        body = _apply(text, edits)
+        bodies = (_apply(text, first_edits), _apply(text, second_edits))
     except ValueError as error:
         return RelaxResult("failed", text, strategy, reason=str(error))
     newline = "\r\n" if "\r\n" in text else "\n"
-    printed = all(site.edit == "deferred" and _prints_to_output(parsed, analysis.sites[site.index])
-                  for site in rewritten)
     relaxed = (_header(chat_template, origin, strategy, rewritten, policy, newline)
-               + _frame(body, names, strategy, policy, message_fields(parsed), printed, newline))
+               + _frame(bodies, names, strategy, policy, message_fields(parsed), newline))
     return RelaxResult("relaxed", relaxed, strategy, tuple(rewritten), policy)
 
 
@@ -161,25 +159,32 @@ def _free_prefix(parsed: ParsedTemplate) -> str:
     raise AssertionError("unreachable")
 
 
-def _plan_site(parsed: ParsedTemplate, site: RaiseSite, names: _Names) -> tuple[list[_Edit], EditKind | None]:
-    """The edits for one raise site: a role-structure check calls the reject macro instead of
-    raising; any other check calls the raise macro (it raises, except on a first pass that a
-    role check has already flagged); a condition that ``or``s both keeps the raise for the other
-    checks and flags the role-structure operands."""
+def _plan_site(parsed: ParsedTemplate, site: RaiseSite, names: _Names
+               ) -> tuple[EditKind | None, list[_Edit], list[_Edit]]:
+    """The edits of one raise site in the first pass's copy of the body and in the second's.
+
+    A role-structure check calls, instead of ``raise_exception``, the reject macro (first pass:
+    it records the check and its message) or the defer macro (second pass: it records that a
+    check fired).  Any other check calls, on the first pass, the raise macro (it raises unless a
+    role check already fired, since the second pass checks N(C) again) and raises as before on
+    the second.  A condition that ``or``s both keeps the raise for the other checks and flags its
+    role-structure operands."""
     callee = _callee_span(parsed, site)
     if site.check_class not in ROLE_STRUCTURE:
-        return [_Edit(callee, names.raise_)], None
+        return None, [_Edit(callee, names.raise_)], []
     if not site.shared_with:
-        return [_Edit(callee, names.reject)], "deferred"
+        return "deferred", [_Edit(callee, names.reject)], [_Edit(callee, names.defer)]
     guard = site.guard
     if guard is None or not guard.alternation_operands:
         raise _CannotRewrite(f"the {site.check_class} check shares its condition with a "
                              f"{', '.join(site.shared_with)} check that must stay, and its role part could not be "
                              "located in the source")
     arguments = site.call_text[site.call_text.index("(") + 1:site.call_text.rindex(")")]
-    flags = [_Edit(span, f"{names.flag}(({span.text(parsed.source)}), {arguments})")
-             for span in guard.alternation_operands]
-    return [_Edit(callee, names.raise_), *flags], "operands-deferred"
+
+    def flagged(macro: str) -> list[_Edit]:
+        return [_Edit(span, f"{macro}(({span.text(parsed.source)}), {arguments})") for span in guard.alternation_operands]
+
+    return "operands-deferred", [_Edit(callee, names.raise_), *flagged(names.flag)], flagged(names.defer_if)
 
 
 def _loop_exits(parsed: ParsedTemplate) -> dict[int, int]:
@@ -206,32 +211,6 @@ def _loop_exits(parsed: ParsedTemplate) -> dict[int, int]:
         if isinstance(statement, nodes.For) and any(node is child for node in statement.body):
             exits[span.start] = tag.span.end
     return exits
-
-
-_CAPTURING = (nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.AssignBlock)
-
-
-def _prints_to_output(parsed: ParsedTemplate, site: RaiseSite) -> bool:
-    """Whether whatever the site's call returns is printed straight into the template's output:
-    ``{{ raise_exception(...) }}`` (possibly as a branch of ``... if ... else ...``), under ``if``
-    and ``for`` statements only, never inside a macro, a call block, a filter block or a ``set``
-    block (which could drop or transform it)."""
-    call = next((node for node in iter_nodes(parsed.ast) if id(node) in parsed.raise_calls
-                 and site.span is not None and parsed.raise_calls[id(node)].start == site.span.start), None)
-    if call is None:
-        return False
-    parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
-    node = parents.get(id(call))
-    child: nodes.Node = call
-    while isinstance(node, nodes.CondExpr) and child is not node.test:
-        child, node = node, parents.get(id(node))
-    if not isinstance(node, nodes.Output):
-        return False
-    while node is not None and not isinstance(node, nodes.Template):
-        if isinstance(node, _CAPTURING):
-            return False
-        node = parents.get(id(node))
-    return True
 
 
 def _callee_span(parsed: ParsedTemplate, site: RaiseSite) -> Span:
@@ -272,57 +251,68 @@ def _header(template: ChatTemplate, origin: str | None, strategy: Strategy, site
 
 # --- the frame ---------------------------------------------------------------------------------
 
-def _frame(body: str, names: _Names, strategy: Strategy, policy: RolePolicy, fields: frozenset[str] | None,
-           printed: bool, newline: str) -> str:
-    """T's edited body inside the two-pass frame (see the module docstring).
+def _frame(bodies: tuple[str, str], names: _Names, strategy: Strategy, policy: RolePolicy,
+           fields: frozenset[str] | None, newline: str) -> str:
+    """T's body twice, as the first and the second pass edit it, inside the frame (see the
+    module docstring); two copies rather than a loop over passes, since ``@huggingface/jinja``
+    drops what a loop iteration printed before a ``{% break %}``.  The first copy stands at the top
+    level (where vLLM looks for loops over message contents), captured by ``{% set %}...{% endset %}``;
+    the second is a macro taking ``messages``, defined before the first runs, so that nothing the
+    first assigns reaches it in engines whose ``{% set %}`` blocks do not scope (minijinja).
 
-    The body is captured by ``{% set %}...{% endset %}``: the newline after the opening tag is
-    eaten by ``trim_blocks`` (so the body's first line starts a line, as in T), one trailing newline
-    is dropped as Jinja drops it at the end of a template, and a closing tag after a last line of
-    blanks keeps them (``{%+``, which disables ``lstrip_blocks``).
+    In both, the newline after the opening tag is eaten by ``trim_blocks`` (so the body's first
+    line starts a line, as in T), one trailing newline is dropped as Jinja drops it at the end of a
+    template, and a closing tag after a last line of blanks keeps them (``{%+``, which disables
+    ``lstrip_blocks``).
 
-    When every deferred check prints its call's result straight into the output (``printed``),
-    the reject macro also prints a marker on the first pass, so that a pass no check flagged is
-    recognised by a substring test instead of a (sandboxed, slower) namespace read; the read only
-    confirms a marker that a message text could also carry.  The second pass prints no marker.
+    Whether a check fired is read from the namespace, never from the output: ``@huggingface/jinja``
+    and llama.cpp's engine drop some of what a loop printed before a ``{% break %}``.
     """
     s = names.state
+    macros = [f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
+              f"{{% set {s}.message = message %}}{{% endif %}}{{% endmacro %}}",
+              f"{{%- macro {names.defer}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
+              "{% endif %}{% endmacro %}"]
+    if names.flag + "(" in bodies[0]:
+        macros += [f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}"
+                   "{% endif %}{% endmacro %}",
+                   f"{{%- macro {names.defer_if}(failed, message) %}}{{% if failed %}}{{{{ {names.defer}(message) }}}}"
+                   "{% endif %}{% endmacro %}"]
+    if names.raise_ + "(" in bodies[0]:
+        macros.append(f"{{%- macro {names.raise_}(message) %}}{{% if not {s}.rejected %}}"
+                      f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}")
+    lines = [
+        f"{{%- set {s} = namespace(rejected=false) %}}",
+        f"{{%- set {names.messages} = messages %}}",  # as given: the first pass may rebind messages
+        *macros,
+        f"{{%- macro {names.normalize}() %}}{{% set {names.n} = namespace(runs=[], messages=[], seen=false, new=none) %}}"
+        f"{{% if {s}.rejected %}}",
+        *_normalisation(names, strategy, policy, fields),
+        "{%- endif %}{% endmacro %}",
+        _enclosed(bodies[1], f"{{%- macro {names.second}(messages) %}}", "endmacro"),
+        _enclosed(bodies[0], f"{{%- set {names.out} %}}", "endset"),
+        f"{{%- if not {s}.rejected %}}{{{{ {names.out} }}}}",
+        "{%- else %}",
+        f"{{{{- {names.normalize}() }}}}{{% set {s}.rejected = false %}}",
+        f"{{%- set {names.out} = {names.second}({s}.messages | list) %}}",
+        f"{{%- if {s}.plain or not {s}.rejected %}}{{{{ {names.out} }}}}{{% else %}}{{{{ {_RAISE}({s}.message) }}}}"
+        "{% endif %}",
+        "{%- endif %}",
+    ]
+    return newline.join(lines) + newline
+
+
+def _enclosed(body: str, opening: str, closing: str) -> str:
+    """``body`` between ``opening`` and ``{% closing %}``, printing exactly what it prints as a
+    template of its own."""
     if body.endswith("\r\n"):
         body = body[:-2]
     elif body.endswith("\n"):
         body = body[:-1]
     last_line = re.split(r"\r\n|\n", body)[-1]
-    close = "{%+ endset %}" if last_line and not last_line.strip(" \t") else "{% endset %}"
-    marker = f"{{% if not {s}.second %}}{{{{ {_quoted(_MARKER)} }}}}{{% endif %}}" if printed else ""
-    macros = [f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
-              f"{{% set {s}.message = message %}}{{% endif %}}{marker}{{% endmacro %}}"]
-    accepted = (f"({names.pass_} == 1 and {_quoted(_MARKER)} not in {names.out}) or not {s}.rejected" if printed
-                else f"not {s}.rejected")
-    if f"{names.flag}(" in body:
-        macros.append(f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}"
-                      "{% endif %}{% endmacro %}")
-    if f"{names.raise_}(" in body:
-        macros.append(f"{{%- macro {names.raise_}(message) %}}{{% if not {s}.rejected or {s}.second %}}"
-                      f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}")
-    lines = [
-        f"{{%- set {s} = namespace(rejected=false) %}}",
-        *macros,
-        f"{{%- macro {names.normalize}() %}}",
-        *_normalisation(names, strategy, policy, fields),
-        "{%- endmacro %}",
-        f"{{%- for {names.pass_} in [1, 2] %}}",
-        f"{{%- if {names.pass_} == 2 %}}{{% set {s}.second = true %}}{{% set {s}.rejected = false %}}{{% endif %}}",
-        f"{{%- set messages = {s}.messages if {names.pass_} == 2 else messages %}}",
-        f"{{%- set {names.out} %}}",
-        body + close,
-        f"{{%- if {accepted} %}}{{{{ {names.out} }}}}{{% break %}}{{% endif %}}",
-        f"{{%- if {names.pass_} == 1 %}}{{{{ {names.normalize}() }}}}",
-        f"{{%- elif {s}.plain %}}{{{{ {names.out} }}}}",
-        f"{{%- else %}}{{{{ {_RAISE}({s}.message) }}}}",
-        "{%- endif %}",
-        "{%- endfor %}",
-    ]
-    return newline.join(lines) + newline
+    close = f"{{%+ {closing} %}}" if last_line and not last_line.strip(" \t") else f"{{% {closing} %}}"
+    newline = "\r\n" if "\r\n" in body else "\n"
+    return f"{opening}{newline}{body}{close}"
 
 
 def _quoted(text: str) -> str:
@@ -347,9 +337,8 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
     separator = _quoted(SEPARATOR)
     role = f"{names.role}"
     lines = [
-        f"{{%- set {n} = namespace(runs=[], messages=[], seen=false, new=none) %}}"
-        f"{{% set {s}.plain = true %}}",
-        f"{{%- for {m} in messages %}}",
+        f"{{%- set {s}.plain = true %}}",
+        f"{{%- for {m} in {names.messages} %}}",
         f"{{%- if {m}.role not in {_role_list(sorted(NORMALIZED_ROLES))} %}}{{% set {s}.plain = false %}}{{% endif %}}",
         f"{{%- set {role} = {m}.role %}}",
     ]
@@ -361,6 +350,7 @@ def _normalisation(names: _Names, strategy: Strategy, policy: RolePolicy, fields
         lines.append(f"{{%- if {role} == 'system' and {n}.seen %}}{{% set {role} = 'user' %}}{{% endif %}}")
     lines += [
         f"{{%- if {role} != 'system' %}}{{% set {n}.seen = true %}}{{% endif %}}",
+        f"{{%- set {names.a} = none %}}{{% set {names.c} = none %}}",  # declared: jinja2.meta must not see them
         f"{{%- set {names.has} = {m}.content is defined %}}",
         f"{{%- set {names.b} = {m}.content if {names.has} else none %}}",
         f"{{%- set {names.last} = {n}.runs[-1] if {n}.runs else none %}}",
