@@ -103,11 +103,15 @@ def test_the_caps_port_agrees_on_relaxed_templates_too() -> None:
         text = read_template(path)
         result = relax(text)
         for version in (text, result.text) if result.text else (text,):
+            user = [{"role": "user", "content": "x"}]
             try:
                 real = real_caps(version)
-                render_with("llama.cpp", version, [{"role": "user", "content": "x"}], variables={"bos_token": ""})
+                alike = (render_with("llama.cpp", version, user, variables={"bos_token": ""})
+                         == render_with("jinja2", version, user, variables={"bos_token": ""}))
             except EngineError:
-                continue  # llama.cpp cannot render it at all (a construct of TK801): its probes all fail
+                alike = False
+            if not alike:
+                continue  # llama.cpp renders it otherwise (a TK801 construct), so its probes see other renders
             assert dataclasses.asdict(llama_cpp_caps(version)) == real, path.name
 
 

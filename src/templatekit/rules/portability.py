@@ -73,6 +73,29 @@ def _filter(node: nodes.Node, name: str) -> bool:
     return isinstance(node, nodes.Filter) and node.name == name
 
 
+def _prints(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Output) and any(not isinstance(item, nodes.TemplateData) or item.data.strip()
+                                                  for item in node.nodes)
+
+
+def _outputs_then_breaks(node: nodes.Node) -> bool:
+    """A block whose statements print and then ``{% break %}`` (the iteration's output is lost)."""
+    body = getattr(node, "body", None) if isinstance(node, (nodes.If, nodes.For)) else None
+    if not body:
+        return False
+    first = next((index for index, child in enumerate(body) if _prints(child)), None)
+    return first is not None and any(isinstance(child, nodes.Break) for child in body[first + 1:])
+
+
+def _loop_outputs_then_breaks(node: nodes.Node) -> bool:
+    """A loop body that prints, then breaks from a nested block."""
+    if not isinstance(node, nodes.For):
+        return False
+    first = next((index for index, child in enumerate(node.body) if _prints(child)), None)
+    return first is not None and any(
+        isinstance(child, nodes.If) and any(True for _ in child.find_all(nodes.Break)) for child in node.body[first + 1:])
+
+
 def _attribute_test(node: nodes.Node, tests: tuple[str, ...]) -> bool:
     return (isinstance(node, nodes.Filter) and node.name in ("selectattr", "rejectattr") and len(node.args) >= 2
             and isinstance(node.args[1], nodes.Const) and node.args[1].value in tests)
@@ -153,6 +176,12 @@ CONSTRUCTS: tuple[Construct, ...] = (
               {"llama.cpp": "error"},
               lambda n: isinstance(n, nodes.Getattr) and n.attr in ("items", "keys", "values", "get"),
               "{% set ns = namespace(items=[1]) %}{{ 'T' if ns.items else 'F' }}"),
+    Construct("output-then-break", "output followed by `{% break %}` in the same block",
+              {"hf-jinja": "differs", "llama.cpp": "differs"}, lambda n: _outputs_then_breaks(n),
+              "{% for p in [1, 2] %}{% if p == 1 %}{{ p }}{% break %}{% endif %}{% endfor %}"),
+    Construct("loop-output-then-break", "a loop iteration that prints, then leaves with `{% break %}`",
+              {"hf-jinja": "differs"}, lambda n: _loop_outputs_then_breaks(n),
+              "{% for p in [1, 2] %}{{ p }}{% if p == 1 %}{% break %}{% endif %}{% endfor %}"),
     Construct("string-repeat", "`'...' * n` string repetition", {"hf-jinja": "error"},
               lambda n: isinstance(n, nodes.Mul) and (_string(n.left) or _string(n.right)), "{{ '-' * 3 }}"),
     # visible only at run time: recognised from the two outcomes
