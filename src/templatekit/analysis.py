@@ -14,9 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import jinja2.nodes as nodes
-from jinja2 import meta
 
-from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, split_operands
+from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, split_operands
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
            "constant_strings", "boolean_flags", "ROLE_STRUCTURE"]
@@ -121,7 +120,7 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
         message_aliases=frozenset(aliases.messages),
         string_constants=frozenset(node.value for node in iter_nodes(parsed.ast)
                                    if isinstance(node, nodes.Const) and isinstance(node.value, str)),
-        undeclared=(undeclared := frozenset(meta.find_undeclared_variables(parsed.ast))),
+        undeclared=(undeclared := numbered_code(parsed).undeclared),
         flags=boolean_flags(parsed.ast) & undeclared,
     )
 

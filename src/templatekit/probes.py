@@ -1,9 +1,9 @@
 """Rendering probes: witnesses for raise sites, capabilities, silent drops, clock and tokens.
 
 Every probe renders in the server-faithful sandbox of :mod:`templatekit.environment`.  The
-template is compiled once, from a copy of its AST in which each ``raise_exception(...)``
-call gets its site's number as an extra first argument, so a probe *knows* which site
-fired instead of guessing from the message.
+template is compiled once (:func:`templatekit.syntax.numbered_code`, the same pass that finds
+its undeclared variables) with each ``raise_exception(...)`` call numbered, so a probe
+*knows* which site fired instead of guessing from the message.
 
 Witness search is breadth-first over conversation size, so the first conversation found
 for a site has as few messages as the explored space allows.  The messages, tools and
@@ -28,7 +28,7 @@ import jinja2.nodes as nodes
 from .analysis import Analysis, RaiseSite
 from .analysis import constant_strings
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment
-from .syntax import ParsedTemplate, is_raise_call, iter_nodes
+from .syntax import ParsedTemplate, is_raise_call, iter_nodes, numbered_code
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -155,10 +155,6 @@ class _SiteRaise(TemplateRaise):
         self.site = site
 
 
-def _site_raiser(site: int, *args: Any, **kwargs: Any) -> None:
-    raise _SiteRaise(site if site >= 0 else None, args[0] if args else None)
-
-
 # --- the harness ---------------------------------------------------------------------------
 
 class Harness:
@@ -170,11 +166,14 @@ class Harness:
         self.analysis = analysis
         self.special_tokens = {**PLACEHOLDER_TOKENS, **(special_tokens or {})}
         environment = make_environment(profile)
-        ast = environment.parse(parsed.source)
         site_of_call = _site_numbers(parsed, analysis)
-        for number, call in enumerate(node for node in iter_nodes(ast) if is_raise_call(node)):
-            call.args.insert(0, nodes.Const(site_of_call.get(number, -1), lineno=call.lineno))
-        self.template = environment.from_string(ast, globals={"raise_exception": _site_raiser})
+
+        def raise_at_site(number: int, *args: Any, **kwargs: Any) -> None:
+            raise _SiteRaise(site_of_call.get(number), args[0] if args else None)
+
+        self.template = environment.template_class.from_code(
+            environment, numbered_code(parsed, profile).code,
+            environment.make_globals({"raise_exception": raise_at_site}), None)
         self.renders = 0
         self.required_kwargs = self._find_required_kwargs()
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Literal
+from functools import cached_property, lru_cache
+from types import CodeType
+from typing import Literal, NamedTuple
 
 import jinja2
 import jinja2.nodes as nodes
+from jinja2.compiler import CodeGenerator, Frame
 
 from .environment import DEFAULT_PROFILE, Profile, make_environment
 from .errors import TemplateSyntaxError
 
-__all__ = ["Span", "Tag", "ParsedTemplate", "parse", "scan_tags", "iter_nodes", "is_raise_call",
-           "line_column", "expression_text", "split_operands"]
+__all__ = ["Span", "Tag", "ParsedTemplate", "NumberedCode", "parse", "numbered_code", "scan_tags", "iter_nodes",
+           "is_raise_call", "line_column", "expression_text", "split_operands"]
 
 TagKind = Literal["variable", "block", "comment"]
 _OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
@@ -335,6 +337,48 @@ def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFI
     except jinja2.TemplateSyntaxError as error:
         raise TemplateSyntaxError(error.message or str(error), line=error.lineno, name=name) from None
     return ParsedTemplate(source=source, ast=ast, tags=tuple(scan_tags(source)), name=name)
+
+
+
+class NumberedCode(NamedTuple):
+    """A parsed template compiled once, with its ``raise_exception`` calls numbered."""
+
+    code: CodeType
+    """Python code in which the n-th ``raise_exception(...)`` call (document order) passes ``n``
+    as an extra first argument; build a template with ``Template.from_code``."""
+    undeclared: frozenset[str]
+    """The variables the template reads from its caller (``jinja2.meta.find_undeclared_variables``)."""
+
+
+class _TrackingGenerator(CodeGenerator):
+    """Jinja's code generator, also recording the undeclared variables as ``jinja2.meta`` does."""
+
+    def __init__(self, environment: jinja2.Environment) -> None:
+        super().__init__(environment, None, "<template>")
+        self.undeclared: set[str] = set()
+
+    def enter_frame(self, frame: Frame) -> None:
+        super().enter_frame(frame)
+        self.undeclared.update(param for action, param in frame.symbols.loads.values()
+                               if action == "resolve" and param not in self.environment.globals)
+
+
+@lru_cache(maxsize=16)
+def numbered_code(parsed: ParsedTemplate, profile: Profile = DEFAULT_PROFILE) -> NumberedCode:
+    """``parsed`` compiled for probing, and its undeclared variables, from one code-generation pass.
+
+    The numbers are inserted into the shared AST for the pass and removed again afterwards.
+    """
+    calls = [node for node in iter_nodes(parsed.ast) if is_raise_call(node)]
+    for number, call in enumerate(calls):
+        call.args.insert(0, nodes.Const(number, lineno=call.lineno))
+    generator = _TrackingGenerator(make_environment(profile))
+    try:
+        generator.visit(parsed.ast)
+    finally:
+        for call in calls:
+            del call.args[0]
+    return NumberedCode(compile(generator.stream.getvalue(), "<template>", "exec"), frozenset(generator.undeclared))
 
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",

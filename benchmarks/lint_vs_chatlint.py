@@ -1,0 +1,101 @@
+"""Single-file ``templatekit lint`` against ``chatlint check`` (PyPI chatlint 0.1.2), paired runs.
+
+Usage: python benchmarks/lint_vs_chatlint.py [--runs N] [--corpus-runs M] [--chatlint PATH]
+
+chatlint is the peer a user would pick for a pre-commit hook.  It is installed into a
+throwaway venv (``pip install chatlint==0.1.2``; skipped with a reason, exit 0, when pip
+cannot get it) unless ``--chatlint`` names an installed ``chatlint`` executable.  Both run as
+whole processes on the same file, in pairs (templatekit then chatlint, back to back), so load
+drifts hit both alike; a pair's ratio is ``templatekit wall / chatlint wall``.
+
+Prints min/median/max of the pair ratios on Gemma 3 (``--runs`` pairs) and over the corpus
+(the median of ``--corpus-runs`` pairs per template, then min/median/max over templates).
+templatekit keeps no findings cache, so every run is cold.  Bytecode is written to a
+temporary ``PYTHONPYCACHEPREFIX`` and warmed up first, as in an installed package.
+Exits 1 when a median ratio is above the target (0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+from startup import console_script  # benchmarks/ is on sys.path when run as a script
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+GEMMA3 = CORPUS / "google--gemma-3-27b-it.jinja"
+CHATLINT = "chatlint==0.1.2"
+TARGET = 0.8
+
+
+def wall_time(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False, timeout=60)
+    return time.perf_counter() - start
+
+
+def paired_ratios(templatekit: str, chatlint: str, template: Path, pairs: int, env: dict[str, str]) -> list[float]:
+    """``pairs`` ratios templatekit/chatlint wall time on ``template``, each from back-to-back runs."""
+    ours, theirs = [templatekit, "lint", str(template)], [chatlint, "check", str(template)]
+    return [wall_time(ours, env) / wall_time(theirs, env) for _ in range(pairs)]
+
+
+def install_chatlint(folder: Path) -> tuple[str | None, str]:
+    """``(path of chatlint, "")`` after installing it into a venv in ``folder``, or ``(None, reason)``."""
+    venv.create(folder, with_pip=True)
+    python = folder / "bin" / "python"
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", CHATLINT], capture_output=True, text=True,
+                            check=False, timeout=600)
+    if result.returncode != 0:
+        return None, f"pip install {CHATLINT} failed: {result.stderr.strip().splitlines()[-1:] or '?'}"
+    return str(folder / "bin" / "chatlint"), ""
+
+
+def spread(label: str, ratios: list[float]) -> str:
+    return (f"{label:<34} min {min(ratios):5.2f}x  median {statistics.median(ratios):5.2f}x  "
+            f"max {max(ratios):5.2f}x  ({len(ratios)} ratios)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="pairs on Gemma 3 (default 20)")
+    parser.add_argument("--corpus-runs", type=int, default=3, help="pairs per corpus template (default 3)")
+    parser.add_argument("--chatlint", default=None, help="an installed chatlint executable (default: install one)")
+    arguments = parser.parse_args()
+    if not GEMMA3.is_file():
+        raise SystemExit(f"corpus not found at {CORPUS} (clone with ../shared beside the checkout)")
+    templatekit = console_script("templatekit")
+    with tempfile.TemporaryDirectory(prefix="templatekit-vs-chatlint-") as scratch:
+        chatlint, reason = arguments.chatlint, ""
+        if chatlint is None:
+            chatlint, reason = install_chatlint(Path(scratch) / "venv")
+        if chatlint is None:
+            print(f"skipped: {reason}")
+            return 0
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache")
+        templates = sorted(CORPUS.glob("*.jinja"))
+        for template in templates:  # warm up: bytecode and file system cache
+            paired_ratios(templatekit, chatlint, template, 1, env)
+        gemma = paired_ratios(templatekit, chatlint, GEMMA3, arguments.runs, env)
+        corpus = [statistics.median(paired_ratios(templatekit, chatlint, template, arguments.corpus_runs, env))
+                  for template in templates]
+    print(f"templatekit lint / chatlint check, wall time of whole processes, paired, cold (no cache) "
+          f"({sys.executable}, Python {sys.version.split()[0]})")
+    print(spread("Gemma 3 (gemma-3-27b-it.jinja)", gemma))
+    print(spread(f"corpus ({len(templates)} templates)", corpus))
+    verdicts = {"Gemma 3": statistics.median(gemma) <= TARGET, "corpus median": statistics.median(corpus) <= TARGET}
+    for label, met in verdicts.items():
+        print(f"target: {label} <= {TARGET}x: {'OK' if met else 'MISSED'}")
+    return 0 if all(verdicts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
