@@ -148,8 +148,8 @@ def test_stdin() -> None:
 
 def test_lint_of_a_jinja_file_imports_nothing_heavy() -> None:
     code = ("import sys; sys.argv = ['templatekit', 'lint', %r]\n"
-            "from templatekit_cli.main import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "from templatekit_cli.main import cli\n"
+            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
             "print(sorted(name for name in sys.modules if name.split('.')[0] in %r))") % (STRICT, HEAVY)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:] + result.stderr[-500:]

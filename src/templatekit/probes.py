@@ -18,10 +18,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import jinja2.nodes as nodes
 
@@ -76,8 +76,7 @@ _UNDEFINED = re.compile(r"UndefinedError: '([A-Za-z_][A-Za-z0-9_]*)' is undefine
 
 # --- conversations -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Witness:
+class Witness(NamedTuple):
     """A concrete input: what a server would pass to the template.
 
     ``to_json()`` is the file format ``templatekit render --messages FILE`` replays.
@@ -86,7 +85,7 @@ class Witness:
     messages: tuple[Mapping[str, Any], ...]
     tools: tuple[Mapping[str, Any], ...] | None = None
     add_generation_prompt: bool = False
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = MappingProxyType({})
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps({
@@ -128,8 +127,7 @@ def _describe_message(message: Mapping[str, Any]) -> str:
     return role + (f" ({'; '.join(notes)})" if notes else "")
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one render did: the output, or the raise site that fired, or another error."""
 
     output: str | None = None
@@ -339,17 +337,15 @@ class _WitnessSearch:
         return outcome
 
 
-@dataclass(frozen=True)
-class _Context:
+class _Context(NamedTuple):
     """Everything but the messages: tools, add_generation_prompt, keyword arguments."""
 
     tools: tuple[Mapping[str, Any], ...] | None = None
     add_generation_prompt: bool = False
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class _TemplateFacts:
+class _TemplateFacts(NamedTuple):
     """What the search needs to know about the whole template."""
 
     dependencies: Mapping[str, frozenset[str]]   # variable -> words of the values assigned to it
@@ -447,8 +443,7 @@ def _tool_call(call_id: str | None = _CALL_ID, arguments: Any = None) -> dict[st
     return call
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     """The messages (alphabet) and contexts the search tries for one site, simplest first."""
 
     alphabet: tuple[Mapping[str, Any], ...]
@@ -527,8 +522,7 @@ def _contexts(words: set[str], facts: _TemplateFacts) -> tuple[_Context, ...]:
 
 # --- capabilities (as minja's chat_template caps) -----------------------------------------
 
-@dataclass(frozen=True)
-class Capability:
+class Capability(NamedTuple):
     """Whether the template renders one kind of input; ``None`` when it cannot be told.
 
     ``detail`` says what happened (``renders``, ``raise_exception at line 3: '...'``,
@@ -604,8 +598,7 @@ def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Witness) -
 
 # --- silent drops --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Drop:
+class Drop(NamedTuple):
     """A message the template accepted but whose text is not in the output."""
 
     description: str
@@ -705,10 +698,9 @@ def eos_after_assistant(harness: Harness) -> tuple[bool, Witness] | None:
 
 # --- static facts the probes use ----------------------------------------------------------
 
-@lru_cache(maxsize=8)
 def template_nodes(parsed: ParsedTemplate) -> tuple[nodes.Node, ...]:
-    """Every node of the template, depth first (walked once per template, shared by rules)."""
-    return tuple(iter_nodes(parsed.ast))
+    """Every node of the template, depth first (``parsed.nodes``: walked once, shared by rules)."""
+    return parsed.nodes
 
 
 def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
