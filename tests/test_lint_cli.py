@@ -26,8 +26,11 @@ def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def test_clean_template_exits_0() -> None:
+    # TK210 (information: the tool-call format and its server parsers) is the only line
     result = run_templatekit("lint", CLEAN)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines()[-1] == "Found 1 finding (1 info)." and b"TK210" in result.stdout
+    result = run_templatekit("lint", CLEAN, "--ignore", "TK210")
     assert result.stdout.decode() == "No findings.\n" and result.stderr == b""
 
 
