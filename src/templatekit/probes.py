@@ -14,7 +14,6 @@ already seen are not extended again, which keeps the search small.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import os
@@ -216,12 +215,14 @@ class Harness:
     def run(self, witness: Witness, *, now: datetime | None = None) -> Outcome:
         """Render ``witness`` (with ``strftime_now`` fixed at ``now``, if given); never raises."""
         self.renders += 1
-        variables = {**self.special_tokens, **witness.kwargs}
+        variables = {"messages": list(witness.messages), "tools": _list_or_none(witness.tools), "documents": None,
+                     "add_generation_prompt": witness.add_generation_prompt, **self.special_tokens, **witness.kwargs}
         try:
             with fixed_clock(now) if now is not None else nullcontext():
-                output = self.template.render(messages=list(witness.messages), tools=_list_or_none(witness.tools),
-                                              documents=None, add_generation_prompt=witness.add_generation_prompt,
-                                              **variables)
+                # Template.render minus jinja2's traceback rewriting on errors (same message): a
+                # raising render, the common outcome of a probe, then costs a quarter
+                template = self.template
+                output = template.environment.concat(template.root_render_func(template.new_context(variables)))
         except _SiteRaise as error:
             return Outcome(site=error.site, message=str(error.template_message))
         except RecursionError:
@@ -769,28 +770,28 @@ def content_triggered_text(harness: Harness, triggers: Sequence[str]) -> list[Le
     and role headers that a trigger switches (an image placeholder) are not instructions.
     """
     leaks = []
-    shapes = (("a user message", ["user"]), ("a system message", ["system", "user"]))
-    for trigger, (where, roles) in itertools.product(triggers, shapes):
-        plain = _marked(harness, roles)
-        messages = [dict(message) for message in plain.messages]
-        messages[0]["content"] = f"tkmark-0 {trigger}"
-        triggered = harness.witness(messages, add_generation_prompt=True)
-        before = harness.run(plain._replace(add_generation_prompt=True))
-        after = harness.run(triggered)
-        if not (before.ok and after.ok):
-            continue
-        inserted = _inserted_text(before.output, after.output.replace(f"tkmark-0 {trigger}", "tkmark-0"))
-        words = [part for part in inserted if len(re.findall(r"[^\W\d_]{2,}", part)) >= 3]
-        if words:
-            leaks.append(Leak(f"{where} containing {trigger!r}", " ".join(words), triggered))
+    for where, roles in (("a user message", ["user"]), ("a system message", ["system", "user"])):
+        plain = _marked(harness, roles)._replace(add_generation_prompt=True)
+        before = harness.run(plain) if triggers else None
+        for trigger in triggers:
+            messages = [dict(message) for message in plain.messages]
+            messages[0]["content"] = f"tkmark-0 {trigger}"
+            triggered = plain._replace(messages=tuple(messages))
+            after = harness.run(triggered)
+            if before.ok and after.ok:
+                leaks += _injected(where, trigger, triggered, before.output, after.output)
     return leaks
 
 
-def _inserted_text(before: str, after: str) -> list[str]:
-    """The stretches of ``after`` that are not in ``before`` (stripped, non-empty)."""
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    return [after[start:end].strip() for tag, _, _, start, end in matcher.get_opcodes()
-            if tag in ("insert", "replace") and after[start:end].strip()]
+def _injected(where: str, trigger: str, triggered: Witness, before: str, after: str) -> list[Leak]:
+    """The :class:`Leak` of ``trigger``, if ``after`` has text (3+ words) that ``before`` lacks."""
+    import difflib  # only templates that look for strings in content get here
+
+    matcher = difflib.SequenceMatcher(None, before, after.replace(f"tkmark-0 {trigger}", "tkmark-0"), autojunk=False)
+    inserted = [matcher.b[start:end].strip() for tag, _, _, start, end in matcher.get_opcodes()
+                if tag in ("insert", "replace")]
+    words = [part for part in inserted if len(re.findall(r"[^\W\d_]{2,}", part)) >= 3]
+    return [Leak(f"{where} containing {trigger!r}", " ".join(words), triggered)] if words else []
 
 
 def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
