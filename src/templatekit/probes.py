@@ -784,14 +784,18 @@ def content_triggered_text(harness: Harness, triggers: Sequence[str]) -> list[Le
 
 
 def _injected(where: str, trigger: str, triggered: Witness, before: str, after: str) -> list[Leak]:
-    """The :class:`Leak` of ``trigger``, if ``after`` has text (3+ words) that ``before`` lacks."""
-    import difflib  # only templates that look for strings in content get here
+    """The :class:`Leak` of ``trigger``, if ``after`` has text (3+ words) where ``before`` has none.
 
-    matcher = difflib.SequenceMatcher(None, before, after.replace(f"tkmark-0 {trigger}", "tkmark-0"), autojunk=False)
-    inserted = [matcher.b[start:end].strip() for tag, _, _, start, end in matcher.get_opcodes()
-                if tag in ("insert", "replace")]
-    words = [part for part in inserted if len(re.findall(r"[^\W\d_]{2,}", part)) >= 3]
-    return [Leak(f"{where} containing {trigger!r}", " ".join(words), triggered)] if words else []
+    The changed stretch is what lies between the common prefix and the common suffix of the
+    two prompts (``after`` without the trigger itself): linear, unlike a full diff.
+    """
+    after = after.replace(f"tkmark-0 {trigger}", "tkmark-0")
+    start = len(os.path.commonprefix([before, after]))
+    end = len(os.path.commonprefix([before[start:][::-1], after[start:][::-1]]))
+    added, removed = after[start:len(after) - end].strip(), before[start:len(before) - end].strip()
+    if len(re.findall(r"[^\W\d_]{2,}", added)) < 3 or len(removed) >= len(added):
+        return []
+    return [Leak(f"{where} containing {trigger!r}", added, triggered)]
 
 
 def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
