@@ -736,20 +736,23 @@ def python_values(harness: Harness) -> list[Leak]:
     """Python values rendered as Python (``None``, ``['c', 'f']``, ``False``), not as JSON or text.
 
     Probes an assistant message with ``content: null`` beside a tool call (what OpenAI clients
-    send; compared with ``content: ""``) and a tool whose schema holds a list, ``null`` and
-    booleans (compared with a schema of strings only).  A ``content: null`` that makes the
-    template fail while ``""`` renders is reported too (``text`` is then the error).
+    send), then alone (each compared with ``content: ""``), and a tool whose schema holds a
+    list, ``null`` and booleans (compared with a schema of strings only).  A ``content: null``
+    beside a tool call that makes the template fail while ``""`` renders is reported too
+    (``text`` is then the error).
     """
     leaks = []
-    call = [_tool_call()]
-    null = harness.witness([_USER, {"role": "assistant", "content": None, "tool_calls": call}], tools=(PROBE_TOOL,))
-    empty = harness.run(harness.witness([_USER, {"role": "assistant", "content": "", "tool_calls": call}],
-                                        tools=(PROBE_TOOL,)))
-    rendered = harness.run(null)
-    if empty.ok and rendered.ok and rendered.output.count("None") > empty.output.count("None"):
-        leaks.append(Leak("content null (beside a tool call) renders as the text", "None", null))
-    elif empty.ok and rendered.error is not None:
-        leaks.append(Leak("content null (beside a tool call) makes the template fail", rendered.error, null))
+    for extra, where in (({"tool_calls": [_tool_call()]}, " (beside a tool call)"), ({}, "")):
+        null = harness.witness([_USER, {"role": "assistant", "content": None, **extra}], tools=(PROBE_TOOL,))
+        empty = harness.run(harness.witness([_USER, {"role": "assistant", "content": "", **extra}],
+                                            tools=(PROBE_TOOL,)))
+        rendered = harness.run(null)
+        if empty.ok and rendered.ok and rendered.output.count("None") > empty.output.count("None"):
+            leaks.append(Leak(f"content null{where} renders as the text", "None", null))
+            break
+        if extra and empty.ok and rendered.error is not None:
+            leaks.append(Leak(f"content null{where} makes the template fail", rendered.error, null))
+            break
     schema = harness.witness([_USER], tools=(_SCHEMA_TOOL,))
     rendered, plain = harness.run(schema), harness.run(harness.witness([_USER], tools=(_PLAIN_SCHEMA_TOOL,)))
     if rendered.ok and plain.ok:

@@ -14,8 +14,9 @@ from .registry import Hit, rule
 def python_value_rendered(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Renders what OpenAI-style clients send and reports Python values in the prompt: an
-    assistant message with `content: null` beside a tool call that renders as the text
-    `None` (or, in a template that renders tool calls, makes it fail), and a tool schema
+    assistant message with `content: null` (beside a tool call, or alone) that renders as
+    the text `None` (or, beside a tool call in a template that renders tool calls, makes it
+    fail), and a tool schema
     printed as Python (`['c', 'f']`, `{'type': ...}`, `None`, `False`) instead of JSON.
 
     ## Why is this bad?
