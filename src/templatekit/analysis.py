@@ -833,7 +833,7 @@ def message_fields(parsed: ParsedTemplate) -> frozenset[str] | None:
 
     A message rebuilt from exactly these keys (those it has) renders the same as the message.
     """
-    aliases = _message_aliases(parsed.ast)
+    aliases = _message_aliases(parsed)
     parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
     fields: set[str] = set()
     for node in iter_nodes(parsed.ast):
