@@ -6,6 +6,7 @@ no huggingface_hub, hypothesis or transformers).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
@@ -66,8 +67,9 @@ def cli() -> None:
 
 
 def main() -> None:
-    """The ``templatekit`` command: run the CLI, flush its output, and exit without the
-    interpreter's teardown (``os._exit``: every command has closed its files by then)."""
+    """The ``templatekit`` command: run the CLI, its ``atexit`` handlers (engine processes
+    close there) and flush its output, then exit without the interpreter's module teardown
+    (``os._exit``: every command has closed its files by then)."""
     code: object = None
     try:
         cli(prog_name="templatekit")  # click's standalone mode ends in SystemExit
@@ -78,6 +80,7 @@ def main() -> None:
     else:  # sys.exit("message"), as Python reports it
         print(code, file=sys.stderr)
         status = 1
+    atexit._run_exitfuncs()  # what interpreter shutdown would run first
     try:
         sys.stdout.flush()
         sys.stderr.flush()
