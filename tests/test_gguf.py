@@ -492,8 +492,8 @@ def test_the_vocabulary_names_the_special_tokens(tmp_path: Path) -> None:
 
 def test_lint_of_a_jinja_file_never_imports_gguf() -> None:
     code = ("import sys; sys.argv = ['templatekit', 'lint', '--no-probe', %r]; "
-            "from templatekit_cli.main import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "from templatekit_cli.main import cli\n"
+            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
             "print('gguf' in sys.modules, 'numpy' in sys.modules)") % str(FIXTURES / "lint" / "clean.jinja")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split()[-2:] == ["False", "False"], result.stdout + result.stderr

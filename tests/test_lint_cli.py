@@ -26,8 +26,11 @@ def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def test_clean_template_exits_0() -> None:
+    # TK210 (information: the tool-call format and its server parsers) is the only line
     result = run_templatekit("lint", CLEAN)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines()[-1] == "Found 1 finding (1 info)." and b"TK210" in result.stdout
+    result = run_templatekit("lint", CLEAN, "--ignore", "TK210")
     assert result.stdout.decode() == "No findings.\n" and result.stderr == b""
 
 
@@ -148,8 +151,8 @@ def test_stdin() -> None:
 
 def test_lint_of_a_jinja_file_imports_nothing_heavy() -> None:
     code = ("import sys; sys.argv = ['templatekit', 'lint', %r]\n"
-            "from templatekit_cli.main import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "from templatekit_cli.main import cli\n"
+            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
             "print(sorted(name for name in sys.modules if name.split('.')[0] in %r))") % (STRICT, HEAVY)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:] + result.stderr[-500:]

@@ -116,3 +116,27 @@ def test_table_of_classes_and_witnesses(linted: list[Linted], capsys: pytest.Cap
     with capsys.disabled():
         print("\n" + "\n".join(rows))
     assert sum(witnessed.values()) <= sum(sites.values())
+
+
+def test_undeclared_variables_from_the_shared_pass_are_jinja2_metas(linted: list[Linted]) -> None:
+    from jinja2 import meta
+
+    from templatekit.environment import make_environment
+
+    for item in linted:
+        expected = meta.find_undeclared_variables(make_environment().parse(item.text))
+        assert item.analysis.undeclared == expected, item.path.name
+
+
+def test_the_numbering_pass_leaves_no_numbers_in_the_ast(linted: list[Linted]) -> None:
+    # code generation folds constants in place, as jinja2.meta's pass always did: compare with that
+    from jinja2 import meta
+
+    from templatekit.environment import make_environment
+    from templatekit.syntax import numbered_code
+
+    for item in linted[:40]:
+        parsed, reference = parse(item.text), make_environment().parse(item.text)
+        numbered_code(parsed)
+        meta.find_undeclared_variables(reference)
+        assert parsed.ast == reference, item.path.name

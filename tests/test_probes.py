@@ -111,7 +111,7 @@ def test_capability_refused_by_a_raise_names_the_site() -> None:
 
 def test_silent_drop_of_a_later_system_message() -> None:
     drops = silent_drops(probed(read_template(LINT / "silent_system_drop.jinja"))[2])
-    assert [drop.description for drop in drops] == ["a system message after the first turn"]
+    assert [drop.description for drop in drops] == ["a system message at position 3"]
     assert drops[0].witness.messages[drops[0].message_index]["role"] == "system"
 
 

@@ -6,7 +6,10 @@ no huggingface_hub, hypothesis or transformers).
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
+import sys
 
 import click
 
@@ -64,4 +67,23 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="templatekit")
+    """The ``templatekit`` command: run the CLI, its ``atexit`` handlers (engine processes
+    close there) and flush its output, then exit without the interpreter's module teardown
+    (``os._exit``: every command has closed its files by then)."""
+    code: object = None
+    try:
+        cli(prog_name="templatekit")  # click's standalone mode ends in SystemExit
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:  # sys.exit("message"), as Python reports it
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()  # what interpreter shutdown would run first
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # stdout closed early (`| head`): what Python's own shutdown reports
+        status = 120
+    os._exit(status)

@@ -10,13 +10,11 @@ condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-typ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jinja2.nodes as nodes
-from jinja2 import meta
 
-from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, split_operands
+from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, split_operands
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
            "constant_strings", "boolean_flags", "ROLE_STRUCTURE"]
@@ -28,8 +26,7 @@ ROLE_STRUCTURE: frozenset[CheckClass] = frozenset({"alternation", "system-role",
 """The classes of checks about which roles may appear where (relax normalises instead of raising)."""
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     """One enclosing test on the path to a site; ``negated`` when the site is in its else side."""
 
     text: str
@@ -40,8 +37,7 @@ class Condition:
         return f"not ({self.text})" if self.negated else self.text
 
 
-@dataclass(frozen=True)
-class Loop:
+class Loop(NamedTuple):
     """An enclosing ``for`` loop: its target, what it iterates, and whether that is ``messages``."""
 
     target: str
@@ -50,8 +46,7 @@ class Loop:
     line: int
 
 
-@dataclass(frozen=True)
-class Guard:
+class Guard(NamedTuple):
     """The innermost ``if`` around a site, as the rewrite needs it.
 
     ``test_span`` is the exact source span of the test (``None`` if it could not be located);
@@ -73,8 +68,7 @@ class Guard:
     test_has_effects: bool = False
 
 
-@dataclass(frozen=True)
-class RaiseSite:
+class RaiseSite(NamedTuple):
     """One ``raise_exception(...)`` call site.
 
     ``shared_with`` lists the classes of other checks that the site's innermost condition
@@ -97,8 +91,7 @@ class RaiseSite:
     shared_with: tuple[CheckClass, ...] = ()
 
 
-@dataclass(frozen=True)
-class Analysis:
+class Analysis(NamedTuple):
     """Everything :func:`analyze` found in one template."""
 
     sites: tuple[RaiseSite, ...]
@@ -113,15 +106,15 @@ class Analysis:
 
 def analyze(parsed: ParsedTemplate) -> Analysis:
     """Find and classify every ``raise_exception`` site of ``parsed``."""
-    aliases = _message_aliases(parsed.ast)
+    aliases = _message_aliases(parsed)
     walker = _SiteWalker(parsed, aliases)
     walker.visit(parsed.ast, _Path((), (), None, None))
     return Analysis(
         sites=tuple(walker.sites),
         message_aliases=frozenset(aliases.messages),
-        string_constants=frozenset(node.value for node in iter_nodes(parsed.ast)
+        string_constants=frozenset(node.value for node in parsed.nodes
                                    if isinstance(node, nodes.Const) and isinstance(node.value, str)),
-        undeclared=(undeclared := frozenset(meta.find_undeclared_variables(parsed.ast))),
+        undeclared=(undeclared := numbered_code(parsed).undeclared),
         flags=boolean_flags(parsed.ast) & undeclared,
     )
 
@@ -140,12 +133,11 @@ def boolean_flags(ast: nodes.Template) -> frozenset[str]:
     ``tools = custom_tools``) is not a flag: ``true`` would be a nonsense value for it.
     """
     tested: set[int] = set()
+    reads: dict[str, list[int]] = {}
     for node in iter_nodes(ast):
         if isinstance(node, (nodes.If, nodes.CondExpr)):
             tested |= {id(name) for name in _truth_tested_names(node.test)}
-    reads: dict[str, list[int]] = {}
-    for node in iter_nodes(ast):
-        if isinstance(node, nodes.Name) and node.ctx == "load":
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
             reads.setdefault(node.name, []).append(id(node))
     return frozenset(name for name, ids in reads.items()
                      if all(read in tested for read in ids)
@@ -169,7 +161,6 @@ def _truth_tested_names(test: nodes.Node) -> list[nodes.Name]:
 
 # --- aliases -------------------------------------------------------------------------------
 
-@dataclass
 class _Aliases:
     """Names that stand for the message list, for one message, for a role, for a content, for
     a list of roles or for a position (a ``range`` loop target, a counter, a name set from
@@ -177,27 +168,28 @@ class _Aliases:
     flag set to true (a namespace field, or a name outside loops), the tests around each place
     that sets it."""
 
-    messages: set[str] = field(default_factory=lambda: {"messages"})
-    message: set[str] = field(default_factory=set)
-    role: set[str] = field(default_factory=set)
-    content: set[str] = field(default_factory=set)
-    role_lists: set[str] = field(default_factory=set)
-    indices: set[str] = field(default_factory=set)
-    toggles: set[str] = field(default_factory=set)
-    flag_tests: dict[str, list[list[nodes.Node]]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.messages: set[str] = {"messages"}
+        self.message: set[str] = set()
+        self.role: set[str] = set()
+        self.content: set[str] = set()
+        self.role_lists: set[str] = set()
+        self.indices: set[str] = set()
+        self.toggles: set[str] = set()
+        self.flag_tests: dict[str, list[list[nodes.Node]]] = {}
 
     def size(self) -> tuple[int, ...]:
         return tuple(map(len, (self.messages, self.message, self.role, self.content, self.role_lists, self.indices)))
 
 
-def _message_aliases(ast: nodes.Template) -> _Aliases:
+def _message_aliases(parsed: ParsedTemplate) -> _Aliases:
     """Follow ``set`` statements, namespace fields, loop targets and macro parameters to a fixpoint."""
     aliases = _Aliases()
-    macros = {node.name: node for node in iter_nodes(ast) if isinstance(node, nodes.Macro)}
+    macros = {node.name: node for node in parsed.nodes if isinstance(node, nodes.Macro)}
     changed = True
     while changed:
         before = aliases.size()
-        for node in iter_nodes(ast):
+        for node in parsed.nodes:
             if isinstance(node, nodes.Assign):
                 _alias_assignment(_target_name(node.target), node.node, aliases)
             elif isinstance(node, nodes.For) and _is_range(node.iter):
@@ -211,9 +203,9 @@ def _message_aliases(ast: nodes.Template) -> _Aliases:
                 for param, arg in zip(params, node.args):
                     _alias_assignment(param, arg, aliases)
         changed = before != aliases.size()
-    aliases.toggles = {name for node in iter_nodes(ast) if isinstance(node, nodes.Assign)
+    aliases.toggles = {name for node in parsed.nodes if isinstance(node, nodes.Assign)
                        and (name := _target_name(node.target)) is not None and _toggles(name, node.node)}
-    _collect_flags(ast, [], False, aliases.flag_tests)
+    _collect_flags(parsed.ast, [], False, aliases.flag_tests)
     return aliases
 
 
@@ -575,8 +567,7 @@ def _and_leaves(node: nodes.Node) -> list[nodes.Node]:
     return _and_leaves(node.left) + _and_leaves(node.right) if isinstance(node, nodes.And) else [node]
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     """How to stop the alternation part of a test from raising: disable it ``whole``, or only
     the alternation operands at ``parts`` (``None``: not located) so that the operands of
     classes ``others`` keep raising."""
@@ -660,8 +651,7 @@ def _tie_break(message: str) -> CheckClass:
 
 # --- the walk ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Path:
+class _Path(NamedTuple):
     conditions: tuple[tuple[nodes.Node, bool, int], ...]   # (test node, negated, If node id)
     loops: tuple[nodes.For, ...]
     guard: tuple[nodes.If, Literal["body", "else"], list] | None
@@ -675,7 +665,7 @@ class _SiteWalker:
         self.parsed = parsed
         self.aliases = aliases
         self.sites: list[RaiseSite] = []
-        self.elif_nodes = {id(branch) for node in iter_nodes(parsed.ast) if isinstance(node, nodes.If)
+        self.elif_nodes = {id(branch) for node in parsed.nodes if isinstance(node, nodes.If)
                            for branch in node.elif_}
 
     def visit(self, node: nodes.Node, path: _Path) -> None:
@@ -738,7 +728,7 @@ class _SiteWalker:
         shared_with, operands = self._shared_checks(path, message) if check_class in ROLE_STRUCTURE else ((), ())
         guard = self._guard(path, call)
         if guard is not None and operands:
-            guard = replace(guard, alternation_operands=operands)
+            guard = guard._replace(alternation_operands=operands)
         self.sites.append(RaiseSite(
             index=len(self.sites),
             line=line,
@@ -772,7 +762,7 @@ class _SiteWalker:
         return others, located if len(located) == len(plan.parts) else ()
 
     def _test_text(self, test: nodes.Node, owner_id: int) -> str:
-        for node in iter_nodes(self.parsed.ast):
+        for node in self.parsed.nodes:
             if isinstance(node, nodes.If) and id(node) == owner_id:
                 span = self.parsed.if_test_span(node)
                 if span is not None:
@@ -843,7 +833,7 @@ def message_fields(parsed: ParsedTemplate) -> frozenset[str] | None:
 
     A message rebuilt from exactly these keys (those it has) renders the same as the message.
     """
-    aliases = _message_aliases(parsed.ast)
+    aliases = _message_aliases(parsed)
     parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
     fields: set[str] = set()
     for node in iter_nodes(parsed.ast):

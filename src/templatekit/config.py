@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .findings import Finding, Severity
 from .syntax import Span, line_column, scan_tags
@@ -40,8 +39,7 @@ class ConfigError(ValueError):
     """``[tool.templatekit]`` is malformed."""
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """Lint settings; ``path`` is the pyproject.toml they came from (``None``: defaults)."""
 
     select: tuple[str, ...] | None = None
@@ -97,8 +95,7 @@ def _config_from(table: dict[str, Any], pyproject: Path) -> Config:
     return Config(tuple(select) if select is not None else None, tuple(ignore), severity, pyproject)
 
 
-@dataclass(frozen=True)
-class Suppression:
+class Suppression(NamedTuple):
     """One ``{# templatekit: ignore[...] reason: ... #}`` comment."""
 
     selectors: tuple[str, ...]

@@ -1,9 +1,9 @@
 """Rendering probes: witnesses for raise sites, capabilities, silent drops, clock and tokens.
 
 Every probe renders in the server-faithful sandbox of :mod:`templatekit.environment`.  The
-template is compiled once, from a copy of its AST in which each ``raise_exception(...)``
-call gets its site's number as an extra first argument, so a probe *knows* which site
-fired instead of guessing from the message.
+template is compiled once (:func:`templatekit.syntax.numbered_code`, the same pass that finds
+its undeclared variables) with each ``raise_exception(...)`` call numbered, so a probe
+*knows* which site fired instead of guessing from the message.
 
 Witness search is breadth-first over conversation size, so the first conversation found
 for a site has as few messages as the explored space allows.  The messages, tools and
@@ -14,21 +14,23 @@ already seen are not extended again, which keeps the search small.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import jinja2.nodes as nodes
 
 from .analysis import Analysis, RaiseSite
 from .analysis import constant_strings
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment
-from .syntax import ParsedTemplate, is_raise_call, iter_nodes
+from .syntax import ParsedTemplate, is_raise_call, iter_nodes, numbered_code
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -76,8 +78,7 @@ _UNDEFINED = re.compile(r"UndefinedError: '([A-Za-z_][A-Za-z0-9_]*)' is undefine
 
 # --- conversations -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Witness:
+class Witness(NamedTuple):
     """A concrete input: what a server would pass to the template.
 
     ``to_json()`` is the file format ``templatekit render --messages FILE`` replays.
@@ -86,7 +87,7 @@ class Witness:
     messages: tuple[Mapping[str, Any], ...]
     tools: tuple[Mapping[str, Any], ...] | None = None
     add_generation_prompt: bool = False
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = MappingProxyType({})
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps({
@@ -128,8 +129,7 @@ def _describe_message(message: Mapping[str, Any]) -> str:
     return role + (f" ({'; '.join(notes)})" if notes else "")
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one render did: the output, or the raise site that fired, or another error."""
 
     output: str | None = None
@@ -155,10 +155,6 @@ class _SiteRaise(TemplateRaise):
         self.site = site
 
 
-def _site_raiser(site: int, *args: Any, **kwargs: Any) -> None:
-    raise _SiteRaise(site if site >= 0 else None, args[0] if args else None)
-
-
 # --- the harness ---------------------------------------------------------------------------
 
 class Harness:
@@ -170,13 +166,17 @@ class Harness:
         self.analysis = analysis
         self.special_tokens = {**PLACEHOLDER_TOKENS, **(special_tokens or {})}
         environment = make_environment(profile)
-        ast = environment.parse(parsed.source)
         site_of_call = _site_numbers(parsed, analysis)
-        for number, call in enumerate(node for node in iter_nodes(ast) if is_raise_call(node)):
-            call.args.insert(0, nodes.Const(site_of_call.get(number, -1), lineno=call.lineno))
-        self.template = environment.from_string(ast, globals={"raise_exception": _site_raiser})
+
+        def raise_at_site(number: int, *args: Any, **kwargs: Any) -> None:
+            raise _SiteRaise(site_of_call.get(number), args[0] if args else None)
+
+        self.template = environment.template_class.from_code(
+            environment, numbered_code(parsed, profile).code,
+            environment.make_globals({"raise_exception": raise_at_site}), None)
         self.renders = 0
         self.required_kwargs = self._find_required_kwargs()
+        self.default_tools = self._find_default_tools()
 
     def _find_required_kwargs(self) -> dict[str, str]:
         """Caller variables the template cannot render without (``'functions' is undefined``).
@@ -193,21 +193,36 @@ class Harness:
             required[match.group(1)] = f"tk-{match.group(1)}"
         return required
 
+    def _find_default_tools(self) -> tuple[Mapping[str, Any], ...] | None:
+        """The tools to pass when a probe passes none: ``None``, unless ``[user]`` fails without
+        tools and renders with them (a ``tool_use`` template, which servers select only for
+        requests with tools); then one tool in the first format of :data:`TOOL_FORMATS` it renders."""
+        user = ({"role": "user", "content": "hi"},)
+        if self.run(Witness(user, kwargs=self.required_kwargs)).error is None:
+            return None
+        for tool in TOOL_FORMATS.values():
+            if self.run(Witness(user, (tool,), kwargs=self.required_kwargs)).ok:
+                return (tool,)
+        return None
+
     def witness(self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
                 add_generation_prompt: bool = False, kwargs: Mapping[str, Any] | None = None) -> Witness:
-        """A :class:`Witness` that also carries the variables the template requires."""
-        return Witness(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
-                       {**self.required_kwargs, **(kwargs or {})})
+        """A :class:`Witness` that also carries the variables (and, for a template that needs
+        them, the tools) the template requires."""
+        return Witness(tuple(messages), tuple(tools) if tools is not None else self.default_tools,
+                       add_generation_prompt, {**self.required_kwargs, **(kwargs or {})})
 
     def run(self, witness: Witness, *, now: datetime | None = None) -> Outcome:
         """Render ``witness`` (with ``strftime_now`` fixed at ``now``, if given); never raises."""
         self.renders += 1
-        variables = {**self.special_tokens, **witness.kwargs}
+        variables = {"messages": list(witness.messages), "tools": _list_or_none(witness.tools), "documents": None,
+                     "add_generation_prompt": witness.add_generation_prompt, **self.special_tokens, **witness.kwargs}
         try:
             with fixed_clock(now) if now is not None else nullcontext():
-                output = self.template.render(messages=list(witness.messages), tools=_list_or_none(witness.tools),
-                                              documents=None, add_generation_prompt=witness.add_generation_prompt,
-                                              **variables)
+                # Template.render minus jinja2's traceback rewriting on errors (same message): a
+                # raising render, the common outcome of a probe, then costs a quarter
+                template = self.template
+                output = template.environment.concat(template.root_render_func(template.new_context(variables)))
         except _SiteRaise as error:
             return Outcome(site=error.site, message=str(error.template_message))
         except RecursionError:
@@ -340,17 +355,15 @@ class _WitnessSearch:
         return outcome
 
 
-@dataclass(frozen=True)
-class _Context:
+class _Context(NamedTuple):
     """Everything but the messages: tools, add_generation_prompt, keyword arguments."""
 
     tools: tuple[Mapping[str, Any], ...] | None = None
     add_generation_prompt: bool = False
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class _TemplateFacts:
+class _TemplateFacts(NamedTuple):
     """What the search needs to know about the whole template."""
 
     dependencies: Mapping[str, frozenset[str]]   # variable -> words of the values assigned to it
@@ -437,6 +450,14 @@ PROBE_TOOL: Mapping[str, Any] = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the weather.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 """The tool definition probes pass (OpenAI's function-tool shape)."""
+TOOL_FORMATS: Mapping[str, Mapping[str, Any]] = {
+    'OpenAI ({"type": "function", "function": {"name", "description", "parameters"}})': PROBE_TOOL,
+    'a bare function ({"name", "description", "parameters"})': PROBE_TOOL["function"],
+    'Cohere ({"name", "description", "parameter_definitions"})': {
+        "name": "get_weather", "description": "Get the weather.",
+        "parameter_definitions": {"city": {"description": "The city.", "type": "str", "required": True}}},
+}
+"""Ways clients and model cards write one tool definition, the OpenAI format first."""
 _CALL_ID = "call00001"  # nine alphanumerics: what Mistral's templates insist on
 
 
@@ -448,8 +469,7 @@ def _tool_call(call_id: str | None = _CALL_ID, arguments: Any = None) -> dict[st
     return call
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     """The messages (alphabet) and contexts the search tries for one site, simplest first."""
 
     alphabet: tuple[Mapping[str, Any], ...]
@@ -528,8 +548,7 @@ def _contexts(words: set[str], facts: _TemplateFacts) -> tuple[_Context, ...]:
 
 # --- capabilities (as minja's chat_template caps) -----------------------------------------
 
-@dataclass(frozen=True)
-class Capability:
+class Capability(NamedTuple):
     """Whether the template renders one kind of input; ``None`` when it cannot be told.
 
     ``detail`` says what happened (``renders``, ``raise_exception at line 3: '...'``,
@@ -552,17 +571,19 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
     """Probe what the template renders, as minja/llama.cpp do when they load a template.
 
     A capability is supported when a marker string of the probe input appears in the
-    output; unsupported when the render raises or the marker is missing; unknown (``None``)
-    when even ``[user]`` does not render.
+    output (for tool calls: more often than without the call, since the tool's definition
+    shows its name too); unsupported when the render raises or the marker is missing;
+    unknown (``None``) when even ``[user]`` does not render.
     """
     baseline = harness.run(harness.witness([_USER]))
 
-    def probe(name: str, witness: Witness, marker: str) -> Capability:
+    def probe(name: str, witness: Witness, marker: str, before: Outcome | None = None) -> Capability:
+        """``before``: the render without the probed message, which may show ``marker`` already."""
         outcome = harness.run(witness)
         if outcome.ok:
             if _shows_python_value(outcome.output, witness):
                 return Capability(name, False, "renders the Python representation of the input", witness)
-            supported = marker in outcome.output
+            supported = outcome.output.count(marker) > (before.output.count(marker) if before and before.ok else 0)
             return Capability(name, supported, "renders" if supported else "accepted but not in the output", witness)
         if not baseline.ok:
             return Capability(name, None, f"cannot tell: [user] alone {harness.describe(baseline)}", witness)
@@ -570,8 +591,9 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
 
     calls = [probe("tool-calls", harness.witness(
         [_USER, {"role": "assistant", "content": content, "tool_calls": [_tool_call(arguments=arguments)]}],
-        tools=tools), "get_weather")
-        for tools in (None, (PROBE_TOOL,)) for arguments in (None, '{"city": "Paris"}') for content in ("", None)]
+        tools=tools), "get_weather", asked)
+        for tools in (None, (PROBE_TOOL,)) for asked in [harness.run(harness.witness([_USER], tools=tools))]
+        for arguments in (None, '{"city": "Paris"}') for content in ("", None)]
     tool_calls = next((result for result in calls if result.supported), calls[0])
     prompted = harness.witness([_USER], add_generation_prompt=True)
     return {
@@ -605,8 +627,7 @@ def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Witness) -
 
 # --- silent drops --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Drop:
+class Drop(NamedTuple):
     """A message the template accepted but whose text is not in the output."""
 
     description: str
@@ -617,16 +638,15 @@ class Drop:
 def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
     """Messages whose text never reaches the output although the render succeeds.
 
-    Probes: a plain three-turn exchange, a system message after the first turn, a second
-    text part of list content, assistant text beside tool calls, and one message of each
-    extra role in ``roles`` (roles the template compares against).  A leading system
-    message is left to the ``system-role`` capability.  Each message carries a unique
-    marker string; a marker missing from a successful render is a drop.
+    Probes: every conversation of three user/assistant/system messages (each message at
+    every position; the first drop of each role is reported), a second text part of list
+    content, assistant text beside tool calls, and one message of each extra role in
+    ``roles`` (roles the template compares against).  A leading system message is left to
+    the ``system-role`` capability.  Each message carries a unique marker string; a marker
+    missing from a successful render is a drop.
     """
+    drops = _positional_drops(harness)
     probes: list[tuple[str, Witness, tuple[int, ...]]] = [
-        ("the {role} message of a plain exchange", _marked(harness, ["user", "assistant", "user"]), (0, 1, 2)),
-        ("a system message after the first turn",
-         _marked(harness, ["system", "user", "assistant", "system", "user"]), (3,)),
         ("the second text part of list content", harness.witness([{"role": "user", "content": [
             {"type": "text", "text": "tkmark-0a"}, {"type": "text", "text": "tkmark-0b"}]}]), (0,)),
         ("assistant text beside tool calls", harness.witness([
@@ -637,7 +657,6 @@ def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
     ]
     probes += [(f"a message with role {role!r}", _marked(harness, ["user", role, "user"]), (1,))
                for role in sorted(set(roles) - {"user", "assistant", "system", "tool"})]
-    drops = []
     for description, witness, indices in probes:
         outcome = harness.run(witness)
         if not outcome.ok:
@@ -647,6 +666,20 @@ def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
             if marker is not None and marker not in outcome.output:
                 drops.append(Drop(description.format(role=witness.messages[index]["role"]), witness, index))
     return drops
+
+
+def _positional_drops(harness: Harness) -> list[Drop]:
+    """The first message of each role (a leading system message aside) that some conversation
+    of three user/assistant/system messages drops."""
+    drops: dict[str, Drop] = {}
+    for roles in itertools.product(("user", "assistant", "system"), repeat=3):
+        witness = _marked(harness, roles)
+        outcome = harness.run(witness)
+        for index, role in enumerate(roles):
+            if (outcome.ok and role not in drops and not (index == 0 and role == "system")
+                    and f"tkmark-{index}" not in outcome.output):
+                drops[role] = Drop(f"a {role} message at position {index + 1}", witness, index)
+    return list(drops.values())
 
 
 def _marked(harness: Harness, roles: Sequence[str]) -> Witness:
@@ -660,6 +693,229 @@ def _marker_of(message: Mapping[str, Any]) -> str | None:
     if isinstance(content, list) and len(content) > 1:
         return content[-1].get("text")
     return None
+
+
+# --- what else reaches the prompt ---------------------------------------------------------
+
+class Leak(NamedTuple):
+    """Text in the prompt that no message, tool or role header of the probe put there."""
+
+    description: str
+    text: str
+    witness: Witness
+
+
+def tool_formats(harness: Harness) -> dict[str, Outcome]:
+    """``[user]`` rendered with one tool written in each of :data:`TOOL_FORMATS`."""
+    return {name: harness.run(harness.witness([_USER], tools=(tool,))) for name, tool in TOOL_FORMATS.items()}
+
+
+def renders_tool(outcome: Outcome) -> bool:
+    """Whether a :func:`tool_formats` render shows the tool."""
+    return outcome.ok and "get_weather" in outcome.output
+
+
+_SCHEMA_TOOL: Mapping[str, Any] = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the weather.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "The city."},
+        "unit": {"type": "string", "enum": ["c", "f"], "default": None},
+        "detailed": {"type": "boolean", "default": False}},
+        "required": ["city"], "additionalProperties": False}}}
+_PLAIN_SCHEMA_TOOL: Mapping[str, Any] = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the weather.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "The city."},
+        "unit": {"type": "string", "description": "The unit."},
+        "detailed": {"type": "string", "description": "Whether in detail."}},
+        "required": ["city", "unit"]}}}
+_PYTHON_REPRS = ("['c', 'f']", "['city']", "{'type': ", "{'city': ")
+
+
+def python_values(harness: Harness) -> list[Leak]:
+    """Python values rendered as Python (``None``, ``['c', 'f']``, ``False``), not as JSON or text.
+
+    Probes an assistant message with ``content: null`` beside a tool call (what OpenAI clients
+    send), then alone (each compared with ``content: ""``), and a tool whose schema holds a
+    list, ``null`` and booleans (compared with a schema of strings only).  A ``content: null``
+    beside a tool call that makes the template fail while ``""`` renders is reported too
+    (``text`` is then the error).
+    """
+    leaks = []
+    for extra, where in (({"tool_calls": [_tool_call()]}, " (beside a tool call)"), ({}, "")):
+        null = harness.witness([_USER, {"role": "assistant", "content": None, **extra}], tools=(PROBE_TOOL,))
+        empty = harness.run(harness.witness([_USER, {"role": "assistant", "content": "", **extra}],
+                                            tools=(PROBE_TOOL,)))
+        rendered = harness.run(null)
+        if empty.ok and rendered.ok and rendered.output.count("None") > empty.output.count("None"):
+            leaks.append(Leak(f"content null{where} renders as the text", "None", null))
+            break
+        if extra and empty.ok and rendered.error is not None:
+            leaks.append(Leak(f"content null{where} makes the template fail", rendered.error, null))
+            break
+    schema = harness.witness([_USER], tools=(_SCHEMA_TOOL,))
+    rendered, plain = harness.run(schema), harness.run(harness.witness([_USER], tools=(_PLAIN_SCHEMA_TOOL,)))
+    if rendered.ok and plain.ok:
+        found = [text for text in _PYTHON_REPRS if text in rendered.output]
+        found += [word for word in ("None", "False") if rendered.output.count(word) > plain.output.count(word)]
+        if found:
+            leaks.append(Leak("the tool schema is rendered as Python, not JSON", ", ".join(found), schema))
+    return leaks
+
+
+def content_triggered_text(harness: Harness, triggers: Sequence[str]) -> list[Leak]:
+    """Text the template adds to the prompt only when a message contains one of ``triggers``.
+
+    For each trigger (a string the template looks for in content) and each of a user and a
+    system message, the conversation is rendered with and without the trigger in that
+    message; text the triggered render has and the plain one lacks, beyond the trigger
+    itself, is injected.  Only text with at least three words is reported: special tokens
+    and role headers that a trigger switches (an image placeholder) are not instructions.
+    """
+    leaks = []
+    for where, roles in (("a user message", ["user"]), ("a system message", ["system", "user"])):
+        plain = _marked(harness, roles)._replace(add_generation_prompt=True)
+        before = harness.run(plain) if triggers else None
+        for trigger in triggers:
+            messages = [dict(message) for message in plain.messages]
+            messages[0]["content"] = f"tkmark-0 {trigger}"
+            triggered = plain._replace(messages=tuple(messages))
+            after = harness.run(triggered)
+            if before.ok and after.ok:
+                leaks += _injected(where, trigger, triggered, before.output, after.output)
+    return leaks
+
+
+def _injected(where: str, trigger: str, triggered: Witness, before: str, after: str) -> list[Leak]:
+    """The :class:`Leak` of ``trigger``, if ``after`` has text (3+ words) where ``before`` has none.
+
+    The changed stretch is what lies between the common prefix and the common suffix of the
+    two prompts (``after`` without the trigger itself): linear, unlike a full diff.
+    """
+    after = after.replace(f"tkmark-0 {trigger}", "tkmark-0")
+    start = len(os.path.commonprefix([before, after]))
+    end = len(os.path.commonprefix([before[start:][::-1], after[start:][::-1]]))
+    added, removed = after[start:len(after) - end].strip(), before[start:len(before) - end].strip()
+    if len(re.findall(r"[^\W\d_]{2,}", added)) < 3 or len(removed) >= len(added):
+        return []
+    return [Leak(f"{where} containing {trigger!r}", added, triggered)]
+
+
+def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
+    """Strings the template looks for inside a value (``'weather' in content``,
+    ``content.startswith('...')``): candidates for content-triggered text."""
+    found: dict[str, None] = {}
+    for node in parsed.nodes:
+        if (isinstance(node, nodes.Compare) and isinstance(node.expr, nodes.Const)
+                and any(operand.op in ("in", "notin") for operand in node.ops)):
+            found.update(dict.fromkeys(constant_strings(node.expr)))
+        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr)
+              and node.node.attr in ("startswith", "endswith", "find", "count")):
+            for argument in node.args:
+                found.update(dict.fromkeys(constant_strings(argument)))
+    return tuple(text for text in found if len(text.strip()) >= 3)[:16]
+
+
+class PrefixBreak(NamedTuple):
+    """A conversation whose prompt does not start with the prompt of its first turns."""
+
+    earlier: Witness
+    later: Witness
+    offset: int
+    was: str
+    now: str
+
+
+_REASONING_TURNS: tuple[Mapping[str, Any], ...] = (
+    {"role": "assistant", "content": "tkmark-1", "reasoning_content": "tkmark-think"},
+    {"role": "assistant", "content": "tkmark-1", "thinking": "tkmark-think"},
+    {"role": "assistant", "content": "<think>tkmark-think</think>tkmark-1"},
+)
+
+
+def prefix_break(harness: Harness) -> PrefixBreak | None:
+    """A conversation whose prompt does not extend the prompt of its beginning, or ``None``.
+
+    A server's prefix (KV) cache reuses the prompt of a request when the next request
+    extends the conversation: the prompt of ``C + [assistant, user]`` must start with the
+    prompt of ``C`` (``C`` = ``[user]`` and ``[user, assistant, user]``, with the generation
+    prompt), and an answer with reasoning (``reasoning_content``, ``thinking``, ``<think>`` in
+    the content) rendered as the last message must keep its reasoning once the next user
+    turn arrives.
+    """
+    user, reply, again = ({"role": "user", "content": "tkmark-0"}, {"role": "assistant", "content": "tkmark-1"},
+                          {"role": "user", "content": "tkmark-2"})
+    pairs = [(harness.witness(start, add_generation_prompt=True),
+              harness.witness([*start, {**reply, "content": "tkmark-3"}, {**again, "content": "tkmark-4"}],
+                              add_generation_prompt=True))
+             for start in ([user], [user, reply, again])]
+    pairs += [(harness.witness([user, answer]), harness.witness([user, answer, again], add_generation_prompt=True))
+              for answer in _REASONING_TURNS]
+    for number, (earlier, later) in enumerate(pairs):
+        first, second = harness.run(earlier), harness.run(later)
+        if not (first.ok and second.ok) or second.output.startswith(first.output):
+            continue
+        if number >= 2 and ("tkmark-think" not in first.output or "tkmark-think" in second.output):
+            continue  # only the reasoning that disappears counts for answers rendered last
+        offset = len(os.path.commonprefix([first.output, second.output]))
+        return PrefixBreak(earlier, later, offset, first.output[offset:offset + 40], second.output[offset:offset + 40])
+    return None
+
+
+class ToolCallFormat(NamedTuple):
+    """How a template writes an assistant tool call, and the server parsers that read it back."""
+
+    name: str
+    vllm: str | None
+    sglang: str | None
+    rendered: str
+    witness: Witness
+
+
+# (name, test on the rendered call, vLLM --tool-call-parser, SGLang --tool-call-parser); first match wins
+_TOOL_CALL_FORMATS: tuple[tuple[str, re.Pattern[str], str | None, str | None], ...] = (
+    ("Qwen3-Coder XML (<function=NAME><parameter=KEY>)", re.compile(r"<function=get_weather>\s*<parameter=city>"),
+     "qwen3_coder", "qwen3_coder"),
+    ("GLM-4.5 (<tool_call>NAME\\n<arg_key>)", re.compile(r"<tool_call>\s*get_weather\n\s*<arg_key>"),
+     "glm45", "glm45"),
+    ("GLM-4.7 (<tool_call>NAME<arg_key>)", re.compile(r"<tool_call>\s*get_weather<arg_key>"), "glm47", "glm47"),
+    ("Hermes (<tool_call>{JSON}</tool_call>)",
+     re.compile(r"<tool_call>\s*\{\s*\"name\"\s*:\s*\"get_weather\"", re.DOTALL), "hermes", "hermes"),
+    ("Mistral ([TOOL_CALLS])", re.compile(r"\[TOOL_CALLS\]"), "mistral", "mistral"),
+    ("gpt-oss harmony (to=functions.NAME)", re.compile(r"to=functions\.get_weather"), "openai", "gpt-oss"),
+    ("DeepSeek V3 (function<｜tool▁sep｜>NAME, ```json)", re.compile(r"function<｜tool▁sep｜>get_weather"),
+     "deepseek_v3", "deepseekv3"),
+    ("DeepSeek V3.1 (NAME<｜tool▁sep｜>{JSON})", re.compile(r"<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"),
+     "deepseek_v31", "deepseekv31"),
+    ("Kimi K2 (<|tool_calls_section_begin|>)", re.compile(r"<\|tool_calls_section_begin\|>"), "kimi_k2", "kimi_k2"),
+    ("MiniMax M2 (<minimax:tool_call><invoke name=NAME>)", re.compile(r"<minimax:tool_call>\s*<invoke name="),
+     "minimax_m2", "minimax-m2"),
+    ("Cohere Command (<|START_ACTION|> or Action: ```json, [{\"tool_name\": NAME}])",
+     re.compile(r"<\|START_ACTION\|>|Action:\s*```json\s*\[\s*\{\s*\"tool_name\""), None, None),
+    ("Gemma 4 (<|tool_call>call:NAME{...})", re.compile(r"<\|tool_call>call:get_weather\{"), "gemma4", "gemma4"),
+    ("pythonic ([NAME(key=value)])", re.compile(r"get_weather\(\s*city\s*=\s*['\"]Paris['\"]\s*\)"),
+     "pythonic", "pythonic"),
+    ("Llama 3 JSON ({\"name\": NAME, \"parameters\": {...}})",
+     re.compile(r"\{\s*\"name\"\s*:\s*\"get_weather\"\s*,\s*\"(parameters|arguments)\"\s*:"),
+     "llama3_json", "llama3"),
+)
+
+
+def tool_call_format(harness: Harness, call: Witness) -> ToolCallFormat | None:
+    """The format ``call`` (a conversation ending in an assistant tool call that renders)
+    writes the call in, read from the text the call adds to the prompt; ``None`` when the
+    call does not render.  An unrecognised format has no parser names."""
+    with_call = harness.run(call)
+    without = harness.run(call._replace(messages=call.messages[:-1]))
+    if not with_call.ok:
+        return None
+    rendered = with_call.output[len(os.path.commonprefix([with_call.output, without.output or ""])):]
+    if "get_weather" not in rendered:  # the name was in the tool definitions only
+        return None
+    for name, pattern, vllm, sglang in _TOOL_CALL_FORMATS:
+        if pattern.search(rendered):
+            return ToolCallFormat(name, vllm, sglang, rendered, call)
+    return ToolCallFormat("unrecognised", None, None, rendered, call)
 
 
 # --- clock and tokens ----------------------------------------------------------------------
@@ -706,10 +962,9 @@ def eos_after_assistant(harness: Harness) -> tuple[bool, Witness] | None:
 
 # --- static facts the probes use ----------------------------------------------------------
 
-@lru_cache(maxsize=8)
 def template_nodes(parsed: ParsedTemplate) -> tuple[nodes.Node, ...]:
-    """Every node of the template, depth first (walked once per template, shared by rules)."""
-    return tuple(iter_nodes(parsed.ast))
+    """Every node of the template, depth first (``parsed.nodes``: walked once, shared by rules)."""
+    return parsed.nodes
 
 
 def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Literal
+from functools import cached_property, lru_cache
+from types import CodeType
+from typing import Literal, NamedTuple
 
 import jinja2
 import jinja2.nodes as nodes
+from jinja2.compiler import CodeGenerator, Frame
 
 from .environment import DEFAULT_PROFILE, Profile, make_environment
 from .errors import TemplateSyntaxError
 
-__all__ = ["Span", "Tag", "ParsedTemplate", "parse", "scan_tags", "iter_nodes", "is_raise_call",
-           "line_column", "expression_text", "split_operands"]
+__all__ = ["Span", "Tag", "ParsedTemplate", "NumberedCode", "parse", "numbered_code", "scan_tags", "iter_nodes",
+           "is_raise_call", "line_column", "expression_text", "split_operands"]
 
 TagKind = Literal["variable", "block", "comment"]
 _OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
@@ -32,8 +34,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A half-open range ``[start, end)`` of character offsets in the original source."""
 
     start: int
@@ -43,8 +44,7 @@ class Span:
         return source[self.start:self.end]
 
 
-@dataclass(frozen=True)
-class Tag:
+class Tag(NamedTuple):
     """One tag of the original source.
 
     ``span`` covers the delimiters; ``inner`` the text between them without the
@@ -149,10 +149,23 @@ def line_column(source: str, offset: int) -> tuple[int, int]:
 
 
 def iter_nodes(node: nodes.Node) -> Iterator[nodes.Node]:
-    """``node`` and all its descendants, depth first, in document order for statements."""
-    yield node
-    for child in node.iter_child_nodes():
-        yield from iter_nodes(child)
+    """``node`` and all its descendants, depth first, in document order for statements.
+
+    The order of ``Node.iter_child_nodes``, without its per-field generators (walks are hot).
+    """
+    Node = nodes.Node
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        children = []
+        for name in current.fields:
+            value = getattr(current, name, None)
+            if isinstance(value, Node):
+                children.append(value)
+            elif isinstance(value, list):
+                children.extend(item for item in value if isinstance(item, Node))
+        stack.extend(reversed(children))
 
 
 def is_raise_call(node: nodes.Node) -> bool:
@@ -171,6 +184,11 @@ class ParsedTemplate:
     name: str | None = None
 
     @cached_property
+    def nodes(self) -> tuple[nodes.Node, ...]:
+        """Every node of the AST, as :func:`iter_nodes` walks it (walked once, shared)."""
+        return tuple(iter_nodes(self.ast))
+
+    @cached_property
     def line_starts(self) -> tuple[int, ...]:
         return (0, *(match.end() for match in _NEWLINE.finditer(self.source)))
 
@@ -186,7 +204,7 @@ class ParsedTemplate:
 
         Nodes whose tag cannot be matched with certainty (line numbers disagree) are left out.
         """
-        ifs = [node for node in iter_nodes(self.ast) if isinstance(node, nodes.If)]
+        ifs = [node for node in self.nodes if isinstance(node, nodes.If)]
         tags = [tag for tag in self.tags if tag.kind == "block" and tag.keyword in ("if", "elif")]
         if len(ifs) != len(tags):
             return {}
@@ -236,7 +254,7 @@ class ParsedTemplate:
     @cached_property
     def raise_calls(self) -> dict[int, Span]:
         """``id(Call node) -> span of 'raise_exception(...)'`` for every raise call located."""
-        calls = [node for node in iter_nodes(self.ast) if is_raise_call(node)]
+        calls = [node for node in self.nodes if is_raise_call(node)]
         spans = [span for tag in self.tags if tag.kind != "comment" for span in self._calls_in(tag)]
         if len(calls) != len(spans):
             return {}
@@ -335,6 +353,53 @@ def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFI
     except jinja2.TemplateSyntaxError as error:
         raise TemplateSyntaxError(error.message or str(error), line=error.lineno, name=name) from None
     return ParsedTemplate(source=source, ast=ast, tags=tuple(scan_tags(source)), name=name)
+
+
+
+class NumberedCode(NamedTuple):
+    """A parsed template compiled once, with its ``raise_exception`` calls numbered."""
+
+    code: CodeType
+    """Python code in which the n-th ``raise_exception(...)`` call (document order) passes ``n``
+    as an extra first argument; build a template with ``Template.from_code``."""
+    undeclared: frozenset[str]
+    """The variables the template reads from its caller (``jinja2.meta.find_undeclared_variables``)."""
+
+
+class _TrackingGenerator(CodeGenerator):
+    """Jinja's code generator, also recording the undeclared variables as ``jinja2.meta`` does."""
+
+    def __init__(self, environment: jinja2.Environment) -> None:
+        super().__init__(environment, None, "<template>")
+        self.undeclared: set[str] = set()
+
+    def enter_frame(self, frame: Frame) -> None:
+        super().enter_frame(frame)
+        self.undeclared.update(param for action, param in frame.symbols.loads.values()
+                               if action == "resolve" and param not in self.environment.globals)
+
+
+def numbered_code(parsed: ParsedTemplate, profile: Profile = DEFAULT_PROFILE) -> NumberedCode:
+    """``parsed`` compiled for probing, and its undeclared variables, from one code-generation pass
+    (cached per template and profile).
+
+    The numbers are inserted into the shared AST for the pass and removed again afterwards.
+    """
+    return _numbered_code(parsed, profile)  # one cache key whether ``profile`` is given or defaulted
+
+
+@lru_cache(maxsize=16)
+def _numbered_code(parsed: ParsedTemplate, profile: Profile) -> NumberedCode:
+    calls = [node for node in parsed.nodes if is_raise_call(node)]
+    for number, call in enumerate(calls):
+        call.args.insert(0, nodes.Const(number, lineno=call.lineno))
+    generator = _TrackingGenerator(make_environment(profile))
+    try:
+        generator.visit(parsed.ast)
+    finally:
+        for call in calls:
+            del call.args[0]
+    return NumberedCode(compile(generator.stream.getvalue(), "<template>", "exec"), frozenset(generator.undeclared))
 
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",

@@ -4,9 +4,10 @@ Rule families, one module each (codes are stable):
 
 * ``syntax``       TK001-TK002  Jinja syntax errors, suppression comments without a reason
 * ``raise_sites``  TK101-TK107  ``raise_exception`` sites by class, and unreachable ones
-* ``capabilities`` TK201-TK208  what the template renders (system, tools, tool calls...)
+* ``capabilities`` TK201-TK210  what the template renders (system, tools, tool calls...), tool formats
 * ``drops``        TK301        accepted messages whose text never reaches the output
-* ``determinism``  TK401-TK402  clock-dependent and random output
+* ``content``      TK302-TK303  Python values and content-triggered text in the prompt
+* ``determinism``  TK401-TK403  clock-dependent and random output, prompts that are not prefix-stable
 * ``tokens``       TK501-TK502  double BOS, missing EOS
 * ``security``     TK601-TK602  sandbox-escape attempts (static)
 * ``drift``        TK701        differences from the template it was converted from (``against=``)
@@ -22,7 +23,7 @@ from ..findings import Finding, sort_findings
 from ..probes import DEFAULT_BUDGET
 from ..sources import ChatTemplate, from_text
 from . import (  # noqa: F401 - registers
-    capabilities, determinism, drift, drops, portability, raise_sites, security, syntax, tokens)
+    capabilities, content, determinism, drift, drops, portability, raise_sites, security, syntax, tokens)
 from .context import LintContext
 from .registry import DOC_SECTIONS, RULES, Rule, doc_pages, get_rule, rule_markdown, select_rules
 

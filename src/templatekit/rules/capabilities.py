@@ -1,11 +1,12 @@
-"""What the template renders, probed as minja/llama.cpp probe a template when they load it."""
+"""What the template renders, probed as minja/llama.cpp probe a template when they load it, and in
+which formats it takes tools and writes tool calls."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from ..findings import Severity
-from ..probes import PROBE_TOOL, uses_name
+from ..probes import PROBE_TOOL, renders_tool, tool_call_format, uses_name
 from .context import LintContext
 from .registry import Hit, rule
 
@@ -66,6 +67,9 @@ def tools_not_rendered(context: LintContext) -> Iterator[Hit]:
     ## Fix safety
     No automatic fix.
     """
+    formats = context.tool_formats
+    if formats is not None and any(renders_tool(outcome) for outcome in formats.values()):
+        return  # rendered in another format: TK209 says which
     yield from _unsupported(context, "tools", "tool definitions are not rendered")
 
 
@@ -212,7 +216,10 @@ def required_variable(context: LintContext) -> Iterator[Hit]:
 def render_error(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Renders the simplest conversation, `[user]`, and reports an error that is not a
-    `raise_exception` (an undefined attribute, a type error, a sandbox violation).
+    `raise_exception` (an undefined attribute, a type error, a sandbox violation). A
+    template that renders `[user]` only when tools are passed (a `tool_use` template, which
+    servers select only for requests with tools) is not reported: every probe passes it a
+    tool instead.
 
     ## Why is this bad?
     Every request fails with a server error rather than a deliberate, explained refusal.
@@ -231,10 +238,87 @@ def render_error(context: LintContext) -> Iterator[Hit]:
     harness = context.harness
     if harness is None:
         return
-    user = [{"role": "user", "content": "hi"}]
-    witness = harness.witness(user)
+    witness = harness.witness([{"role": "user", "content": "hi"}])
     outcome = harness.run(witness)
     if outcome.error is not None:
-        with_tools = harness.run(harness.witness(user, tools=[PROBE_TOOL]))
-        hint = " (it renders when tools are passed: a tool-use-only template?)" if with_tools.ok else ""
-        yield Hit(f"rendering [user] fails: {outcome.error}{hint}", witness=witness)
+        yield Hit(f"rendering [user] fails: {outcome.error}", witness=witness)
+
+
+@rule("TK209", "openai-tools-unsupported", Severity.WARNING, renders=True)
+def openai_tools_unsupported(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Renders `[user]` with one tool written the OpenAI way
+    (`{"type": "function", "function": {"name", "description", "parameters"}}`) and in the
+    other formats model cards use (a bare function, Cohere's `parameter_definitions`), and
+    reports a template that renders another format but not OpenAI's, naming the format it
+    expects.
+
+    ## Why is this bad?
+    Servers pass the request's `tools` to the template as the client sent them, and OpenAI
+    clients send the OpenAI format: the request fails (`'dict object' has no attribute
+    'name'`) or the model never sees its tools.
+
+    ## Example
+    ```jinja
+    {% for tool in tools %}{{ tool.name }}: {{ tool.description }}{% endfor %}
+    ```
+
+    ## Use instead
+    ```jinja
+    {% for tool in tools %}{% set tool = tool.function if tool.function is defined else tool %}
+    {{ tool.name }}: {{ tool.description }}{% endfor %}
+    ```
+
+    ## Fix safety
+    No automatic fix.
+    """
+    formats = context.tool_formats
+    if formats is None:
+        return
+    openai, *others = formats
+    expected = [name for name in others if renders_tool(formats[name])]
+    if not renders_tool(formats[openai]) and expected:
+        outcome = formats[openai]
+        why = context.harness.describe(outcome) if not outcome.ok else "accepted but not in the output"
+        yield Hit(f"OpenAI-format tools are not rendered ({why}); the template expects tools as {expected[0]}",
+                  witness=context.harness.witness([{"role": "user", "content": "tkprobe-user"}], tools=[PROBE_TOOL]))
+
+
+@rule("TK210", "tool-call-format", Severity.INFO, renders=True)
+def tool_call_format_rule(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Renders an assistant tool call, reads the text it adds to the prompt, and names the
+    format (Hermes `<tool_call>` JSON, Mistral `[TOOL_CALLS]`, Llama 3 JSON, pythonic,
+    Qwen3-Coder XML, GLM, Gemma 4, DeepSeek, gpt-oss harmony, Kimi K2, MiniMax M2, ...) with
+    the matching `--tool-call-parser` of vLLM and of SGLang. Information, not a problem.
+
+    ## Why is this bad?
+    The model writes its tool calls in the format its template shows it; a server started
+    with another parser (Qwen3-Coder served with `hermes`) returns them as plain text and
+    the client never sees a tool call, one of the most reported tool-calling bugs.
+
+    ## Example
+    ```jinja
+    {{ '<tool_call>\n' + {'name': call.function.name, 'arguments': call.function.arguments} | tojson + '\n</tool_call>' }}
+    ```
+    is the Hermes format: `vllm serve ... --tool-call-parser hermes`.
+
+    ## Use instead
+    Start the server with the parser this finding names.
+
+    ## Fix safety
+    Nothing to fix.
+    """
+    results = context.capabilities
+    if results is None or not results["tool-calls"].supported:
+        return
+    found = tool_call_format(context.harness, results["tool-calls"].witness)
+    if found is None:
+        return
+    if found.vllm is None and found.sglang is None:
+        parsers = "no known vLLM or SGLang parser"
+    else:
+        parsers = (f"vLLM --tool-call-parser {found.vllm or '(none)'}, "
+                   f"SGLang --tool-call-parser {found.sglang or '(none)'}")
+    shown = found.name if found.name != "unrecognised" else f"an unrecognised format ({found.rendered[:60]!r})"
+    yield Hit(f"tool calls render in {shown}: {parsers}", witness=found.witness)

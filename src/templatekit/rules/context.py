@@ -19,7 +19,7 @@ from ..syntax import ParsedTemplate, Span, parse
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
-    from ..probes import Capability, Harness, Witness
+    from ..probes import Capability, Harness, Outcome, Witness
     from ..sources import ChatTemplate
     from .registry import Hit, Rule
     from .security import Escape
@@ -98,6 +98,15 @@ class LintContext:
         from ..probes import capabilities
 
         return capabilities(self.harness)
+
+    @cached_property
+    def tool_formats(self) -> Mapping[str, Outcome] | None:
+        """``[user]`` rendered with a tool in each of ``probes.TOOL_FORMATS``; ``None`` when not probing."""
+        if self.harness is None:
+            return None
+        from ..probes import tool_formats
+
+        return tool_formats(self.harness)
 
     @cached_property
     def suppressions(self) -> tuple[Suppression, ...]:

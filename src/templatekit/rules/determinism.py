@@ -1,4 +1,5 @@
-"""Output that is not a function of the input: the clock, random filters."""
+"""Output that is not a function of the input (the clock, random filters), and prompts that are not
+prefix-stable from one turn to the next."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 import jinja2.nodes as nodes
 
 from ..findings import Severity
-from ..probes import clock_dependence, template_nodes, uses_name
+from ..probes import clock_dependence, prefix_break, template_nodes, uses_name
 from .context import LintContext
 from .registry import Hit, rule
 
@@ -77,3 +78,41 @@ def nondeterministic_output(context: LintContext) -> Iterator[Hit]:
                       span=context.locate(node.lineno, "random"), line=node.lineno)
         elif isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load":
             yield Hit("'lipsum' generates random text", span=context.locate(node.lineno, "lipsum"), line=node.lineno)
+
+
+@rule("TK403", "prefix-unstable", Severity.INFO, renders=True)
+def prefix_unstable(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Renders a conversation and the same conversation one exchange later and reports when
+    the later prompt does not start with the earlier one: the template rewrites earlier
+    turns (it drops the reasoning of older answers, or moves text that follows the last
+    message). The finding shows both conversations and where the prompts part.
+
+    ## Why is this bad?
+    vLLM, SGLang and llama.cpp reuse the computed prefix (KV cache) of the previous request
+    when the next one extends it. A template that rewrites earlier turns makes every turn
+    recompute the whole conversation: slower and costlier for long chats. It is often a
+    deliberate design choice (reasoning models are trained without old reasoning), so this
+    is information, not an error.
+
+    ## Example
+    ```jinja
+    {% if loop.index0 > ns.last_query_index %}<think>{{ message.reasoning_content }}</think>{% endif %}
+    ```
+
+    ## Use instead
+    Keep the choice if the model needs it. When relaxing such a template,
+    `templatekit relax --strategy skip` keeps prompts prefix-stable (merge rewrites earlier
+    turns when consecutive messages are merged).
+
+    ## Fix safety
+    No automatic fix.
+    """
+    if context.harness is None:
+        return
+    found = prefix_break(context.harness)
+    if found is not None:
+        yield Hit(f"the prompt of {found.later.describe()} does not start with the prompt of "
+                  f"{found.earlier.describe()}: at offset {found.offset} {found.was!r} became {found.now!r} "
+                  "(prefix caches miss on every turn; relax --strategy skip keeps prefixes stable)",
+                  witness=found.later)

@@ -1,7 +1,8 @@
 """One rule per class of ``raise_exception`` site, plus sites no conversation reaches.
 
 A site is reported under its class when the witness search found a conversation that
-fires it (the finding carries that conversation), or when probing is off.  A site the
+fires it (the finding carries that conversation), or, marked "not probed", when probing is
+off: these rules are static, so ``--no-probe`` keeps them.  A site the
 search could not reach is reported once, as ``unreachable-raise``.
 """
 
@@ -40,7 +41,7 @@ def _site_hits(context: LintContext, check_class: CheckClass, label: str, fix: s
                       witness=witness, fix=fix)
 
 
-@rule("TK101", "alternation-check", Severity.WARNING, renders=True)
+@rule("TK101", "alternation-check", Severity.WARNING)
 def alternation_check(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Finds `raise_exception` calls guarded by a role-alternation test: a role compared with
@@ -78,7 +79,7 @@ def alternation_check(context: LintContext) -> Iterator[Hit]:
     yield from _site_hits(context, "alternation", "role-alternation check", RELAX_FIX)
 
 
-@rule("TK102", "system-role-check", Severity.WARNING, renders=True)
+@rule("TK102", "system-role-check", Severity.WARNING)
 def system_role_check(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Finds `raise_exception` calls that refuse a system message, or accept one only as the
@@ -110,7 +111,7 @@ def system_role_check(context: LintContext) -> Iterator[Hit]:
     yield from _site_hits(context, "system-role", "system-message check")
 
 
-@rule("TK103", "role-check", Severity.INFO, renders=True)
+@rule("TK103", "role-check", Severity.INFO)
 def role_check(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Finds `raise_exception` calls that refuse messages of roles the template does not
@@ -138,7 +139,7 @@ def role_check(context: LintContext) -> Iterator[Hit]:
     yield from _site_hits(context, "role-unsupported", "role check")
 
 
-@rule("TK104", "content-type-check", Severity.INFO, renders=True)
+@rule("TK104", "content-type-check", Severity.INFO)
 def content_type_check(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Finds `raise_exception` calls on the type or shape of message content: not a string,
@@ -169,7 +170,7 @@ def content_type_check(context: LintContext) -> Iterator[Hit]:
     yield from _site_hits(context, "content-type", "content-type check")
 
 
-@rule("TK105", "tool-call-check", Severity.INFO, renders=True)
+@rule("TK105", "tool-call-check", Severity.INFO)
 def tool_call_check(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Finds `raise_exception` calls about tools and tool calls: id formats, how many calls a
@@ -196,7 +197,7 @@ def tool_call_check(context: LintContext) -> Iterator[Hit]:
     yield from _site_hits(context, "tool-call", "tool-call check")
 
 
-@rule("TK106", "other-raise", Severity.INFO, renders=True)
+@rule("TK106", "other-raise", Severity.INFO)
 def other_raise(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Finds `raise_exception` calls that fit no other class: empty conversations, unsupported

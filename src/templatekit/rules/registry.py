@@ -10,8 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..findings import Severity
 
@@ -29,8 +28,7 @@ _NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
 _SENTENCE_END = re.compile(r"(?<=[a-z`)\]])\.\s+(?=[A-Z])")
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """What a check reports; the registry turns it into a :class:`~templatekit.findings.Finding`.
 
     Give ``span`` (exact offsets) when known, else ``line``/``column``; neither means the
@@ -48,8 +46,7 @@ class Hit:
 Check = Callable[["LintContext"], Iterable[Hit]]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One lint rule.  ``renders`` rules run probes (skipped with ``probe=False``)."""
 
     code: str

@@ -1,0 +1,122 @@
+"""Single-file ``templatekit lint`` against ``chatlint check`` (PyPI chatlint 0.1.2), paired runs.
+
+Usage: python benchmarks/lint_vs_chatlint.py [--runs N] [--corpus-runs M] [--chatlint PATH] [--templatekit PATH]
+
+chatlint is the peer a user would pick for a pre-commit hook.  It is installed into a
+throwaway venv (``pip install chatlint==0.1.2``; skipped with a reason, exit 0, when pip
+cannot get it) unless ``--chatlint`` names an installed ``chatlint`` executable.  Both run as
+whole processes on the same file, in pairs (templatekit then chatlint, back to back), so load
+drifts hit both alike; a pair's ratio is ``templatekit wall / chatlint wall`` (the target), and
+the same for CPU time (user + system), which a loaded machine disturbs less.
+
+Prints min/median/max of the pair ratios on Gemma 3 (``--runs`` pairs) and over the corpus
+(the median of ``--corpus-runs`` pairs per template, then min/median/max over templates).
+templatekit keeps no findings cache, so every run is cold.  Bytecode is written to a
+temporary ``PYTHONPYCACHEPREFIX`` and warmed up first, as in an installed package.
+Run it with the Python of a regular install (``pip install .``, what pre-commit installs) or
+pass ``--templatekit``; the ``templatekit`` beside the running interpreter is the default.
+Exits 1 when a median ratio is above the target (0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+from startup import console_script  # benchmarks/ is on sys.path when run as a script
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+GEMMA3 = CORPUS / "google--gemma-3-27b-it.jinja"
+CHATLINT = "chatlint==0.1.2"
+TARGET = 0.8
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False, timeout=60)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def paired_ratios(templatekit: str, chatlint: str, template: Path, pairs: int,
+                  env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """``pairs`` ratios templatekit/chatlint of wall and of CPU time on ``template``, from back-to-back runs."""
+    ours, theirs = [templatekit, "lint", str(template)], [chatlint, "check", str(template)]
+    walls, cpus = [], []
+    for _ in range(pairs):
+        (our_wall, our_cpu), (their_wall, their_cpu) = timed(ours, env), timed(theirs, env)
+        walls.append(our_wall / their_wall)
+        cpus.append(our_cpu / max(their_cpu, 1e-6))
+    return walls, cpus
+
+
+def install_chatlint(folder: Path) -> tuple[str | None, str]:
+    """``(path of chatlint, "")`` after installing it into a venv in ``folder``, or ``(None, reason)``."""
+    venv.create(folder, with_pip=True)
+    python = folder / "bin" / "python"
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", CHATLINT], capture_output=True, text=True,
+                            check=False, timeout=600)
+    if result.returncode != 0:
+        return None, f"pip install {CHATLINT} failed: {result.stderr.strip().splitlines()[-1:] or '?'}"
+    return str(folder / "bin" / "chatlint"), ""
+
+
+def spread(label: str, ratios: list[float]) -> str:
+    return (f"{label:<42} min {min(ratios):5.2f}x  median {statistics.median(ratios):5.2f}x  "
+            f"max {max(ratios):5.2f}x  ({len(ratios)} ratios)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="pairs on Gemma 3 (default 20)")
+    parser.add_argument("--corpus-runs", type=int, default=3, help="pairs per corpus template (default 3)")
+    parser.add_argument("--chatlint", default=None, help="an installed chatlint executable (default: install one)")
+    parser.add_argument("--templatekit", default=None, help="the templatekit executable (default: beside python)")
+    arguments = parser.parse_args()
+    if not GEMMA3.is_file():
+        raise SystemExit(f"corpus not found at {CORPUS} (clone with ../shared beside the checkout)")
+    templatekit = arguments.templatekit or console_script("templatekit")
+    with tempfile.TemporaryDirectory(prefix="templatekit-vs-chatlint-") as scratch:
+        chatlint, reason = arguments.chatlint, ""
+        if chatlint is None:
+            chatlint, reason = install_chatlint(Path(scratch) / "venv")
+        if chatlint is None:
+            print(f"skipped: {reason}")
+            return 0
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache")
+        templates = sorted(CORPUS.glob("*.jinja"))
+        for template in templates:  # warm up: bytecode and file system cache
+            paired_ratios(templatekit, chatlint, template, 1, env)
+        gemma, gemma_cpu = paired_ratios(templatekit, chatlint, GEMMA3, arguments.runs, env)
+        per_template = {template.name: paired_ratios(templatekit, chatlint, template, arguments.corpus_runs, env)
+                        for template in templates}
+    corpus = [statistics.median(walls) for walls, _ in per_template.values()]
+    corpus_cpu = [statistics.median(cpus) for _, cpus in per_template.values()]
+    print(f"templatekit lint / chatlint check, whole processes, paired, cold (no cache) "
+          f"({templatekit}, Python {sys.version.split()[0]})")
+    print(spread("Gemma 3 (gemma-3-27b-it.jinja), wall", gemma))
+    print(spread("Gemma 3, CPU", gemma_cpu))
+    print(spread(f"corpus ({len(templates)} templates), wall", corpus))
+    print(spread("corpus, CPU", corpus_cpu))
+    slowest = max(per_template, key=lambda name: statistics.median(per_template[name][0]))
+    print(f"slowest (wall): {slowest} {statistics.median(per_template[slowest][0]):.2f}x")
+    verdicts = {"Gemma 3": statistics.median(gemma) <= TARGET, "corpus median": statistics.median(corpus) <= TARGET}
+    for label, met in verdicts.items():
+        print(f"target: {label} <= {TARGET}x: {'OK' if met else 'MISSED'}")
+    return 0 if all(verdicts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
