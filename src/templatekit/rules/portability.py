@@ -496,7 +496,7 @@ def divergences(template: str, special_tokens: Mapping[str, str], engines: tuple
     return found
 
 
-@rule("TK802", "engine-divergence", Severity.INFO, renders=True)
+@rule("TK802", "engine-divergence", Severity.INFO, renders=True, opt_in=True)
 def engine_divergence(context: LintContext) -> Iterator[Hit]:
     """## What it does
     Renders the template with every Jinja engine installed here (`templatekit engines list`:

@@ -47,13 +47,16 @@ Check = Callable[["LintContext"], Iterable[Hit]]
 
 
 class Rule(NamedTuple):
-    """One lint rule.  ``renders`` rules run probes (skipped with ``probe=False``)."""
+    """One lint rule.  ``renders`` rules run probes (skipped with ``probe=False``); ``opt_in``
+    rules run only when selected by code, prefix or name (``ALL`` and the default leave them out:
+    they cost more than a pre-commit hook should pay on every commit)."""
 
     code: str
     name: str
     severity: Severity
     check: Check
     renders: bool = False
+    opt_in: bool = False
 
     @property
     def doc(self) -> str:
@@ -73,7 +76,8 @@ class Rule(NamedTuple):
 RULES: dict[str, Rule] = {}
 
 
-def rule(code: str, name: str, severity: Severity, *, renders: bool = False) -> Callable[[Check], Check]:
+def rule(code: str, name: str, severity: Severity, *, renders: bool = False,
+         opt_in: bool = False) -> Callable[[Check], Check]:
     """Register the decorated check as rule ``code``."""
     if not _CODE.match(code) or not _NAME.match(name):
         raise ValueError(f"bad rule code or name: {code} {name}")
@@ -81,7 +85,7 @@ def rule(code: str, name: str, severity: Severity, *, renders: bool = False) -> 
     def register(check: Check) -> Check:
         if code in RULES or any(existing.name == name for existing in RULES.values()):
             raise ValueError(f"rule {code} {name} registered twice")
-        RULES[code] = Rule(code, name, severity, check, renders)
+        RULES[code] = Rule(code, name, severity, check, renders, opt_in)
         return check
 
     return register
@@ -105,7 +109,8 @@ def matches(selector: str, candidate: Rule) -> bool:
 
 
 def select_rules(select: Sequence[str] | None = None, ignore: Sequence[str] | None = None) -> tuple[Rule, ...]:
-    """The rules ``select`` picks (default: all) minus those ``ignore`` picks, in code order.
+    """The rules ``select`` picks (default: all but the opt-in ones) minus those ``ignore`` picks,
+    in code order.  An opt-in rule is picked only by a selector other than ``ALL``.
 
     Raises ``ValueError`` naming any selector that matches no rule.
     """
@@ -113,9 +118,14 @@ def select_rules(select: Sequence[str] | None = None, ignore: Sequence[str] | No
                if not any(matches(selector, candidate) for candidate in RULES.values())]
     if unknown:
         raise ValueError(f"unknown rule selector(s): {', '.join(unknown)} (see `templatekit rule --list`)")
+    def picked(candidate: Rule) -> bool:
+        if select is None:
+            return not candidate.opt_in
+        return any(matches(selector, candidate) and not (candidate.opt_in and selector.strip().upper() == "ALL")
+                   for selector in select)
+
     chosen = [candidate for candidate in sorted(RULES.values(), key=lambda item: item.code)
-              if (select is None or any(matches(selector, candidate) for selector in select))
-              and not any(matches(selector, candidate) for selector in ignore or ())]
+              if picked(candidate) and not any(matches(selector, candidate) for selector in ignore or ())]
     return tuple(chosen)
 
 
@@ -123,7 +133,8 @@ def rule_markdown(candidate: Rule) -> str:
     """The rule's documentation page (``docs/rules/CODE.md``)."""
     return (f"# {candidate.code} {candidate.name}\n\n"
             f"Severity: **{candidate.severity.value}**"
-            f"{' (renders the template in the sandbox)' if candidate.renders else ' (static)'}\n\n"
+            f"{' (renders the template in the sandbox)' if candidate.renders else ' (static)'}"
+            f"{'; opt-in: runs only when selected (`--select ' + candidate.code + '`)' if candidate.opt_in else ''}\n\n"
             f"{candidate.doc}\n")
 
 
