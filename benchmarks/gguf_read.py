@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ def build(path: Path, vocab: int, data_bytes: int) -> None:
 
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tokenizer_model("gpt2")
-    writer.add_token_list([f"<s>" if index == 1 else f"token{index}" for index in range(vocab)])
+    writer.add_token_list(["<s>" if index == 1 else f"token{index}" for index in range(vocab)])
     writer.add_token_scores([0.0] * vocab)
     writer.add_token_types([1] * vocab)
     writer.add_token_merges([f"t{index} k{index}" for index in range(vocab)])

@@ -28,16 +28,7 @@ import json
 import sys
 from typing import Any
 
-
-def fix_clock(now: _datetime.datetime) -> None:
-    import transformers.utils.chat_template_utils as chat_template_utils
-
-    class FixedDatetime(_datetime.datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> _datetime.datetime:
-            return now
-
-    chat_template_utils.datetime = FixedDatetime
+from transformers_oracle import fix_clock  # this script's folder is on sys.path
 
 
 def build_renderer(model: str) -> Any:

@@ -19,6 +19,7 @@ about the template as a whole are reported at line 1: a comment on the first lin
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -64,7 +65,10 @@ def _templatekit_table(pyproject: Path) -> dict[str, Any] | None:
     text = pyproject.read_text(encoding="utf-8")
     if "templatekit" not in text:
         return None
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the floor is 3.10, whose standard library has no TOML reader
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(text)

@@ -33,10 +33,9 @@ from .analysis import ROLE_STRUCTURE
 from .environment import DEFAULT_PROFILE, Profile
 
 if TYPE_CHECKING:
-    from .analysis import Analysis, RaiseSite
+    from .analysis import RaiseSite
     from .probes import Harness
     from .sources import ChatTemplate
-    from .syntax import ParsedTemplate
 
 __all__ = ["ROLE_STRUCTURE", "NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
            "RolePolicy", "role_policy", "apply_policy", "merged_roles", "role_rejection", "normalize"]
