@@ -101,7 +101,7 @@ def _bodies_with_edits_reverted(relaxed: str) -> list[str]:
     """The original's text as the relaxed one carries it (twice: once per pass), with the rewrite's
     own edits undone textually (no analysis involved): callee names, loop exits, flagged operands."""
     names = re.search(r"\{%- set (\w+)_state = namespace", relaxed).group(1)  # type: ignore[union-attr]
-    opening = re.compile(rf"\{{%- (?:set {names}_out|macro {names}_second\(messages\)) %\}}\r?\n")
+    opening = re.compile(rf"\{{%- (?:set {names}_out|macro {names}_second\(messages\)) %\}}(?:\r?\n(?=[ \t\r\n]))?")
     closing = re.compile(rf"\{{%\+? end(?:set|macro) %\}}\r?\n\{{%- (?:if not {names}_state\.rejected|set {names}_out)")
     bodies = []
     for start in opening.finditer(relaxed):

@@ -182,10 +182,36 @@ def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, s
         checks = f"fidelity, tolerance, {strategy} normalisation, nothing dropped"
         click.echo(f"verified {outcome.checked} conversations ({outcome.accepted_by_original} accepted by the "
                    f"original; {outcome.compared} compared): {checks} hold", err=True)
+        _verify_under_servers(template, relaxed, strategy, seed)
         return
     click.echo("verification failed: nothing written.", err=True)
     echo_counterexample(outcome, examples=examples, compared="text", err=True)
     sys.exit(EXIT_FINDINGS)
+
+
+SERVER_EXAMPLES = 100
+
+
+def _verify_under_servers(template: Any, relaxed: str, strategy: str, seed: int) -> None:
+    """The same properties through each server's pipeline whose engine is installed here, as
+    information: a server that rewrites requests from what the template accepts (llama-server's
+    capability probe) may see the two differently, which docs/relax.md explains."""
+    from templatekit.servers import available_servers
+    from templatekit.verification import verify
+
+    checked, differing = [], []
+    for server in available_servers():
+        if server == "transformers":
+            continue  # what the verification above did
+        outcome = verify(template, relaxed, examples=SERVER_EXAMPLES, seed=seed, normalize=strategy,  # type: ignore[arg-type]
+                         server=server)
+        (checked if outcome.ok else differing).append(
+            server if outcome.ok else f"{server} ({outcome.counterexample.summary})")  # type: ignore[union-attr]
+    if checked:
+        click.echo(f"also verified under {', '.join(checked)} ({SERVER_EXAMPLES} conversations each)", err=True)
+    for server in differing:
+        click.echo(f"templatekit: warning: under {server}; replay with `templatekit verify ORIGINAL RELAXED "
+                   f"--servers {server.split(' ', 1)[0]}` (see docs/relax.md)", err=True)
 
 
 def _unified_diff(template: Any, relaxed: str) -> str:

@@ -260,10 +260,9 @@ def _frame(bodies: tuple[str, str], names: _Names, strategy: Strategy, policy: R
     the second is a macro taking ``messages``, defined before the first runs, so that nothing the
     first assigns reaches it in engines whose ``{% set %}`` blocks do not scope (minijinja).
 
-    In both, the newline after the opening tag is eaten by ``trim_blocks`` (so the body's first
-    line starts a line, as in T), one trailing newline is dropped as Jinja drops it at the end of a
-    template, and a closing tag after a last line of blanks keeps them (``{%+``, which disables
-    ``lstrip_blocks``).
+    In both, one trailing newline is dropped as Jinja drops it at the end of a template, and a
+    closing tag after a last line of blanks keeps them (``{%+``, which disables ``lstrip_blocks``);
+    see :func:`_enclosed` for the start.
 
     Whether a check fired is read from the namespace, never from the output: ``@huggingface/jinja``
     and llama.cpp's engine drop some of what a loop printed before a ``{% break %}``.
@@ -304,14 +303,20 @@ def _frame(bodies: tuple[str, str], names: _Names, strategy: Strategy, policy: R
 
 def _enclosed(body: str, opening: str, closing: str) -> str:
     """``body`` between ``opening`` and ``{% closing %}``, printing exactly what it prints as a
-    template of its own."""
+    template of its own.
+
+    A body that starts with blanks or a line break gets a line break after the opening tag, which
+    ``trim_blocks`` eats, so that its first line starts a line as in T (``lstrip_blocks`` applies
+    to it, and a leading line break stays); any other body follows the tag directly, which also
+    renders alike where a server turns both options off (TGI).
+    """
     if body.endswith("\r\n"):
         body = body[:-2]
     elif body.endswith("\n"):
         body = body[:-1]
     last_line = re.split(r"\r\n|\n", body)[-1]
     close = f"{{%+ {closing} %}}" if last_line and not last_line.strip(" \t") else f"{{% {closing} %}}"
-    newline = "\r\n" if "\r\n" in body else "\n"
+    newline = ("\r\n" if "\r\n" in body else "\n") if body[:1] in (" ", "\t", "\r", "\n") else ""
     return f"{opening}{newline}{body}{close}"
 
 
