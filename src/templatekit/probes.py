@@ -562,7 +562,6 @@ class Capability(NamedTuple):
     site: int | None = None
 
 
-CAPABILITY_NAMES = ("system-role", "tools", "tool-calls", "tool-results", "content-parts", "generation-prompt")
 _USER = {"role": "user", "content": "tkprobe-user"}
 _RESULT = {"role": "tool", "tool_call_id": _CALL_ID, "name": "get_weather", "content": "tkprobe-result"}
 
