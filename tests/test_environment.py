@@ -23,18 +23,22 @@ from types import MappingProxyType
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 import pytest
 from conftest import FIXTURES, corpus_files, read_template
 
 from templatekit.environment import (
     DEFAULT_PROFILE,
     PROFILES,
+    RenderBudget,
     TemplateRaise,
+    command_budget,
     compile_template,
     fixed_clock,
     make_environment,
     render,
 )
+from templatekit.errors import RenderBudgetExceeded
 
 PARITY_CASES = json.loads((FIXTURES / "conversations" / "parity.json").read_text(encoding="utf-8"))
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
@@ -292,7 +296,8 @@ def test_environment_matches_transformers_configuration() -> None:
     for profile in PROFILES:
         environment = make_environment(profile)
         assert environment is make_environment(profile)
-        assert type(environment).__name__ == "ImmutableSandboxedEnvironment"
+        # transformers' sandbox class; the subclass only adds the render budget's checks
+        assert type(environment).__mro__[1] is jinja2.sandbox.ImmutableSandboxedEnvironment
         assert environment.trim_blocks and environment.lstrip_blocks and not environment.keep_trailing_newline
         assert "jinja2.ext.LoopControlExtension" in environment.extensions
         assert {"raise_exception", "strftime_now"} <= set(environment.globals)
@@ -392,3 +397,79 @@ def test_rendering_from_8_threads_is_byte_identical_to_sequential() -> None:
     print(f"\n8 threads: {len(concurrent)} renders of {len(templates)} templates, {len(mismatches)} mismatches")
     assert not mismatches
     assert len(templates) >= 2 and any("text" in result for result in sequential)
+
+
+# --- the render budget -----------------------------------------------------------------------
+
+QUICK = RenderBudget(milliseconds=300, megabytes=32)
+TIME_BOMBS = {
+    "nested ranges in the message loop": "{% for m in messages %}{% for i in range(100000) %}"
+                                         "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endfor %}",
+    "nested ranges outside it": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "a macro forking itself": "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+                              "{{ f(60) }}",
+    "a recursive loop": "{% for x in [[1] * 100000] * 100000 recursive %}{{ loop(x) if x is iterable }}"
+                        "{% endfor %}",
+}
+MEMORY_BOMBS = {
+    "str times int": "{{ 'x' * 10**9 }}",
+    "list times int": "{{ [1] * 10**8 }}",
+    "a huge power": "{{ 10 ** (10 ** 9) }}",
+    "doubling with ~": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+                       "{% endfor %}",
+    "doubling with +": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}"
+                       "{% endfor %}",
+    "join of ranges": "{{ range(100000) | join(range(100000) | join) }}",
+    "join of one string many times": "{% set s = 'x' * 20000000 %}{{ ([s] * 1000) | join }}",
+    "map replace fan-out": "{% set s = range(100000) | join %}{{ range(100000) | map('replace', '', s) | list }}",
+    "str.center": "{{ 'x'.center(10**9) }}",
+    "%-format width": "{{ '%999999999s' % 1 }}",
+    "%-format width from the arguments": "{{ '%*s' % (10**9, 1) }}",
+    "str.format width": "{{ '{:>999999999}'.format(1) }}",
+    "str.format width from the arguments": "{{ '{:{}}'.format(1, 10**9) }}",
+    "format filter": "{{ '%999999999s' | format(1) }}",
+    "lipsum": "{{ lipsum(n=10**7) }}",
+    "list printed": "{{ ((range(100000) | list) * 50) | string }}",
+    "output": "{% for i in range(1000) %}{{ 'x' * 1000000 }}{% endfor %}",
+    "a macro's output": "{% macro m() %}{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}{% endmacro %}"
+                        "{{ m() | length }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIME_BOMBS))
+def test_a_cpu_bomb_runs_out_of_the_time_budget(name: str) -> None:
+    with pytest.raises(RenderBudgetExceeded) as raised:
+        render(TIME_BOMBS[name], [{"role": "user", "content": "hi"}], budget=QUICK)
+    assert (raised.value.kind, str(raised.value)) == ("time", "rendering exceeds 300 ms")
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_BOMBS))
+def test_a_memory_bomb_runs_out_of_the_size_budget(name: str) -> None:
+    with pytest.raises(RenderBudgetExceeded) as raised:
+        render(MEMORY_BOMBS[name], [{"role": "user", "content": "hi"}], budget=QUICK)
+    assert (raised.value.kind, str(raised.value)) == ("memory", "rendering exceeds 32 MB")
+
+
+def test_a_command_budget_is_shared_by_its_renders() -> None:
+    slow = "{% for i in range(100000) %}{% for j in range(100) %}{% endfor %}{% endfor %}"
+    with command_budget(0.2, "verify"), pytest.raises(RenderBudgetExceeded) as raised:
+        for _ in range(100):
+            render(slow, [])
+    assert raised.value.scope == "verify" and str(raised.value) == "rendering exceeds the verify budget of 0.2 s"
+
+
+def test_the_budget_never_changes_an_output_or_an_error() -> None:
+    template = ("{% for m in messages %}{{ (m.role ~ ': ' + m.content) | replace('a', 'b') | center(12) }}"
+                "{{ '%-4s|' % loop.index }}{{ '{:>3}'.format(loop.length) }}{{ ([m.role] * 2) | join(',') }}"
+                "{% endfor %}{{ 2 ** 10 }}{{ 'x'.ljust(3) }}")
+    messages = [{"role": "user", "content": "abc"}, {"role": "assistant", "content": "a"}]
+    plain = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    assert render(template, messages) == plain.from_string(template).render(messages=messages)
+    for failing in ("{{ 1 + 'a' }}", "{{ 'x' * 'y' }}", "{{ 'a'.replace('b') }}", "{{ '%d' % 'x' }}"):
+        assert _type_error(lambda: render(failing, [])) == _type_error(lambda: plain.from_string(failing).render())
+
+
+def _type_error(call: Any) -> str:
+    with pytest.raises(TypeError) as raised:
+        call()
+    return str(raised.value)

@@ -48,7 +48,7 @@ def test_findings_at_or_above_fail_on_exit_1() -> None:
 
 def test_syntax_error_is_a_finding_with_line_and_column() -> None:
     result = run_templatekit("lint", str(LINT / "syntax_error.jinja"))
-    assert result.returncode == 1 and result.stderr == b""
+    assert result.returncode == 8 and result.stderr == b""
     assert result.stdout.decode().startswith(f"{LINT / 'syntax_error.jinja'}:3:1: TK001 invalid Jinja: ")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,3 +69,24 @@ def test_hook_fails_on_a_strict_template_and_passes_after_relax(tmp_path: Path, 
     passed = try_repo(project, environment)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
+
+
+def test_hook_on_a_hostile_template_ends_within_the_budget_with_a_finding(tmp_path: Path,
+                                                                          environment: dict[str, str]) -> None:
+    """A CPU bomb in the message loop ran the hook past 60 s before render budgets: now each
+    render stops at 2 s and the template is reported as TK901 (the hook's own duration, from
+    ``--verbose``, is bounded by lint's 10 s per template plus start-up)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    git(project, "init", "-q", env=environment)
+    shutil.copy(FIXTURES / "hostile" / "cpu_in_message_loop.jinja", project / "chat_template.jinja")
+    git(project, "add", ".", env=environment)
+    git(project, "commit", "-q", "-m", "hostile template", env=environment)
+
+    failed = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(REPO_ROOT), "templatekit-lint",
+                             "--all-files", "--verbose"], cwd=project, env=environment, capture_output=True,
+                            text=True, timeout=600)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "chat_template.jinja:1:1: TK901 rendering exceeds 2000 ms on conversation [user]" in failed.stdout
+    duration = float(re.search(r"- duration: ([\d.]+)s", failed.stdout).group(1))
+    assert duration < 30, failed.stdout

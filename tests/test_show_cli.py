@@ -87,7 +87,9 @@ def test_list_on_a_local_multimodal_folder() -> None:
 
 def test_invalid_jinja_is_printed_as_is_and_flagged_by_list() -> None:
     path = SOURCES / "invalid.jinja"
-    assert ok(run_templatekit("show", str(path))) == path.read_bytes()
+    shown = run_templatekit("show", str(path))
+    assert shown.stdout == path.read_bytes() and shown.returncode == 8  # printed, and exit 8 like every command
+    assert shown.stderr.decode().count("\n") == 1 and "invalid Jinja" in shown.stderr.decode()
     listing = ok(run_templatekit("show", str(path), "--list")).decode()
     assert "(used without --template-name; invalid Jinja: line 1: unexpected end of template" in listing
 

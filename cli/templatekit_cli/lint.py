@@ -10,7 +10,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import EXIT_CODES_HELP, EXIT_FINDINGS, EXIT_USAGE, fail, handle_errors, source_options, write_atomically
+from templatekit.output import write_output
+
+from .common import (
+    EXIT_CODES_HELP,
+    EXIT_FINDINGS,
+    EXIT_SYNTAX,
+    EXIT_USAGE,
+    Progress,
+    fail,
+    handle_errors,
+    report_error,
+    source_options,
+)
 
 if TYPE_CHECKING:
     from templatekit.findings import Finding
@@ -45,7 +57,9 @@ every check that renders the template. Settings: [tool.templatekit] in pyproject
 (select, ignore, fail-on); --select replaces its select, --ignore adds to its ignore.
 Silence one finding with a comment on its line or the line before:
   {# templatekit: ignore[TK101] reason: our clients always alternate #}
-A template with a Jinja syntax error is a finding (TK001), not a crash.
+A template with a Jinja syntax error is a finding (TK001), not a crash, and lint then exits 8.
+A source that cannot be read (missing, malformed, too large) is reported on stderr and the
+others are still linted; the exit code is the highest that applies.
 """
 
 LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
@@ -80,6 +94,7 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
     """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
     chat_template.json, .jinja or .gguf file, or - for stdin)."""
     from templatekit.config import ConfigError, load_config
+    from templatekit.errors import TemplatekitError
     from templatekit.findings import Severity, sort_findings
     from templatekit.rules import lint as lint_template
     from templatekit.rules import select_rules
@@ -99,12 +114,24 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
 
     reference = load(against, token=token) if against is not None else None
     findings: list[Finding] = []
-    for template in _templates(sources, template_name, missing_ok, revision, token, filename):
-        counterpart = None
-        if reference is not None:
-            counterpart = reference.get(template.name) if template.name in reference.names else reference.get()
-        findings += lint_template(template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe,
-                                  against=counterpart)
+    failures: list[int] = []  # the exit codes of sources that could not be linted
+    items = list(sources) if filename is not None else [item for source in sources
+                                                         for item in _expand(source, missing_ok)]
+    with Progress("linting", len(items)) as progress:
+        for item in items:
+            progress.step(item)
+            try:
+                for template in _templates(item, template_name, missing_ok, revision, token, filename):
+                    counterpart = None
+                    if reference is not None:
+                        counterpart = reference.get(template.name) if template.name in reference.names \
+                            else reference.get()
+                    findings += _in_json_file(template, lint_template(
+                        template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe, against=counterpart))
+            except (TemplatekitError, RecursionError, MemoryError) as error:
+                # one bad source is reported and never hides the others' findings
+                progress.clear()
+                failures.append(report_error(error))
     findings = sort_findings(findings)
 
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
@@ -113,9 +140,32 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
     if output is None:
         click.echo(report, nl=False)
     else:
-        write_atomically(output, report)
-    if any(finding.severity.at_least(threshold) for finding in findings):
-        sys.exit(EXIT_FINDINGS)
+        write_output(output, report)
+    if any(finding.code == "TK001" for finding in findings):
+        failures.append(EXIT_SYNTAX)
+    elif any(finding.severity.at_least(threshold) for finding in findings):
+        failures.append(EXIT_FINDINGS)
+    if failures:
+        sys.exit(max(failures))
+
+
+def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Finding]:
+    """Findings of a template stored in a JSON file, placed at the line of its JSON string (a JSON
+    string holds the whole template on one line) with the template's own line in the message,
+    so that SARIF and GitHub annotations point into the file."""
+    if not template.path or not template.path.endswith(".json") or not findings:
+        return findings
+    from templatekit.jsonedit import template_positions
+
+    name = template.name
+    if template.kind == "processor":
+        name = "default" if name == "processor" else name.split(":", 1)[1]
+    position = template_positions(Path(template.path).read_text(encoding="utf-8"), template.path).get(name)
+    if position is None:
+        return findings
+    return [finding._replace(line=position[0], column=position[1], end_line=None, end_column=None, span=None,
+                             message=f"{finding.message} (template line {finding.line}:{finding.column})")
+            for finding in findings]
 
 
 def _codes(value: str | None) -> tuple[str, ...]:
@@ -140,43 +190,39 @@ def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[Rul
     return text.render(findings, color=color)
 
 
-def _templates(sources: Sequence[str], template_name: str | None, missing_ok: bool, revision: str | None,
+def _templates(reference: str, template_name: str | None, missing_ok: bool, revision: str | None,
                token: str | None, filename: str | None) -> Iterator[ChatTemplate]:
-    """Every template to lint, source by source; source notes go to stderr."""
+    """The templates of one source to lint; source notes go to stderr."""
     from templatekit.errors import NoChatTemplateError
     from templatekit.sources import load
 
-    references = sources if filename is not None else [item for source in sources for item in _expand(source)]
-    for reference in references:
-        try:
-            loaded = load(reference, revision=revision, token=token, filename=filename)
-        except NoChatTemplateError as error:
-            if not missing_ok:
-                raise
-            click.echo(f"templatekit: skipped: {error}", err=True)
-            continue
-        for note in loaded.notes:
-            click.echo(f"templatekit: note: {note}", err=True)
-        if template_name is not None:
-            yield loaded.get(template_name)
-        else:
-            yield from loaded.templates
+    try:
+        loaded = load(reference, revision=revision, token=token, filename=filename)
+    except NoChatTemplateError as error:
+        if not missing_ok:
+            raise
+        click.echo(f"templatekit: skipped: {error}", err=True)
+        return
+    for note in loaded.notes:
+        click.echo(f"templatekit: note: {note}", err=True)
+    if template_name is not None:
+        yield loaded.get(template_name)
+    else:
+        yield from loaded.templates
 
 
-def _expand(source: str) -> list[str]:
-    """A folder that is not a model folder stands for the template files under it."""
+def _expand(source: str, missing_ok: bool) -> list[str]:
+    """A folder that is not a model folder stands for the template files under it
+    (none: the folder itself, reported as having no template unless ``missing_ok``)."""
     folder = Path(source)
     if not folder.is_dir() or any((folder / name).is_file() for name in _MODEL_FILES):
         return [source]
     found = sorted(str(path) for path in folder.rglob("*")
                    if path.is_file() and (path.suffix in (".jinja", ".gguf") or path.name in _TEMPLATE_FILES)
                    and not any(part.startswith(".") for part in path.relative_to(folder).parts))
-    if not found:
-        from templatekit.errors import NoChatTemplateError
-
-        raise NoChatTemplateError(f"no chat template in {source}: no *.jinja, *.gguf, tokenizer_config.json or "
-                                  "chat_template.json under it")
-    return found
+    if not found and missing_ok:
+        click.echo(f"templatekit: skipped: no chat template in {source}", err=True)
+    return found or ([] if missing_ok else [source])
 
 
 RULE_EXAMPLES = """\b

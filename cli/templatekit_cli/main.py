@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -66,10 +67,15 @@ def cli() -> None:
     """
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds (143), so temporary files are removed on the way out
+
+
 def main() -> None:
     """The ``templatekit`` command: run the CLI, its ``atexit`` handlers (engine processes
     close there) and flush its output, then exit without the interpreter's module teardown
     (``os._exit``: every command has closed its files by then)."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     code: object = None
     try:
         cli(prog_name="templatekit")  # click's standalone mode ends in SystemExit

@@ -11,15 +11,21 @@ from typing import Any
 
 import click
 
+from templatekit.output import write_output
+
 from .common import (
+    COMMAND_SECONDS,
+    EXIT_BUDGET,
     EXIT_CODES_HELP,
     EXIT_FINDINGS,
     EXIT_OUTPUT,
     EXIT_USAGE,
+    Progress,
+    checked_template,
+    error_message,
     fail,
     handle_errors,
     source_options,
-    write_atomically,
 )
 from .verify import echo_counterexample
 
@@ -76,7 +82,7 @@ to a temporary file beside the output, renamed when complete. --in-place keeps m
               help="Write here (atomically). Default: stdout.")
 @click.option("--strategy", type=click.Choice(["merge", "skip"]), default="merge", show_default=True,
               help="merge same-role runs, or skip the checks only (prefix-stable).")
-@click.option("--template-name", "template_name", default=None, metavar="NAME",
+@click.option("--template-name", "-n", "template_name", default=None, metavar="NAME",
               help="Which named template (default, tool_use, rag, ...). Default: the default one.")
 @click.option("--all", "all_templates", is_flag=True, help="Relax every template of the source.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
@@ -90,19 +96,39 @@ to a temporary file beside the output, renamed when complete. --in-place keeps m
 @click.option("--no-verify", is_flag=True, help="Skip verification before writing (not recommended).")
 @click.option("--examples", type=click.IntRange(1), default=500, show_default=True,
               help="Conversations generated for verification.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the verification run.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the verification run.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=COMMAND_SECONDS, show_default=True,
+              metavar="SECONDS", help="Time budget for all the rendering of this command (exit 12 past it).")
+@click.option("--allow-sandbox-escape", is_flag=True,
+              help="Relax a template even though lint reports a sandbox-escape attempt (TK601/TK602) in it.")
 @source_options
 @handle_errors
 def relax(source: str, output: str | None, strategy: str, template_name: str | None, all_templates: bool,
           output_format: str | None, show_diff: bool, check: bool, in_place: bool, no_verify: bool, examples: int,
-          seed: int, revision: str | None, token: str | None, filename: str | None) -> None:
+          seed: int, timeout: float, allow_sandbox_escape: bool, revision: str | None, token: str | None,
+          filename: str | None) -> None:
+    from templatekit.environment import command_budget
+
+    for first, second, given in (("--all", "--template-name", all_templates and template_name),
+                                 ("--in-place", "-o/--output", in_place and output),
+                                 ("--diff", "--check", show_diff and check),
+                                 ("--in-place", "--check", in_place and check),
+                                 ("--in-place", "--diff", in_place and show_diff)):
+        if given:
+            fail(f"{first} and {second} exclude each other", EXIT_USAGE)
+    with command_budget(timeout, "relax"):
+        _relax(source, output, strategy, template_name, all_templates, output_format, show_diff, check, in_place,
+               no_verify, examples, seed, allow_sandbox_escape, revision, token, filename)
+
+
+def _relax(source: str, output: str | None, strategy: str, template_name: str | None, all_templates: bool,
+           output_format: str | None, show_diff: bool, check: bool, in_place: bool, no_verify: bool, examples: int,
+           seed: int, allow_sandbox_escape: bool, revision: str | None, token: str | None,
+           filename: str | None) -> None:
+    from templatekit.output import is_special_file
     from templatekit.rewrite import relax as relax_template
     from templatekit.sources import load
 
-    if all_templates and template_name:
-        fail("--all and --template-name exclude each other", EXIT_USAGE)
-    if in_place and output:
-        fail("--in-place and -o/--output exclude each other", EXIT_USAGE)
     loaded = load(source, revision=revision, token=token, filename=filename)
     from_gguf = loaded.templates[0].container == "gguf"
     output_format = output_format or ("gguf" if from_gguf else "jinja")
@@ -111,7 +137,10 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
         fail("a GGUF source is written as a GGUF copy: pass -o FILE (or --format jinja for the template text)"
              if from_gguf else
              f"--format gguf needs a GGUF source; {source} is not one", EXIT_USAGE)
-    templates = list(loaded.templates) if all_templates else [loaded.get(template_name)]
+    templates = [checked_template(template) for template in
+                 (list(loaded.templates) if all_templates else [loaded.get(template_name)])]
+    if not allow_sandbox_escape:
+        _refuse_sandbox_escapes(templates)
     if len(templates) > 1 and output_format in ("jinja", "chat-template-json") and writes:
         fail(f"{source} has {len(templates)} templates ({', '.join(loaded.names)}) and --format {output_format} "
              "holds one; pick one with --template-name, or use --format tokenizer-config / --in-place", EXIT_USAGE)
@@ -130,6 +159,7 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
         if result.changed and not no_verify:
             _verify_or_exit(template, result.text, strategy, examples, seed)
         results.append((template, result))
+    verified = not no_verify and any(result.changed for _, result in results)
 
     if check:
         changed = [template.name for template, result in results if result.changed]
@@ -156,10 +186,23 @@ def relax(source: str, output: str | None, strategy: str, template_name: str | N
     if output in (None, "-"):
         click.echo(text, nl=False)
         return
-    write_atomically(output, text)
+    write_output(output, text)
     click.echo(f"wrote {output}", err=True)
-    if output_format == "jinja":
+    if output_format == "jinja" and verified and not is_special_file(output):  # a verified file only
         click.echo(_usage_hint(source, output), err=True)
+
+
+def _refuse_sandbox_escapes(templates: list) -> None:
+    """Exit 1 when lint finds a sandbox-escape attempt (TK6xx) in a template to relax."""
+    from templatekit.rules import lint
+
+    for template in templates:
+        escapes = lint(template, select=["TK6"], probe=False)
+        if escapes:
+            first = escapes[0]
+            fail(f"{template.origin}:{first.line}:{first.column}: {first.code} {first.message}; refusing to relax "
+                 f"a template that tries to escape the sandbox ({len(escapes)} finding(s), see `templatekit lint`; "
+                 "--allow-sandbox-escape relaxes it anyway)", EXIT_FINDINGS)
 
 
 def _report(template: Any, result: Any) -> None:
@@ -177,7 +220,19 @@ def _report(template: Any, result: Any) -> None:
 def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, seed: int) -> None:
     from templatekit.verification import verify
 
-    outcome = verify(template, relaxed, examples=examples, seed=seed, normalize=strategy)  # type: ignore[arg-type]
+    from templatekit.errors import RenderBudgetExceeded
+
+    try:
+        with Progress("verifying", examples) as progress:
+            outcome = verify(template, relaxed, examples=examples, seed=seed,
+                             normalize=strategy,  # type: ignore[arg-type]
+                             progress=lambda done: progress.step("conversations", done))
+    except RenderBudgetExceeded as error:
+        fail(f"{template.origin}: verification stopped: {error_message(error)}; nothing written", EXIT_BUDGET)
+    if outcome.ok and not outcome.accepted_by_original:
+        fail(f"{template.origin}: verification checked nothing: the original rendered none of the "
+             f"{outcome.checked} generated conversations (does it need variables such as tools or documents?); "
+             "nothing written", EXIT_FINDINGS)
     if outcome.ok:
         checks = f"fidelity, tolerance, {strategy} normalisation, nothing dropped"
         click.echo(f"verified {outcome.checked} conversations ({outcome.accepted_by_original} accepted by the "
@@ -243,10 +298,20 @@ def _tokenizer_config(loaded: Any, relaxed: dict[str, str], *, revision: str | N
 
     try:
         config_path = resolve_file(loaded.reference, "tokenizer_config.json", revision=revision, token=token)
-        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
     except SourceNotFoundError:
-        config = {}
-    return json.dumps(_with_templates(config, relaxed), ensure_ascii=False, indent=2) + "\n"
+        return json.dumps(_with_templates({}, relaxed), ensure_ascii=False, indent=2) + "\n"
+    return _config_text(Path(config_path).read_text(encoding="utf-8"), relaxed, str(config_path))
+
+
+def _config_text(text: str, relaxed: dict[str, str], origin: str) -> str:
+    """The config ``text`` carrying ``relaxed``: only the template strings change (indent, key
+    order and escapes kept) when they are all there to replace; else the config re-serialised."""
+    from templatekit.jsonedit import replace_templates
+
+    edited = replace_templates(text, relaxed, origin=origin)
+    if edited is not None:
+        return edited
+    return json.dumps(_with_templates(json.loads(text), relaxed), ensure_ascii=False, indent=2) + "\n"
 
 
 def _with_templates(config: dict, relaxed: dict[str, str]) -> dict:
@@ -283,11 +348,9 @@ def _write_in_place(results: list) -> None:
         if not backup.exists():
             shutil.copy2(target, backup)
         if target.suffix == ".json":
-            config = json.loads(target.read_text(encoding="utf-8"))
-            write_atomically(target, json.dumps(_with_templates(config, relaxed), ensure_ascii=False, indent=2)
-                             + "\n")
+            write_output(target, _config_text(target.read_text(encoding="utf-8"), relaxed, str(target)))
         else:
-            write_atomically(target, entries[0][1].text)
+            write_output(target, entries[0][1].text)
         click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
 
 

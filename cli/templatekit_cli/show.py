@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import EXIT_CODES_HELP, EXIT_USAGE, fail, handle_errors, source_options
+from .common import EXIT_CODES_HELP, EXIT_SYNTAX, EXIT_USAGE, checked_template, fail, handle_errors, source_options
 
 if TYPE_CHECKING:
     from templatekit.sources import TemplateSource
@@ -30,8 +30,8 @@ repo id (HF_TOKEN, `hf auth login`, HF_HUB_OFFLINE=1 and HF_ENDPOINT are honoure
 picks one file of it (a .gguf: only its header and metadata are read).
 In a folder or repo, chat_template.jinja and additional_chat_templates/*.jinja take priority
 over tokenizer_config.json; a processor template (chat_template.json) that differs from the
-tokenizer's is listed as "processor". Invalid Jinja is printed as is (--list flags it;
-`templatekit lint` explains it).
+tokenizer's is listed as "processor". Invalid Jinja is printed as is, with a line on stderr
+and exit code 8 (--list flags it; `templatekit lint` explains it).
 """
 
 
@@ -46,6 +46,7 @@ tokenizer's is listed as "processor". Invalid Jinja is printed as is (--list fla
 def show(source: str, template_name: str | None, list_templates: bool, revision: str | None,
          token: str | None, filename: str | None) -> None:
     """Print the chat template of SOURCE exactly as shipped (no newline added or translated)."""
+    from templatekit.errors import TemplateSyntaxError
     from templatekit.sources import load
 
     if list_templates and template_name is not None:
@@ -54,9 +55,14 @@ def show(source: str, template_name: str | None, list_templates: bool, revision:
     if list_templates:
         click.echo(_listing(loaded), nl=False)
         return
+    template = loaded.get(template_name)
     stdout = click.get_binary_stream("stdout")
-    stdout.write(loaded.get(template_name).text.encode("utf-8"))
+    stdout.write(template.text.encode("utf-8"))
     stdout.flush()
+    try:  # printed as shipped; the exit code says whether servers can load it
+        checked_template(template)
+    except TemplateSyntaxError as error:
+        fail(str(error), EXIT_SYNTAX)
 
 
 def _listing(loaded: TemplateSource) -> str:

@@ -12,13 +12,17 @@ from typing import Any
 import click
 
 from templatekit.environment import DEFAULT_PROFILE, PROFILES
+from templatekit.output import write_output
 
 from .common import (
+    COMMAND_SECONDS,
     EXIT_CODES_HELP,
     EXIT_FINDINGS,
+    Progress,
+    checked_template,
+    fail,
     handle_errors,
     source_options,
-    write_atomically,
 )
 
 VERIFY_HELP = """Fuzz a relaxed template against its original.
@@ -129,7 +133,7 @@ def _load_template(reference: str, name: str | None, *, revision: str | None, to
     source = load(reference, revision=revision, token=token, filename=filename)
     if fallback_to_default and name is not None and name not in source.names:
         name = None
-    return source.get(name)
+    return checked_template(source.get(name))
 
 
 def _load_tokenizer(source: str | None, *, revision: str | None, token: str | None) -> Any:
@@ -142,7 +146,8 @@ def _load_tokenizer(source: str | None, *, revision: str | None, token: str | No
 
 def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
     """The replay object of ``path`` (a bare list of messages becomes one)."""
-    from templatekit.errors import MalformedFileError, SourceNotFoundError
+    from templatekit.errors import InputLimitError, MalformedFileError, SourceNotFoundError
+    from templatekit.sources import check_text
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -155,6 +160,9 @@ def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise MalformedFileError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}", path=path,
                                  line=error.lineno, column=error.colno) from None
+    except RecursionError:
+        raise InputLimitError(f"{path}: JSON nested too deeply") from None
+    check_text(json.dumps(data, ensure_ascii=False), path, "messages file")
     case = {"messages": data} if isinstance(data, list) else data
     if not isinstance(case, dict) or not isinstance(case.get("messages"), list) or not all(
             isinstance(message, dict) for message in case["messages"]):
@@ -248,13 +256,16 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
 @click.option("--servers", "servers_option", default=None, metavar="NAME,...",
               help="Check under these servers' pipelines (vllm, llama-server, sglang, tgi, transformers.js, "
                    "transformers) instead of transformers alone.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=COMMAND_SECONDS, show_default=True,
+              metavar="SECONDS", help="Time budget for all the rendering of this command (exit 12 past it).")
 @_template_options
 @source_options
 @handle_errors
 def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
-           seed: int, jobs: int, save_counterexample: str | None, servers_option: str | None,
+           seed: int, jobs: int, save_counterexample: str | None, servers_option: str | None, timeout: float,
            template_name: str | None, profile: str, revision: str | None, token: str | None,
            filename: str | None) -> None:
+    from templatekit.environment import command_budget
     from templatekit.verification import verify as run_verify
 
     servers: list[str | None] = list(_servers_list(servers_option)) or [None]
@@ -263,30 +274,33 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
                                       fallback_to_default=True)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
     failed = None
-    for server in servers:
-        result = run_verify(original_template, relaxed_template, examples=examples, seed=seed, normalize=normalize,
-                            tokenizer=tokenizer, jobs=jobs, profile=profile, server=server)
-        counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
-                           if name not in ("normalize", "drops") or normalize)
-        compared = ("text and token ids" if result.compared == "tokens"
-                    else "text (no --tokenizer given, so token ids were not compared)")
-        under = "" if server is None else f"{server}: "
-        if result.ok:
-            click.echo(f"{under}ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} "
-                       f"accepted by ORIGINAL; checked {counts}; compared {compared}")
-            if not result.accepted_by_original:
-                click.echo(f"templatekit: warning: {under}ORIGINAL rendered none of the generated conversations, "
-                           "so fidelity was not checked (does it need variables such as tools or documents?)",
-                           err=True)
-            continue
-        if under:
-            click.echo(f"{under}FAILED")
-        echo_counterexample(result, examples=examples, compared=compared, tokenizer=tokenizer)
-        failed = failed or result.counterexample
+    with command_budget(timeout, "verify"):
+        for server in servers:
+            with Progress("verifying", examples) as progress:
+                result = run_verify(original_template, relaxed_template, examples=examples, seed=seed,
+                                    normalize=normalize, tokenizer=tokenizer, jobs=jobs, profile=profile, server=server,
+                                    progress=lambda done: progress.step("conversations", done))
+            counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
+                               if name not in ("normalize", "drops") or normalize)
+            compared = ("text and token ids" if result.compared == "tokens"
+                        else "text (no --tokenizer given, so token ids were not compared)")
+            under = "" if server is None else f"{server}: "
+            if result.ok and not result.accepted_by_original:
+                fail(f"{under}verification checked nothing: ORIGINAL rendered none of the {result.checked} generated "
+                     "conversations, so fidelity was not checked (does it need variables such as tools or "
+                     "documents?)", EXIT_FINDINGS)
+            if result.ok:
+                click.echo(f"{under}ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} "
+                           f"accepted by ORIGINAL; checked {counts}; compared {compared}")
+                continue
+            if under:
+                click.echo(f"{under}FAILED")
+            echo_counterexample(result, examples=examples, compared=compared, tokenizer=tokenizer)
+            failed = failed or result.counterexample
     if failed is None:
         return
     if save_counterexample:
-        write_atomically(save_counterexample, failed.to_json() + "\n")
+        write_output(save_counterexample, failed.to_json() + "\n")
         click.echo(f"counterexample written to {save_counterexample}")
     sys.exit(EXIT_FINDINGS)
 

@@ -106,3 +106,35 @@ class EngineUnavailableError(TemplatekitError, LookupError):
     def __init__(self, message: str, *, engine: str) -> None:
         super().__init__(message)
         self.engine = engine
+
+
+class InputLimitError(TemplatekitError, ValueError):
+    """An input exceeds a limit: a file too large, JSON or a template nested too deeply."""
+
+
+class UnsafeJinjaError(TemplatekitError, RuntimeError):
+    """The installed jinja2 has known sandbox escapes; templatekit refuses to render with it."""
+
+
+class RenderBudgetExceeded(BaseException):
+    """A render ran out of its time or memory budget (:class:`templatekit.environment.RenderBudget`).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: it must cross the ``except Exception``
+    with which probes and verification treat a template's own errors as outcomes, and abort
+    whatever was driving the render.  ``kind`` is ``"time"`` (``limit`` in milliseconds) or
+    ``"memory"`` (``limit`` in MB); ``scope`` is ``"render"`` or the command whose shared
+    deadline ran out.
+    """
+
+    def __init__(self, kind: str, limit: int, scope: str = "render") -> None:
+        if scope != "render":
+            message = f"rendering exceeds the {scope} budget of {limit / 1000:g} s"
+        else:
+            message = f"rendering exceeds {limit} ms" if kind == "time" else f"rendering exceeds {limit} MB"
+        super().__init__(message)
+        self.kind = kind
+        self.limit = limit
+        self.scope = scope
+
+    def __reduce__(self) -> tuple:  # crosses process boundaries (verify --jobs) with its facts
+        return type(self), (self.kind, self.limit, self.scope), self.__dict__

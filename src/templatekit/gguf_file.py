@@ -20,12 +20,8 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import signal
 import struct
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +33,7 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedVersionError,
 )
+from .output import current_umask, real_target, temporary_beside, write_all
 
 __all__ = ["GGUF_MAGIC", "GGUFField", "GGUFMetadata", "is_gguf", "read_metadata", "chat_templates",
            "special_tokens", "add_bos_token", "template_key", "write_copy"]
@@ -214,7 +211,7 @@ def write_copy(metadata: GGUFMetadata, target: str | Path, templates: Mapping[st
     which receives the original (a hard link when possible) unless it already exists.
     Raises :class:`~templatekit.errors.OutputError`.
     """
-    source, target = Path(metadata.path), Path(target)
+    source, target = Path(metadata.path), real_target(target)  # a symlink's target is replaced; the link stays
     replaced = {template_key(name): text for name, text in templates.items()}
     missing = [key for key in replaced if key not in metadata.fields]
     if missing:
@@ -224,12 +221,12 @@ def write_copy(metadata: GGUFMetadata, target: str | Path, templates: Mapping[st
             raise OutputError(f"refusing to replace {target}: not a regular file")
         if os.path.samefile(source, target) and backup is None:
             raise OutputError(f"refusing to overwrite the input {target}; rewrite it in place with a backup")
-    with _temporary_beside(target) as (output, temporary):
+    with temporary_beside(target) as (output, temporary):
         with open(source, "rb", buffering=0) as original:
             _write_sections(metadata, original, output, replaced)
         output.flush()
         os.fsync(output.fileno())
-        os.chmod(temporary, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
+        os.chmod(temporary, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~current_umask())
         if backup is not None and not Path(backup).exists():
             _keep_backup(source, Path(backup))
         os.replace(temporary, target)
@@ -456,12 +453,12 @@ def _write_sections(metadata: GGUFMetadata, original: BinaryIO, output: BinaryIO
     _copy_range(original, output, 0, first, buffer)
     for field in metadata.fields.values():
         if field.key in replaced:
-            _write_all(output, _encode_string_field(field.key, replaced[field.key], metadata.byte_order))
+            write_all(output, _encode_string_field(field.key, replaced[field.key], metadata.byte_order))
         else:
             _copy_range(original, output, field.start, field.end, buffer)
     _copy_range(original, output, metadata.tensor_info_start, metadata.tensor_info_end, buffer)
     written = output.tell()
-    _write_all(output, bytes(_padded(written, metadata.alignment) - written))
+    write_all(output, bytes(_padded(written, metadata.alignment) - written))
     _copy_range(original, output, metadata.data_offset, metadata.file_size, buffer)
     output.truncate()
 
@@ -487,15 +484,9 @@ def _copy_range(original: BinaryIO, output: BinaryIO, start: int, end: int, buff
             count = original.readinto(view[:min(remaining, len(buffer))])
             if not count:
                 raise OutputError(f"{getattr(original, 'name', 'the input')} shrank while it was being copied")
-            _write_all(output, view[:count])
+            write_all(output, view[:count])
             remaining -= count
     output.seek(end + shift)
-
-
-def _write_all(output: BinaryIO, data: memoryview | bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[output.write(view):]
 
 
 def _data_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -516,66 +507,9 @@ def _data_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
         position = hole
 
 
-@contextmanager
-def _temporary_beside(target: Path) -> Iterator[tuple[BinaryIO, str]]:
-    """An unbuffered temporary file in ``target``'s folder, removed unless renamed (any exit, SIGTERM too)."""
-    folder = target.parent if str(target.parent) else Path(".")
-    with _sigterm_raises_exit():
-        unblock = _block_interrupts()  # until the cleanup below is armed, an interrupt would leak the file
-        try:
-            fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        except OSError as error:
-            unblock()
-            raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
-        try:
-            unblock()
-            with os.fdopen(fd, "wb", buffering=0) as output:
-                yield output, temporary
-        except OSError as error:
-            raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-
-
-@contextmanager
-def _sigterm_raises_exit() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``SystemExit(143)`` so that cleanups run (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _block_interrupts() -> Callable[[], None]:
-    """Hold SIGINT and SIGTERM back (where the OS allows it); the returned function lets them through."""
-    if not hasattr(signal, "pthread_sigmask"):
-        return lambda: None
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-
-    def unblock() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    return unblock
-
-
 def _keep_backup(source: Path, backup: Path) -> None:
     """``backup`` holds the original: a hard link (instant, no space) when the file system allows."""
     try:
         os.link(source, backup)
     except OSError:
         shutil.copy2(source, backup)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

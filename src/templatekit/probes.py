@@ -29,7 +29,8 @@ import jinja2.nodes as nodes
 
 from .analysis import Analysis, RaiseSite
 from .analysis import constant_strings
-from .environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment
+from .environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment, render_budget
+from .errors import RenderBudgetExceeded
 from .syntax import ParsedTemplate, is_raise_call, iter_nodes, numbered_code
 
 __all__ = [
@@ -222,7 +223,11 @@ class Harness:
                 # Template.render minus jinja2's traceback rewriting on errors (same message): a
                 # raising render, the common outcome of a probe, then costs a quarter
                 template = self.template
-                output = template.environment.concat(template.root_render_func(template.new_context(variables)))
+                with render_budget():
+                    output = template.environment.concat(template.root_render_func(template.new_context(variables)))
+        except RenderBudgetExceeded as error:
+            error.witness = witness  # type: ignore[attr-defined] - the conversation the budget ran out on
+            raise
         except _SiteRaise as error:
             return Outcome(site=error.site, message=str(error.template_message))
         except RecursionError:

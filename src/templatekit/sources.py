@@ -31,10 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import MalformedFileError, NoChatTemplateError, SourceNotFoundError, UnknownTemplateNameError
+from .errors import (
+    InputLimitError,
+    MalformedFileError,
+    NoChatTemplateError,
+    SourceNotFoundError,
+    UnknownTemplateNameError,
+)
 
 __all__ = ["ChatTemplate", "TemplateSource", "load", "from_text", "resolve_file", "PROCESSOR_TEMPLATE_NAME",
-           "HUB_TEMPLATE_FILES"]
+           "HUB_TEMPLATE_FILES", "MAX_FILE_BYTES", "MAX_TEMPLATE_CHARACTERS", "check_text"]
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 CHAT_TEMPLATE_JINJA = "chat_template.jinja"
@@ -46,6 +52,11 @@ PROCESSOR_TEMPLATE_NAME = "processor"
 HUB_TEMPLATE_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG,
                       f"{TEMPLATE_DIR}/*.jinja")
 STDIN = "-"
+# Inputs larger than these are refused (InputLimitError): real chat templates are under 100 kB
+# and tokenizer_config.json files under a few MB.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_TEMPLATE_CHARACTERS = 4 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # huggingface_hub's repo id rule, with the namespace required: "org/name", no "--" or "..".
 _HUB_REPO_ID = re.compile(r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$")
@@ -124,17 +135,26 @@ def load(reference: str, *, revision: str | None = None, token: str | None = Non
     if filename is not None:
         source = _load_one_file(reference, filename, revision=revision, token=token)
         if source.templates[0].repo_id is not None:
-            return source
+            return _checked(source)
     elif reference == STDIN:
         source = _load_stdin()
     else:
         location = _locate(reference)
         if isinstance(location, str):
-            return _load_hub(location, revision=revision, token=token)
+            return _checked(_load_hub(location, revision=revision, token=token))
         source = _load_folder(location, reference) if location.is_dir() else _load_file(location, reference)
     if revision:
         note = f"--revision {revision} ignored: {reference} is local, not a Hub repo"
         source = TemplateSource(source.reference, source.templates, (*source.notes, note))
+    return _checked(source)
+
+
+def _checked(source: TemplateSource) -> TemplateSource:
+    """``source`` once every template and special token passed :func:`check_text`."""
+    for template in source.templates:
+        check_text(template.text, template.origin)
+        for name, value in template.special_tokens.items():
+            check_text(value, template.origin, f"special token {name}")
     return source
 
 
@@ -198,7 +218,7 @@ def _load_one_file(reference: str, filename: str, *, revision: str | None, token
 
 
 def _load_stdin() -> TemplateSource:
-    text = _decode(sys.stdin.buffer.read(), "<stdin>", path="<stdin>")
+    text = _decode(_bounded_read(sys.stdin.buffer, "<stdin>"), "<stdin>", path="<stdin>")
     if re.match(r'\s*\{\s*["}]', text):  # a JSON object; a template starts "{{", "{%" or "{#"
         config = _parse_json(text, "<stdin>", path="<stdin>")
         return _load_config(config, STDIN, origin="<stdin>", path=None, kind="tokenizer")
@@ -373,12 +393,35 @@ def _special_tokens(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _read_text(path: Path, origin: str) -> str:
-    """The file's exact text (UTF-8, no newline translation)."""
+    """The file's exact text (UTF-8, no newline translation), at most :data:`MAX_FILE_BYTES`."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = _bounded_read(handle, origin)
     except OSError as error:
         raise SourceNotFoundError(f"cannot read {origin}: {error.strerror or error}", source=origin) from None
     return _decode(data, origin, path=str(path))
+
+
+def _bounded_read(handle: Any, origin: str) -> bytes:
+    data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputLimitError(f"{origin} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, templatekit's limit "
+                              "for an input file")
+    return data
+
+
+def check_text(text: str, origin: str, what: str = "template") -> str:
+    """``text`` if it is within :data:`MAX_TEMPLATE_CHARACTERS` and valid Unicode (no lone
+    surrogate such as a JSON ``"\\ud800"``, which no server can encode); else raise."""
+    if len(text) > MAX_TEMPLATE_CHARACTERS:
+        raise InputLimitError(f"{origin}: the {what} has {len(text)} characters, more than templatekit's limit of "
+                              f"{MAX_TEMPLATE_CHARACTERS // (1024 * 1024)} MB")
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        raise MalformedFileError(f"{origin}: the {what} contains a lone surrogate "
+                                 f"{surrogate.group().encode('unicode_escape').decode()} (not valid Unicode)",
+                                 path=origin)
+    return text
 
 
 def _decode(data: bytes, origin: str, *, path: str) -> str:
@@ -399,6 +442,8 @@ def _parse_json(text: str, origin: str, *, path: str) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise MalformedFileError(f"malformed JSON in {origin}: line {error.lineno} column {error.colno}: "
                                  f"{error.msg}", path=path, line=error.lineno, column=error.colno) from None
+    except RecursionError:
+        raise InputLimitError(f"{origin}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedFileError(f"{origin}: expected a JSON object, found {type(data).__name__}", path=path)
     return data

@@ -17,10 +17,10 @@ from typing import Literal, NamedTuple
 
 import jinja2
 import jinja2.nodes as nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import Frame
 
-from .environment import DEFAULT_PROFILE, Profile, make_environment
-from .errors import TemplateSyntaxError
+from .environment import DEFAULT_PROFILE, BudgetedCodeGenerator, Profile, compiling, make_environment
+from .errors import InputLimitError, TemplateSyntaxError
 
 __all__ = ["Span", "Tag", "ParsedTemplate", "NumberedCode", "parse", "numbered_code", "scan_tags", "iter_nodes",
            "is_raise_call", "line_column", "expression_text", "split_operands"]
@@ -352,8 +352,15 @@ def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFI
         ast = make_environment(profile).parse(source)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateSyntaxError(error.message or str(error), line=error.lineno, name=name) from None
+    except (RecursionError, MemoryError):
+        raise too_deep(name) from None
     return ParsedTemplate(source=source, ast=ast, tags=tuple(scan_tags(source)), name=name)
 
+
+def too_deep(name: str | None) -> InputLimitError:
+    """The error for a template nested beyond what jinja2 (and so any server) can parse or compile."""
+    return InputLimitError(f"{name or '<template>'}: the template is nested too deeply for jinja2 to parse or "
+                           "compile (Python's recursion limit; servers fail on it too)")
 
 
 class NumberedCode(NamedTuple):
@@ -366,8 +373,9 @@ class NumberedCode(NamedTuple):
     """The variables the template reads from its caller (``jinja2.meta.find_undeclared_variables``)."""
 
 
-class _TrackingGenerator(CodeGenerator):
-    """Jinja's code generator, also recording the undeclared variables as ``jinja2.meta`` does."""
+class _TrackingGenerator(BudgetedCodeGenerator):
+    """The environment's code generator (loops and ``~`` metered by the render budget), also
+    recording the undeclared variables as ``jinja2.meta`` does."""
 
     def __init__(self, environment: jinja2.Environment) -> None:
         super().__init__(environment, None, "<template>")
@@ -395,11 +403,18 @@ def _numbered_code(parsed: ParsedTemplate, profile: Profile) -> NumberedCode:
         call.args.insert(0, nodes.Const(number, lineno=call.lineno))
     generator = _TrackingGenerator(make_environment(profile))
     try:
-        generator.visit(parsed.ast)
+        with compiling():  # constant folding runs filters at compile time
+            generator.visit(parsed.ast)
+    except (RecursionError, MemoryError):
+        raise too_deep(parsed.name) from None
     finally:
         for call in calls:
             del call.args[0]
-    return NumberedCode(compile(generator.stream.getvalue(), "<template>", "exec"), frozenset(generator.undeclared))
+    try:
+        code = compile(generator.stream.getvalue(), "<template>", "exec")
+    except (RecursionError, MemoryError):
+        raise too_deep(parsed.name) from None
+    return NumberedCode(code, frozenset(generator.undeclared))
 
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .errors import SourceNotFoundError, TokenizerError
@@ -55,9 +56,15 @@ class Tokenizer:
         return Tokens(tuple(encoding.ids), tuple(pieces))
 
 
+# Files of a model folder that are not a tokenizer: given one, its folder's tokenizer.json is used.
+_MODEL_CONFIG_FILES = ("tokenizer_config.json", "chat_template.json", "processor_config.json", "config.json",
+                       "generation_config.json", "special_tokens_map.json")
+
+
 def load_tokenizer(source: str, *, revision: str | None = None, token: str | None = None) -> Tokenizer:
-    """The tokenizer of ``source``: a ``tokenizer.json`` file, a model folder (or a file in
-    one) holding it, or a Hub repo id, resolved like a template source.
+    """The tokenizer of ``source``: a tokenizer file (``tokenizer.json`` or any other ``.json``
+    name), a model folder (or one of its config files) holding ``tokenizer.json``, or a Hub
+    repo id, resolved like a template source.
 
     Raises :class:`~templatekit.errors.TokenizerError` when there is no ``tokenizer.json`` or
     it cannot be read; Hub failures (gated, offline, repo or revision not found) raise the
@@ -65,8 +72,12 @@ def load_tokenizer(source: str, *, revision: str | None = None, token: str | Non
     """
     from .sources import resolve_file
 
+    given = Path(source)
     try:
-        path = resolve_file(source, TOKENIZER_FILE, revision=revision, token=token)
+        if given.is_file() and given.suffix == ".json" and given.name not in _MODEL_CONFIG_FILES:
+            path = given  # a tokenizer file under any name (tok.json)
+        else:
+            path = resolve_file(source, TOKENIZER_FILE, revision=revision, token=token)
     except SourceNotFoundError as error:
         if error.filename == TOKENIZER_FILE:
             raise TokenizerError(f"cannot load tokenizer: {error}") from None

@@ -33,6 +33,7 @@ still fails a property.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .analysis import ROLE_STRUCTURE
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
+from .errors import RenderBudgetExceeded
 from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy, role_policy, role_rejection
 from .strategies import (FIXED_NOW, Plan, TemplateInputs, seeded_case, template_inputs, template_variables,
                          verify_plan)
@@ -274,7 +276,11 @@ def _run_chunk(job: _Job, start: int, stop: int) -> _ChunkResult:
     accepted = 0
     checks = dict.fromkeys(PROPERTIES, 0)
     for index in range(start, stop):
-        verdict = _evaluate(job, _case(job, index))
+        try:
+            verdict = _evaluate(job, _case(job, index))
+        except RenderBudgetExceeded as error:
+            error.conversation = index  # type: ignore[attr-defined] - which example ran out of budget
+            raise
         accepted += verdict.accepted
         for name in verdict.checked:
             checks[name] += 1
@@ -296,27 +302,37 @@ def _run_chunk_in_worker(bounds: tuple[int, int]) -> _ChunkResult:
     return _run_chunk(_worker_job, *bounds)
 
 
-def _chunks(examples: int) -> list[tuple[int, int]]:
-    return [(start, min(start + CHUNK_SIZE, examples)) for start in range(0, examples, CHUNK_SIZE)]
+def _chunks(examples: int) -> Iterator[tuple[int, int]]:
+    return ((start, min(start + CHUNK_SIZE, examples)) for start in range(0, examples, CHUNK_SIZE))
 
 
 def _results(job: _Job, examples: int, jobs: int) -> Iterator[_ChunkResult]:
-    """Chunk results in chunk order (computed in ``jobs`` processes when ``jobs > 1``)."""
-    bounds = _chunks(examples)
-    if jobs <= 1 or len(bounds) <= 1:
-        for start, stop in bounds:
+    """Chunk results in chunk order (computed in ``jobs`` processes when ``jobs > 1``).
+
+    Chunks are generated as they are needed (at most ``4 * jobs`` in flight), so memory does
+    not grow with ``examples``.
+    """
+    chunk_count = -(-examples // CHUNK_SIZE)
+    if jobs <= 1 or chunk_count <= 1:
+        for start, stop in _chunks(examples):
             yield _run_chunk(job, start, stop)
         return
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(bounds)), initializer=_init_worker,
+    with ProcessPoolExecutor(max_workers=min(jobs, chunk_count), initializer=_init_worker,
                              initargs=(job,)) as pool:
-        futures = [pool.submit(_run_chunk_in_worker, chunk) for chunk in bounds]
+        pending = _chunks(examples)
+        in_flight: deque = deque(pool.submit(_run_chunk_in_worker, chunk)
+                                 for chunk in itertools.islice(pending, 4 * jobs))
         try:
-            for future in futures:
-                yield future.result()
+            while in_flight:
+                result = in_flight.popleft().result()
+                for chunk in itertools.islice(pending, 1):
+                    in_flight.append(pool.submit(_run_chunk_in_worker, chunk))
+                yield result
         finally:
-            for future in futures:
+            for future in in_flight:
                 future.cancel()
 
 
@@ -490,7 +506,7 @@ def _check_options(examples: int, seed: int, normalize: Any, jobs: int) -> None:
 def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, examples: int = 500, seed: int = 0,
            normalize: NormalizeMode | None = None, tokenizer: Tokenizer | str | None = None, jobs: int = 1,
            profile: Profile = DEFAULT_PROFILE, special_tokens: Mapping[str, str] | None = None,
-           server: str | None = None) -> VerifyResult:
+           server: str | None = None, progress: Callable[[int], None] | None = None) -> VerifyResult:
     """Check fidelity, tolerance and (with ``normalize``) ``R == T∘normalize`` on ``examples``
     generated conversations; return the verdict and, on failure, a shrunk counterexample.
 
@@ -502,6 +518,9 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
     whatever ``jobs``.  ``server`` (``"vllm"``, ``"llama-server"``, ...: :data:`templatekit.servers.SERVERS`)
     renders both through that server's pipeline and engine instead of transformers'; the
     engine must be installed (:func:`templatekit.engines.available_engines`).
+    ``progress(done)`` is called after each chunk of conversations.  Every render has the
+    default render budget: a template exceeding it raises
+    :class:`~templatekit.errors.RenderBudgetExceeded`.
     """
     _check_options(examples, seed, normalize, jobs)
     if server is not None:
@@ -527,6 +546,8 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
     failure: int | None = None
     for result in _results(job, examples, jobs):
         checked, accepted = result.stop, accepted + result.accepted
+        if progress is not None:
+            progress(checked)
         for name, count in result.checks.items():
             checks[name] += count
         if result.failure is not None:

@@ -7,7 +7,7 @@ and probes shared by several rules (witnesses, capabilities) run once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from ..syntax import ParsedTemplate, Span, parse
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
+    from ..errors import RenderBudgetExceeded
     from ..probes import Capability, Harness, Outcome, Witness
     from ..sources import ChatTemplate
     from .registry import Hit, Rule
@@ -38,6 +39,8 @@ class LintContext:
     probe: bool = True
     budget: int = DEFAULT_BUDGET
     reference: ChatTemplate | None = None
+    # the render budget the probes ran out of, if they did (no rule renders after that)
+    exceeded: list[RenderBudgetExceeded] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def source(self) -> str:
@@ -75,7 +78,7 @@ class LintContext:
     def harness(self) -> Harness | None:
         """The probing harness; ``None`` when probing is off, the template does not parse, or
         it tries to escape the sandbox (such templates are never rendered)."""
-        if not self.probe or self.parsed is None or any(escape.certain for escape in self.escapes):
+        if not self.probe or self.parsed is None or self.exceeded or any(escape.certain for escape in self.escapes):
             return None
         from ..probes import harness_for
 

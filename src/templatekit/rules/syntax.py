@@ -105,3 +105,54 @@ def suppression_without_reason(context: LintContext) -> Iterator[Hit]:
         if comment.reason is None:
             yield Hit(f"suppression of {', '.join(comment.selectors) or 'nothing'} gives no reason "
                       "(add 'reason: ...')", span=comment.span)
+
+
+@rule("TK003", "empty-template", Severity.ERROR)
+def empty_template(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Reports a chat template that is empty or only whitespace.
+
+    ## Why is this bad?
+    Every conversation renders to an empty (or blank) prompt: the model gets no messages at
+    all. Servers accept such a template without complaint, so the failure shows up only as
+    nonsense answers.
+
+    ## Example
+    ```json
+    {"chat_template": ""}
+    ```
+
+    ## Use instead
+    Ship the model's real template (its `chat_template.jinja`), or remove the key so that
+    servers fall back to their default or refuse clearly.
+
+    ## Fix safety
+    No automatic fix.
+    """
+    if not context.source.strip():
+        yield Hit("the template is empty: every conversation renders to " +
+                  ("an empty prompt" if not context.source else "whitespace only"))
+
+
+@rule("TK004", "byte-order-mark", Severity.WARNING)
+def byte_order_mark(context: LintContext) -> Iterator[Hit]:
+    """## What it does
+    Reports a template that starts with a Unicode byte-order mark (U+FEFF), as editors on
+    Windows sometimes save files.
+
+    ## Why is this bad?
+    Jinja treats the mark as text: it is copied to the start of every prompt, where the
+    tokenizer turns it into an extra token before the BOS token.
+
+    ## Example
+    A `chat_template.jinja` saved as "UTF-8 with BOM".
+
+    ## Use instead
+    Save the file as UTF-8 without a BOM.
+
+    ## Fix safety
+    Removing the first character is safe: it never carries meaning in a template.
+    """
+    if context.source.startswith("\ufeff"):
+        yield Hit("the template starts with a byte-order mark (U+FEFF), which ends up at the start of every prompt",
+                  line=1, column=1, fix="save the file as UTF-8 without a BOM")

@@ -19,6 +19,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from ..environment import render_compiled
+
 __all__ = ["Caps", "llama_cpp_caps"]
 
 
@@ -192,7 +194,7 @@ def _probe(template: str, messages: list[dict[str, Any]], tools: list[dict[str, 
         variables["reasoning_strength"] = variables["reasoning_effort"]
     try:
         compiled = _environment(stats).from_string(template)
-        output = compiled.render(**variables)
+        output = render_compiled(compiled, **variables)  # under the render budget, like every render
         success = True
     except Exception:  # noqa: BLE001 - llama.cpp ignores every failure of a probe render
         output, success = "", False
