@@ -218,9 +218,8 @@ def _report(template: Any, result: Any) -> None:
 
 
 def _verify_or_exit(template: Any, relaxed: str, strategy: str, examples: int, seed: int) -> None:
-    from templatekit.verification import verify
-
     from templatekit.errors import RenderBudgetExceeded
+    from templatekit.verification import verify
 
     try:
         with Progress("verifying", examples) as progress:
