@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from .probes import Harness
     from .sources import ChatTemplate
 
-__all__ = ["ROLE_STRUCTURE", "NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
-           "RolePolicy", "role_policy", "apply_policy", "merged_roles", "role_rejection", "normalize"]
+__all__ = ["NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
+           "RolePolicy", "check_strategy", "role_policy", "apply_policy", "merged_roles", "role_rejection", "normalize"]
 
 Strategy = Literal["merge", "skip"]
 STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
@@ -66,6 +66,12 @@ class RolePolicy:
                    "leading": "system messages after the first other message become user messages",
                    "nowhere": "system messages become user messages"}[self.system_placement]
         return f"{developer}; {systems}"
+
+
+def check_strategy(strategy: str) -> None:
+    """``ValueError`` unless ``strategy`` is one of :data:`STRATEGIES`."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
 
 
 def merged_roles(strategy: Strategy) -> tuple[str, ...]:
@@ -208,8 +214,7 @@ def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge
     role-structure check; then its :func:`role_policy` applies.  Without, N applies with
     developer read as system and system messages kept where they stand.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     if template is None:
         return apply_policy(messages, strategy, RolePolicy())
     from .sources import ChatTemplate

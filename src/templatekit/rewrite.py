@@ -34,12 +34,12 @@ import jinja2.nodes as nodes
 
 from . import __version__
 from .analysis import ROLE_STRUCTURE, RaiseSite, analyze, message_fields
-from .normalization import (DEVELOPER, NORMALIZED_ROLES, SEPARATOR, STRATEGIES, RolePolicy, Strategy,
-                            merged_roles, normalize, role_policy)
+from .normalization import (DEVELOPER, NORMALIZED_ROLES, SEPARATOR, RolePolicy, Strategy, check_strategy,
+                            merged_roles, role_policy)
 from .sources import ChatTemplate
 from .syntax import ParsedTemplate, Span, iter_nodes, parse
 
-__all__ = ["Strategy", "STRATEGIES", "RewrittenSite", "RelaxResult", "relax", "normalize", "is_relaxed"]
+__all__ = ["RewrittenSite", "RelaxResult", "relax", "is_relaxed"]
 
 Status = Literal["relaxed", "unchanged", "already-relaxed", "failed"]
 EditKind = Literal["deferred", "operands-deferred"]
@@ -93,8 +93,7 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
 
     ``origin`` names the source in the header (default: the ChatTemplate's origin and commit).
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
     text = chat_template.text
     if is_relaxed(text):
