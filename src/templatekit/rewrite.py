@@ -120,10 +120,12 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
             return RelaxResult("failed", text, strategy, reason=f"line {site.line}: {error}")
         first_edits += first
         second_edits += second
-        if kind is not None and site.span is not None and site.span.start in exits:
-            first_edits.append(_Edit(Span(exits[site.span.start], exits[site.span.start]), "{% break %}"))
-        if kind is not None:
-            rewritten.append(RewrittenSite(site.index, site.line, site.column, site.check_class, site.message, kind))
+        if kind is None:
+            continue
+        rewritten.append(RewrittenSite(site.index, site.line, site.column, site.check_class, site.message, kind))
+        exit_at = exits.get(site.span.start) if site.span is not None else None
+        if exit_at is not None:
+            first_edits.append(_Edit(Span(exit_at, exit_at), "{% break %}"))
     policy = role_policy(chat_template)
     try:
         bodies = (_apply(text, first_edits), _apply(text, second_edits))
