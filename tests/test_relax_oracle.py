@@ -22,10 +22,11 @@ import pytest
 
 from conftest import FIXTURES, ROLE_STRUCTURE_TEMPLATES, analysis_of, read_template, role_structure_corpus
 from minijinja_renderer import minijinja_render
-from templatekit.analysis import ROLE_STRUCTURE
+from templatekit.analysis import ROLE_STRUCTURE, analyze
 from templatekit.normalization import NORMALIZED_ROLES, apply_policy, role_policy, role_rejection
 from templatekit.rewrite import relax
 from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, FIXED_NOW, cases_for
+from templatekit.syntax import parse
 
 EXAMPLES = 1000
 
@@ -62,7 +63,7 @@ def check_corpus_template(original: str, strategy: str, examples: int = EXAMPLES
     """Counts of conversations each property was checked on, and the failures."""
     relaxed = relax(original, strategy=strategy)  # type: ignore[arg-type]
     assert relaxed.status == "relaxed", relaxed.reason
-    sites = analyze_sites(original)
+    sites = analyze(parse(original)).sites
     role_messages = {site.message for site in sites if site.check_class in ROLE_STRUCTURE}
     policy = role_policy(original)
     failures: list[tuple[str, dict[str, Any]]] = []
@@ -92,13 +93,6 @@ def check_corpus_template(original: str, strategy: str, examples: int = EXAMPLES
                     failures.append(("drops", case))
                 counts["drops"] += 1
     return counts, failures
-
-
-def analyze_sites(original: str):  # noqa: ANN201 - the analysis' site tuple
-    from templatekit.analysis import analyze
-    from templatekit.syntax import parse
-
-    return analyze(parse(original)).sites
 
 
 def test_the_corpus_has_the_expected_role_structure_templates(corpus: list[Path]) -> None:

@@ -834,9 +834,9 @@ def message_fields(parsed: ParsedTemplate) -> frozenset[str] | None:
     A message rebuilt from exactly these keys (those it has) renders the same as the message.
     """
     aliases = _message_aliases(parsed)
-    parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
+    parents = parsed.parents
     fields: set[str] = set()
-    for node in iter_nodes(parsed.ast):
+    for node in parsed.nodes:
         if _is_single_message(node, aliases) or _is_neighbour(node):
             read = _message_read(node, parents.get(id(node)), parents)
         elif _ref_name(node) in aliases.messages and getattr(node, "ctx", "load") == "load":

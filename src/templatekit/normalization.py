@@ -34,7 +34,6 @@ from .environment import DEFAULT_PROFILE, Profile
 
 if TYPE_CHECKING:
     from .analysis import RaiseSite
-    from .probes import Harness
     from .sources import ChatTemplate
 
 __all__ = ["NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
@@ -158,9 +157,9 @@ def role_policy(template: str | ChatTemplate) -> RolePolicy:
 
 @lru_cache(maxsize=128)
 def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> RolePolicy:
-    from .probes import compared_roles
+    from .probes import compared_roles, text_harness
 
-    harness = _harness(text, special_tokens, DEFAULT_PROFILE)
+    harness = text_harness(text, dict(special_tokens))
 
     def placed(*roles: str) -> bool:
         messages = [{"role": role, "content": _MARKER if role == "system" else f"{role} message {index}"}
@@ -176,25 +175,15 @@ def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> Role
     return RolePolicy(developer_as_system, "anywhere")
 
 
-@lru_cache(maxsize=16)
-def _harness(text: str, special_tokens: tuple[tuple[str, str], ...], profile: Profile) -> Harness:
-    from .analysis import analyze
-    from .probes import Harness
-    from .syntax import parse
-
-    parsed = parse(text)
-    return Harness(parsed, analyze(parsed), dict(special_tokens), profile)
-
-
 def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
                    add_generation_prompt: bool = False, variables: Mapping[str, Any] | None = None,
                    special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE,
                    now: datetime | None = None) -> RaiseSite | None:
     """The role-structure check of ``text`` that rejects this conversation, or ``None`` (it renders,
     or fails some other way)."""
-    from .probes import Witness
+    from .probes import Witness, text_harness
 
-    harness = _harness(text, tuple(sorted((special_tokens or {}).items())), profile)
+    harness = text_harness(text, special_tokens, profile)
     witness = Witness(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
                       dict(variables or {}))
     outcome = harness.run(witness, now=now)

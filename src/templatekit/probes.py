@@ -52,6 +52,7 @@ __all__ = [
     "leading_bos_count",
     "silent_drops",
     "template_nodes",
+    "text_harness",
     "uses_name",
 ]
 
@@ -278,6 +279,21 @@ def harness_for(parsed: ParsedTemplate, analysis: Analysis, special_tokens: Mapp
                 profile: Profile = DEFAULT_PROFILE) -> Harness:
     """The (cached) :class:`Harness` of a parsed template."""
     return _cached_harness(parsed, analysis, tuple(sorted((special_tokens or {}).items())), profile)
+
+
+def text_harness(text: str, special_tokens: Mapping[str, str] | None = None,
+                 profile: Profile = DEFAULT_PROFILE) -> Harness:
+    """The (cached) :class:`Harness` of a template's text, parsed and analysed once."""
+    return _text_harness(text, tuple(sorted((special_tokens or {}).items())), profile)
+
+
+@lru_cache(maxsize=16)
+def _text_harness(text: str, tokens: tuple[tuple[str, str], ...], profile: Profile) -> Harness:
+    from .analysis import analyze
+    from .syntax import parse
+
+    parsed = parse(text)
+    return Harness(parsed, analyze(parsed), dict(tokens), profile)
 
 
 # --- witness search ------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from .analysis import ROLE_STRUCTURE, RaiseSite, analyze, message_fields
 from .normalization import (DEVELOPER, NORMALIZED_ROLES, SEPARATOR, RolePolicy, Strategy, check_strategy,
                             merged_roles, role_policy)
 from .sources import ChatTemplate
-from .syntax import ParsedTemplate, Span, iter_nodes, parse
+from .syntax import ParsedTemplate, Span, parse
 
 __all__ = ["RewrittenSite", "RelaxResult", "relax", "is_relaxed"]
 
@@ -102,8 +102,7 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     analysis = analyze(parsed)
     if not any(site.check_class in ROLE_STRUCTURE for site in analysis.sites):
         return RelaxResult("unchanged", text, strategy, reason="no role-structure check to relax")
-    unsupported = next((node for node in iter_nodes(parsed.ast) if isinstance(node, (nodes.Extends, nodes.Block))),
-                       None)
+    unsupported = next((node for node in parsed.nodes if isinstance(node, (nodes.Extends, nodes.Block))), None)
     if unsupported is not None:
         return RelaxResult("failed", text, strategy,
                            reason=f"line {unsupported.lineno}: template inheritance ({{% extends %}}/{{% block %}}) "
@@ -152,8 +151,7 @@ class _Names:
 
 
 def _free_prefix(parsed: ParsedTemplate) -> str:
-    used = {node.name for node in iter_nodes(parsed.ast) if isinstance(node, (nodes.Name, nodes.Macro))}
-    used |= {node.name for node in iter_nodes(parsed.ast) if isinstance(node, nodes.NSRef)}
+    used = {node.name for node in parsed.nodes if isinstance(node, (nodes.Name, nodes.Macro, nodes.NSRef))}
     for candidate in itertools.chain(["tk"], (f"tk{number}" for number in itertools.count(2))):
         if not any(name == candidate or name.startswith(candidate + "_") for name in used):
             return candidate
@@ -197,18 +195,16 @@ def _loop_exits(parsed: ParsedTemplate) -> dict[int, int]:
     expected...): the pass leaves the loop there (``{% break %}``, loop controls are on in
     transformers and the other engines).
     """
-    parents = {id(child): node for node in iter_nodes(parsed.ast) for child in node.iter_child_nodes()}
     exits: dict[int, int] = {}
     for call_id, span in parsed.raise_calls.items():
         tag = next((tag for tag in parsed.tags if tag.kind == "variable" and tag.span.start < span.start < tag.span.end),
                    None)
-        output = next((node for node in iter_nodes(parsed.ast) if isinstance(node, nodes.Output)
-                       and any(id(item) == call_id for item in node.nodes)), None)
-        if tag is None or output is None:
+        output = parsed.parents.get(call_id)
+        if tag is None or not isinstance(output, nodes.Output):
             continue
-        child, statement = output, parents.get(id(output))
+        child, statement = output, parsed.parents.get(id(output))
         while isinstance(statement, nodes.If):
-            child, statement = statement, parents.get(id(statement))
+            child, statement = statement, parsed.parents.get(id(statement))
         if isinstance(statement, nodes.For) and any(node is child for node in statement.body):
             exits[span.start] = tag.span.end
     return exits

@@ -411,12 +411,9 @@ class _Prober:
 
 def _required_kwargs(inputs: TemplateInputs) -> tuple[tuple[str, str], ...]:
     """The variables the template needs (the probes harness finds them), with stand-in values."""
-    from .analysis import analyze
-    from .probes import harness_for
-    from .syntax import parse
+    from .probes import text_harness
 
-    parsed = parse(inputs.text)
-    harness = harness_for(parsed, analyze(parsed), dict(inputs.special_tokens), inputs.profile)
+    harness = text_harness(inputs.text, dict(inputs.special_tokens), inputs.profile)
     return tuple(sorted(harness.required_kwargs.items()))
 
 

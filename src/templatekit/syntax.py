@@ -189,6 +189,11 @@ class ParsedTemplate:
         return tuple(iter_nodes(self.ast))
 
     @cached_property
+    def parents(self) -> dict[int, nodes.Node]:
+        """``id(node) -> its parent`` for every node but the root."""
+        return {id(child): node for node in self.nodes for child in node.iter_child_nodes()}
+
+    @cached_property
     def line_starts(self) -> tuple[int, ...]:
         return (0, *(match.end() for match in _NEWLINE.finditer(self.source)))
 
