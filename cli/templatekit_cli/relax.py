@@ -259,13 +259,15 @@ def _verify_under_servers(template: Any, relaxed: str, strategy: str, seed: int)
             continue  # what the verification above did
         outcome = verify(template, relaxed, examples=SERVER_EXAMPLES, seed=seed, normalize=strategy,  # type: ignore[arg-type]
                          server=server)
-        (checked if outcome.ok else differing).append(
-            server if outcome.ok else f"{server} ({outcome.counterexample.summary})")  # type: ignore[union-attr]
+        if outcome.ok:
+            checked.append(server)
+        else:
+            differing.append((server, outcome.counterexample.summary))  # type: ignore[union-attr]
     if checked:
         click.echo(f"also verified under {', '.join(checked)} ({SERVER_EXAMPLES} conversations each)", err=True)
-    for server in differing:
-        click.echo(f"templatekit: warning: under {server}; replay with `templatekit verify ORIGINAL RELAXED "
-                   f"--servers {server.split(' ', 1)[0]}` (see docs/relax.md)", err=True)
+    for server, summary in differing:
+        click.echo(f"templatekit: warning: under {server} ({summary}); replay with `templatekit verify ORIGINAL "
+                   f"RELAXED --servers {server}` (see docs/relax.md)", err=True)
 
 
 def _unified_diff(template: Any, relaxed: str) -> str:
