@@ -1,22 +1,21 @@
-"""Entry point: the ``templatekit`` group, loading each command's module only when it runs.
+"""Entry point of the ``templatekit`` command: a plain lint without click, everything else through the group.
 
-``templatekit --help`` therefore imports click and nothing heavy (no jinja2 compile,
-no huggingface_hub, hypothesis or transformers).
+``templatekit lint FILE.jinja ...`` with no options but ``--missing-ok`` and ``--no-probe`` (what
+the pre-commit hook runs) lints without importing click (about 8 ms of a 90 ms run); anything
+out of the ordinary on the way (another option or source, a source note, a config or read
+error) hands the whole command line to the click group of :mod:`templatekit_cli.group`, so
+output and exit codes stay the click command's.  ``cli`` (the group) is imported on first use.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
+import codecs
 import os
 import signal
 import sys
-
-import click
-
-from templatekit import __version__
-
-from .common import EXIT_CODES_HELP
+from pathlib import Path
+from typing import Any
 
 # name -> (module, attribute, one-line help shown by `templatekit --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -30,41 +29,66 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "engines": ("templatekit_cli.engines", "engines", "List or install the Jinja engines servers render with."),
 }
 
-
-class LazyGroup(click.Group):
-    """A group whose commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module, attribute, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attribute)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, help_text) for name, (_, _, help_text) in COMMANDS.items()])
+# common.EXIT_FINDINGS, EXIT_SYNTAX, EXIT_INTERRUPTED (common imports click; tests/test_plain_lint.py keeps them equal)
+EXIT_FINDINGS, EXIT_SYNTAX, EXIT_INTERRUPTED = 1, 8, 130
+PLAIN_LINT_FLAGS = ("--missing-ok", "--no-probe")
 
 
-@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="templatekit")
-def cli() -> None:
-    """Lint and repair the Jinja chat templates shipped with open LLMs.
+def __getattr__(name: str) -> Any:
+    """``cli``, the click group, imported on first use (a plain lint never needs it)."""
+    if name == "cli":
+        from .group import cli
 
-    \b
-    A SOURCE is a Hugging Face Hub repo id (google/gemma-3-12b-it; --file NAME for one of
-    its files, e.g. a .gguf), a local model folder, a tokenizer_config.json, a
-    chat_template.json, a .jinja file, a .gguf file, or - for stdin.
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    \b
-    Typical use:
-      templatekit lint google/gemma-3-12b-it
-      templatekit relax google/gemma-3-12b-it -o gemma3.jinja
-      vllm serve google/gemma-3-12b-it --chat-template gemma3.jinja
-      templatekit relax model.gguf -o model.relaxed.gguf
-    """
+
+def plain_lint(arguments: list[str]) -> int | None:
+    """The exit status of ``templatekit lint ARGUMENTS`` on ``.jinja`` files, its text report printed,
+    or ``None`` (nothing printed) when the click command must run instead: other options or sources,
+    source notes, config or read errors, escape sequences click would strip, a progress line."""
+    files = [argument for argument in arguments if argument not in PLAIN_LINT_FLAGS]
+    if not files or any(name.startswith("-") or not name.endswith(".jinja") or not Path(name).is_file()
+                        for name in files):
+        return None
+    if codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8" or (len(files) > 1 and sys.stderr.isatty()):
+        return None
+    from templatekit.config import load_config
+    from templatekit.errors import RenderBudgetExceeded
+    from templatekit.findings import sort_findings
+    from templatekit.reporters import text
+    from templatekit.rules import lint
+    from templatekit.sources import load
+
+    try:
+        config = load_config()
+        findings = []
+        for name in files:
+            loaded = load(name)
+            if loaded.notes:
+                return None
+            for template in loaded.templates:
+                findings += lint(template, select=config.select, ignore=config.ignore,
+                                 probe="--no-probe" not in arguments)
+    except KeyboardInterrupt:
+        sys.stderr.write("templatekit: error: interrupted\n")
+        return EXIT_INTERRUPTED
+    except (Exception, RenderBudgetExceeded):  # noqa: BLE001 - the click command reports it (lint is deterministic)
+        return None
+    findings = sort_findings(findings)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    report = text.render(findings, color=color)
+    if not color and "\x1b" in report:  # click.echo strips escape sequences off a terminal
+        return None
+    try:
+        sys.stdout.write(report)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the click command does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if any(finding.code == "TK001" for finding in findings):
+        return EXIT_SYNTAX
+    return EXIT_FINDINGS if any(finding.severity.at_least(config.fail_on) for finding in findings) else 0
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -78,7 +102,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     code: object = None
     try:
-        cli(prog_name="templatekit")  # click's standalone mode ends in SystemExit
+        code = plain_lint(sys.argv[2:]) if sys.argv[1:2] == ["lint"] else None
+        if code is None:
+            from .group import cli
+
+            cli(prog_name="templatekit")  # click's standalone mode ends in SystemExit
     except SystemExit as exit_:
         code = exit_.code
     if code is None or isinstance(code, int):
