@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jinja2
 import jinja2.ext
@@ -86,8 +86,7 @@ _clock: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("templa
 MIN_JINJA2 = (3, 1, 6)
 
 
-@dataclasses.dataclass(frozen=True)
-class RenderBudget:
+class RenderBudget(NamedTuple):
     """What one render may spend: ``milliseconds`` of wall time and ``megabytes`` (millions of
     characters) for any one string or list it builds, and for its output."""
 

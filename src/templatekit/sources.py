@@ -27,9 +27,9 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from .errors import (
     InputLimitError,
@@ -64,8 +64,7 @@ _HUB_REPO_ID = re.compile(r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$")
 Kind = Literal["tokenizer", "processor"]
 
 
-@dataclass(frozen=True)
-class ChatTemplate:
+class ChatTemplate(NamedTuple):
     """One chat template and what it needs to render as the server would.
 
     ``origin`` names where it came from for humans (``repo@commit:file`` or a path);
@@ -79,7 +78,7 @@ class ChatTemplate:
     name: str = "default"
     origin: str = "<string>"
     path: str | None = None
-    special_tokens: Mapping[str, str] = field(default_factory=dict)
+    special_tokens: Mapping[str, str] = MappingProxyType({})
     kind: Kind = "tokenizer"
     repo_id: str | None = None
     commit: str | None = None
@@ -91,8 +90,7 @@ class ChatTemplate:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class TemplateSource:
+class TemplateSource(NamedTuple):
     """Every template a source has, in transformers' priority order, and notes about them."""
 
     reference: str

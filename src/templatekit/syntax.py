@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from types import CodeType
 from typing import Literal, NamedTuple
@@ -174,14 +173,18 @@ def is_raise_call(node: nodes.Node) -> bool:
             and node.node.name == "raise_exception")
 
 
-@dataclass(frozen=True)
-class ParsedTemplate:
-    """A template's source, its AST (parsed as servers parse it) and its tags with offsets."""
-
+class _ParsedFields(NamedTuple):
     source: str
     ast: nodes.Template
     tags: tuple[Tag, ...]
     name: str | None = None
+
+
+class ParsedTemplate(_ParsedFields):
+    """A template's source, its AST (parsed as servers parse it) and its tags with offsets.
+
+    A named tuple of those fields (cheaper to define than a dataclass at import) whose derived
+    views below are computed once, on first use."""
 
     @cached_property
     def nodes(self) -> tuple[nodes.Node, ...]:
