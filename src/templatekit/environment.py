@@ -582,7 +582,10 @@ def render_compiled(compiled: jinja2.Template, budget: RenderBudget = DEFAULT_RE
     Raises :class:`~templatekit.errors.RenderBudgetExceeded` (also for a ``MemoryError``).
     """
     with render_budget(budget):
-        return compiled.render(**variables)
+        # Template.render minus jinja2's traceback rewriting on errors (the same exception, class
+        # and message; only template frames are left out of its traceback): a raising render, the
+        # outcome of a rejected conversation in verify, then costs a third
+        return compiled.environment.concat(compiled.root_render_func(compiled.new_context(variables)))
 
 
 @contextmanager
