@@ -1,21 +1,26 @@
 """Entry point of the ``templatekit`` command: a plain lint without click, everything else through the group.
 
-``templatekit lint FILE.jinja ...`` with no options but ``--missing-ok`` and ``--no-probe`` (what
-the pre-commit hook runs) lints without importing click (about 8 ms of a 90 ms run); anything
-out of the ordinary on the way (another option or source, a source note, a config or read
-error) hands the whole command line to the click group of :mod:`templatekit_cli.group`, so
-output and exit codes stay the click command's.  ``cli`` (the group) is imported on first use.
+``templatekit lint FILE.jinja ...`` with no options but ``--missing-ok``, ``--no-probe`` and
+``--no-cache`` (what the pre-commit hook runs) lints without importing click (about 8 ms of a
+90 ms run), through the findings cache; anything out of the ordinary on the way (another
+option or source, a source note, a config or read error) hands the whole command line to the
+click group of :mod:`templatekit_cli.group`, so output and exit codes stay the click command's.
+``cli`` (the group) is imported on first use.
 """
 
 from __future__ import annotations
 
 import atexit
 import codecs
+import gc
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from templatekit.findings import Finding
 
 # name -> (module, attribute, one-line help shown by `templatekit --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -31,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 # common.EXIT_FINDINGS, EXIT_SYNTAX, EXIT_INTERRUPTED (common imports click; tests/test_plain_lint.py keeps them equal)
 EXIT_FINDINGS, EXIT_SYNTAX, EXIT_INTERRUPTED = 1, 8, 130
-PLAIN_LINT_FLAGS = ("--missing-ok", "--no-probe")
+PLAIN_LINT_FLAGS = ("--missing-ok", "--no-probe", "--no-cache")
 
 
 def __getattr__(name: str) -> Any:
@@ -46,30 +51,43 @@ def __getattr__(name: str) -> Any:
 def plain_lint(arguments: list[str]) -> int | None:
     """The exit status of ``templatekit lint ARGUMENTS`` on ``.jinja`` files, its text report printed,
     or ``None`` (nothing printed) when the click command must run instead: other options or sources,
-    source notes, config or read errors, escape sequences click would strip, a progress line."""
+    source notes, config or read errors, escape sequences click would strip, a progress line.
+    Each file's findings come from the findings cache (:mod:`templatekit.lint_cache`) unless
+    ``--no-cache``; linting (jinja2 and the rules) is imported only for a file it does not hold."""
     files = [argument for argument in arguments if argument not in PLAIN_LINT_FLAGS]
     if not files or any(name.startswith("-") or not name.endswith(".jinja") or not Path(name).is_file()
                         for name in files):
         return None
     if codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8" or (len(files) > 1 and sys.stderr.isatty()):
         return None
+    from templatekit import lint_cache
     from templatekit.config import load_config
     from templatekit.errors import RenderBudgetExceeded
     from templatekit.findings import sort_findings
     from templatekit.reporters import text
-    from templatekit.rules import lint
-    from templatekit.sources import load
 
+    probe = "--no-probe" not in arguments
     try:
         config = load_config()
         findings = []
         for name in files:
-            loaded = load(name)
-            if loaded.notes:
+            key = None
+            if "--no-cache" not in arguments:
+                key = lint_cache.entry_key(name, Path(name).read_bytes(), select=config.select,
+                                           ignore=config.ignore, probe=probe)
+                cached = lint_cache.load_findings(key)
+                if cached is not None:
+                    findings += cached
+                    continue
+            found = _lint_file(name, config.select, config.ignore, probe)
+            if found is None:
                 return None
-            for template in loaded.templates:
-                findings += lint(template, select=config.select, ignore=config.ignore,
-                                 probe="--no-probe" not in arguments)
+            if key is not None:
+                from templatekit.rules import select_rules
+
+                ran = {rule.code for rule in select_rules(config.select, config.ignore)}
+                lint_cache.store_findings(key, found, rules=ran)
+            findings += found
     except KeyboardInterrupt:
         sys.stderr.write("templatekit: error: interrupted\n")
         return EXIT_INTERRUPTED
@@ -91,6 +109,27 @@ def plain_lint(arguments: list[str]) -> int | None:
     return EXIT_FINDINGS if any(finding.severity.at_least(config.fail_on) for finding in findings) else 0
 
 
+def _lint_file(name: str, select: tuple[str, ...] | None, ignore: tuple[str, ...], probe: bool) -> list[Finding] | None:
+    """The findings of every template of file ``name``, or ``None`` when loading it left a note."""
+    from templatekit.rules import lint
+    from templatekit.sources import load
+
+    _started()
+    loaded = load(name)
+    if loaded.notes:
+        return None
+    return [finding for template in loaded.templates
+            for finding in lint(template, select=select, ignore=ignore, probe=probe)]
+
+
+def _started() -> None:
+    """Start-up (importing) is over: the garbage collector, off until now, runs again, and the
+    long-lived objects the imports made are kept out of its passes (``gc.freeze``)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds (143), so temporary files are removed on the way out
 
@@ -100,12 +139,14 @@ def main() -> None:
     close there) and flush its output, then exit without the interpreter's module teardown
     (``os._exit``: every command has closed its files by then)."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    gc.disable()  # while importing: a collection would only walk the new modules' objects (5 ms of a lint)
     code: object = None
     try:
         code = plain_lint(sys.argv[2:]) if sys.argv[1:2] == ["lint"] else None
         if code is None:
             from .group import cli
 
+            _started()
             cli(prog_name="templatekit")  # click's standalone mode ends in SystemExit
     except SystemExit as exit_:
         code = exit_.code
