@@ -60,33 +60,19 @@ def plain_lint(arguments: list[str]) -> int | None:
         return None
     if codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8" or (len(files) > 1 and sys.stderr.isatty()):
         return None
-    from templatekit import lint_cache
     from templatekit.config import load_config
     from templatekit.errors import RenderBudgetExceeded
     from templatekit.findings import sort_findings
     from templatekit.reporters import text
 
-    probe = "--no-probe" not in arguments
     try:
         config = load_config()
         findings = []
         for name in files:
-            key = None
-            if "--no-cache" not in arguments:
-                key = lint_cache.entry_key(name, Path(name).read_bytes(), select=config.select,
-                                           ignore=config.ignore, probe=probe)
-                cached = lint_cache.load_findings(key)
-                if cached is not None:
-                    findings += cached
-                    continue
-            found = _lint_file(name, config.select, config.ignore, probe)
+            found = _findings_of(name, config.select, config.ignore, probe="--no-probe" not in arguments,
+                                 cache="--no-cache" not in arguments)
             if found is None:
                 return None
-            if key is not None:
-                from templatekit.rules import select_rules
-
-                ran = {rule.code for rule in select_rules(config.select, config.ignore)}
-                lint_cache.store_findings(key, found, rules=ran)
             findings += found
     except KeyboardInterrupt:
         sys.stderr.write("templatekit: error: interrupted\n")
@@ -109,17 +95,35 @@ def plain_lint(arguments: list[str]) -> int | None:
     return EXIT_FINDINGS if any(finding.severity.at_least(config.fail_on) for finding in findings) else 0
 
 
-def _lint_file(name: str, select: tuple[str, ...] | None, ignore: tuple[str, ...], probe: bool) -> list[Finding] | None:
-    """The findings of every template of file ``name``, or ``None`` when loading it left a note."""
-    from templatekit.rules import lint
+def _findings_of(name: str, select: tuple[str, ...] | None, ignore: tuple[str, ...], *, probe: bool,
+                 cache: bool) -> list[Finding] | None:
+    """The findings of every template of file ``name``, from the findings cache when it holds them,
+    or ``None`` when the file is too large or loading it left a note (the click command says so)."""
+    from templatekit import lint_cache
+    from templatekit.sources import MAX_FILE_BYTES
+
+    key = None
+    if cache:
+        with open(name, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return None
+        key = lint_cache.entry_key(name, data, select=select, ignore=ignore, probe=probe)
+        cached = lint_cache.load_findings(key)
+        if cached is not None:
+            return cached
+    from templatekit.rules import lint, select_rules
     from templatekit.sources import load
 
     _started()
     loaded = load(name)
     if loaded.notes:
         return None
-    return [finding for template in loaded.templates
-            for finding in lint(template, select=select, ignore=ignore, probe=probe)]
+    found = [finding for template in loaded.templates
+             for finding in lint(template, select=select, ignore=ignore, probe=probe)]
+    if key is not None:
+        lint_cache.store_findings(key, found, rules={rule.code for rule in select_rules(select, ignore)})
+    return found
 
 
 def _started() -> None:
