@@ -31,6 +31,8 @@ _ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
+# the characters inside a tag that _scan_one acts on (quotes, brackets, the closers' first signs)
+_TAG_CHAR = re.compile(r"""['"()\[\]{}%+-]""")
 
 
 class Span(NamedTuple):
@@ -95,7 +97,8 @@ def _scan_one(source: str, start: int, kind: TagKind) -> Tag:
         return Tag(kind, Span(start, min(end + 2, len(source))), inner, "", strip_left, strip_right)
     pos = body + len(strip_left)
     depth: list[str] = []
-    while pos < len(source):
+    while (found := _TAG_CHAR.search(source, pos)) is not None:
+        pos = found.start()
         char = source[pos]
         if char in "'\"":
             pos = _skip_string(source, pos)
