@@ -3,8 +3,9 @@
 Usage: python benchmarks/lint_vs_chatlint.py [--runs N] [--corpus-runs M] [--chatlint PATH] [--templatekit PATH]
 
 chatlint is the peer a user would pick for a pre-commit hook.  It is installed into a
-throwaway venv (``pip install chatlint==0.1.2``; skipped with a reason, exit 0, when pip
-cannot get it) unless ``--chatlint`` names an installed ``chatlint`` executable.  Both run as
+throwaway venv made by the Python templatekit runs on (``pip install chatlint==0.1.2``; skipped
+with a reason, exit 0, when pip cannot get it: two interpreter builds differ by 15% in start-up)
+unless ``--chatlint`` names an installed ``chatlint`` executable.  Both run as
 whole processes on the same file, in pairs (templatekit then chatlint, back to back), so load
 drifts hit both alike; a pair's ratio is ``templatekit wall / chatlint wall`` (the target), and
 the same for CPU time (user + system), which a loaded machine disturbs less.
@@ -29,8 +30,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import venv
 from pathlib import Path
 
 from startup import console_script  # benchmarks/ is on sys.path when run as a script
@@ -42,11 +43,19 @@ TARGET = 0.8
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall time and CPU time (user + system) of one whole process."""
+    """Wall time and CPU time (user + system) of one whole process.
+
+    Waited for with a blocking ``wait()``: ``subprocess.run(timeout=...)`` polls with sleeps that
+    grow to 50 ms, which rounds every run of 64-113 ms up to the same wall time (a 1.00x ratio).
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False, timeout=60)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    process.wait()
     wall = time.perf_counter() - start
+    watchdog.cancel()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
@@ -66,9 +75,17 @@ def paired_ratios(templatekit: str, chatlint: str, template: Path, pairs: int, e
     return walls, cpus
 
 
-def install_chatlint(folder: Path) -> tuple[str | None, str]:
-    """``(path of chatlint, "")`` after installing it into a venv in ``folder``, or ``(None, reason)``."""
-    venv.create(folder, with_pip=True)
+def interpreter_of(script: str) -> str:
+    """The Python a console script runs on (its ``#!`` line), else this one."""
+    with open(script, "rb") as handle:
+        first = handle.readline().decode("utf-8", "replace")
+    return first[2:].strip() if first.startswith("#!") and "python" in first else sys.executable
+
+
+def install_chatlint(folder: Path, interpreter: str) -> tuple[str | None, str]:
+    """``(path of chatlint, "")`` after installing it into a venv of ``interpreter`` in ``folder``, or
+    ``(None, reason)``."""
+    subprocess.run([interpreter, "-m", "venv", str(folder)], check=True, capture_output=True, timeout=600)
     python = folder / "bin" / "python"
     result = subprocess.run([str(python), "-m", "pip", "install", "-q", CHATLINT], capture_output=True, text=True,
                             check=False, timeout=600)
@@ -95,7 +112,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="templatekit-vs-chatlint-") as scratch:
         chatlint, reason = arguments.chatlint, ""
         if chatlint is None:
-            chatlint, reason = install_chatlint(Path(scratch) / "venv")
+            chatlint, reason = install_chatlint(Path(scratch) / "venv", interpreter_of(templatekit))
         if chatlint is None:
             print(f"skipped: {reason}")
             return 0
@@ -106,8 +123,8 @@ def main() -> int:
         templates = sorted(CORPUS.glob("*.jinja"))
         for template in templates:  # warm up: bytecode, file system cache, findings cache
             paired_ratios(templatekit, chatlint, template, 1, env, cache)
-        print(f"templatekit lint / chatlint check, whole processes, paired "
-              f"({templatekit}, Python {sys.version.split()[0]})")
+        print(f"templatekit lint / chatlint check, whole processes, paired ({templatekit} and chatlint "
+              f"on {interpreter_of(templatekit)})")
         verdicts = {}
         for mode, folder in (("cold", None), ("cached", cache)):
             gemma, gemma_cpu = paired_ratios(templatekit, chatlint, GEMMA3, arguments.runs, env, folder)
