@@ -9,7 +9,8 @@ import pytest
 
 from conftest import CORPUS_DIR, FIXTURES, ROLE_STRUCTURE_TEMPLATES, analysis_of, read_template, role_structure_corpus
 from templatekit.environment import TemplateRaise, render
-from templatekit.normalization import RolePolicy, normalize, role_policy
+from templatekit.normalization import RolePolicy, normalize
+from templatekit.probes.merge_policy import role_policy
 from templatekit.rewrite import is_relaxed, relax
 from templatekit.verification import verify
 

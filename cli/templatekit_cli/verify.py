@@ -316,7 +316,7 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
 def render(source: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
            server: str | None, template_name: str | None, profile: str, revision: str | None,
            token: str | None, filename: str | None) -> None:
-    from templatekit.strategies import template_inputs
+    from templatekit.probes.harness import template_inputs
 
     template = _load_template(source, template_name, revision=revision, token=token, filename=filename)
     case = _read_case(messages_file, add_generation_prompt)
@@ -345,7 +345,7 @@ def render(source: str, messages_file: str, add_generation_prompt: bool | None, 
 def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool | None,
          tokenizer_source: str | None, server: str | None, template_name: str | None, profile: str,
          revision: str | None, token: str | None, filename: str | None) -> None:
-    from templatekit.strategies import TemplateInputs, template_inputs
+    from templatekit.probes.harness import TemplateInputs, template_inputs
 
     first = _load_template(a, template_name, revision=revision, token=token, filename=filename)
     second = _load_template(b, template_name, revision=revision, token=token, fallback_to_default=True)

@@ -10,6 +10,8 @@ condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-typ
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 import jinja2.nodes as nodes
@@ -17,7 +19,8 @@ import jinja2.nodes as nodes
 from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, split_operands
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings", "boolean_flags", "ROLE_STRUCTURE"]
+           "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "uses_name", "compared_roles",
+           "content_triggers"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
@@ -410,12 +413,17 @@ def _is_content(node: nodes.Node, aliases: _Aliases) -> bool:
 
 
 def _role_constants(test: nodes.Node, aliases: _Aliases) -> set[str]:
-    """The role names a test compares a role against."""
+    """The role names a test compares a role (as the aliases know roles) against."""
+    return _compared_strings(iter_nodes(test), lambda node: _is_role(node, aliases))
+
+
+def _compared_strings(candidates: Iterable[nodes.Node], is_role: Callable[[nodes.Node], bool]) -> set[str]:
+    """The string constants of every comparison among ``candidates`` with a role (``is_role``) as an operand."""
     found: set[str] = set()
-    for node in iter_nodes(test):
+    for node in candidates:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
-            if any(_is_role(operand, aliases) for operand in operands):
+            if any(is_role(operand) for operand in operands):
                 for operand in operands:
                     found |= constant_strings(operand)
     return found
@@ -912,3 +920,42 @@ def _list_read(node: nodes.Node, parents: dict[int, nodes.Node]) -> set[str] | N
                            nodes.If, nodes.CondExpr, nodes.Operand, nodes.Compare)) or isinstance(parent, nodes.Call):
         return keys
     return None
+
+
+# --- static facts rules and probes read ----------------------------------------------------
+
+def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
+    """The first place ``parsed`` reads the variable ``name``."""
+    return next((node for node in parsed.nodes
+                 if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"), None)
+
+
+@lru_cache(maxsize=8)
+def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
+    """String constants the template compares a role against anywhere: a role is read here by its
+    name alone (``x.role``, ``x['role']``, a variable named ``*role*``), without the aliases of
+    ``messages`` that a site's classification follows."""
+    return frozenset(_compared_strings(parsed.nodes, _named_role))
+
+
+def _named_role(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.Getattr):
+        return node.attr == "role"
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Const) and node.arg.value == "role"
+    return isinstance(node, nodes.Name) and "role" in node.name
+
+
+def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
+    """Strings the template looks for inside a value (``'weather' in content``,
+    ``content.startswith('...')``): candidates for content-triggered text."""
+    found: dict[str, None] = {}
+    for node in parsed.nodes:
+        if (isinstance(node, nodes.Compare) and isinstance(node.expr, nodes.Const)
+                and any(operand.op in ("in", "notin") for operand in node.ops)):
+            found.update(dict.fromkeys(constant_strings(node.expr)))
+        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr)
+              and node.node.attr in ("startswith", "endswith", "find", "count")):
+            for argument in node.args:
+                found.update(dict.fromkeys(constant_strings(argument)))
+    return tuple(text for text in found if len(text.strip()) >= 3)[:16]

@@ -34,8 +34,8 @@ import jinja2.nodes as nodes
 
 from . import __version__
 from .analysis import ROLE_STRUCTURE, RaiseSite, analyze, message_fields
-from .normalization import (DEVELOPER, NORMALIZED_ROLES, SEPARATOR, RolePolicy, Strategy, check_strategy,
-                            merged_roles, role_policy)
+from .normalization import DEVELOPER, NORMALIZED_ROLES, SEPARATOR, RolePolicy, Strategy, check_strategy, merged_roles
+from .probes.merge_policy import role_policy
 from .sources import ChatTemplate
 from .syntax import ParsedTemplate, Span, parse
 

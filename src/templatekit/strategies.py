@@ -38,11 +38,11 @@ import copy
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .environment import DEFAULT_PROFILE, Profile, render
+from .environment import DEFAULT_PROFILE, Profile
+from .probes.harness import TemplateInputs, template_inputs, text_harness
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -60,10 +60,6 @@ ROLES: tuple[Role, ...] = ("user", "assistant", "system", "developer", "tool")
 CONTENT_MODES: tuple[ContentMode, ...] = ("string", "parts", "both")
 HISTORIES: tuple[History, ...] = ("any", "alternating", "irregular")
 
-# The clock and special tokens every render of a generated case uses (reproducible output).
-FIXED_NOW = datetime(2025, 1, 15, 12, 0, 0)
-DEFAULT_SPECIAL_TOKENS: Mapping[str, str] = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-                                             "pad_token": "<pad>"}
 
 
 # --- choices ---------------------------------------------------------------------------------
@@ -331,46 +327,6 @@ def default_shape() -> Shape:
                  role_forms=role_forms, flags=tuple((flag, (True, False)) for flag in _FLAGS))
 
 
-@dataclass(frozen=True)
-class TemplateInputs:
-    """A template's text and the special tokens, profile and server it renders with
-    (``server=None``: as transformers; else through that server's pipeline, :mod:`templatekit.servers`)."""
-
-    text: str
-    special_tokens: tuple[tuple[str, str], ...]
-    profile: Profile = DEFAULT_PROFILE
-    server: str | None = None
-
-    def render(self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None) -> str:
-        """Render a case (``messages`` replaces the case's own messages when given)."""
-        if self.server is None:
-            return render(self.text, case["messages"] if messages is None else messages, tools=case.get("tools"),
-                          add_generation_prompt=bool(case.get("add_generation_prompt")),
-                          special_tokens=dict(self.special_tokens), now=FIXED_NOW, profile=self.profile,
-                          **case.get("kwargs", {}))
-        from .servers import render as render_as_server
-
-        return render_as_server(self.text, case["messages"] if messages is None else messages, server=self.server,
-                                tools=case.get("tools"), add_generation_prompt=bool(case.get("add_generation_prompt")),
-                                special_tokens=dict(self.special_tokens), now=FIXED_NOW, **case.get("kwargs", {}))
-
-    def accepts(self, case: Mapping[str, Any]) -> bool:
-        try:
-            self.render(case)
-        except Exception:  # noqa: BLE001 - any failure is a rejection; rendering is sandboxed
-            return False
-        return True
-
-
-def template_inputs(template: str | ChatTemplate, special_tokens: Mapping[str, str] | None = None,
-                    profile: Profile = DEFAULT_PROFILE, server: str | None = None) -> TemplateInputs:
-    """Text, special tokens (given, else the template's own, else defaults), profile and server."""
-    text = template if isinstance(template, str) else template.text
-    tokens = special_tokens or (None if isinstance(template, str) else template.special_tokens) \
-        or DEFAULT_SPECIAL_TOKENS
-    return TemplateInputs(text, tuple(sorted(tokens.items())), profile, server)
-
-
 def _probe_unit(unit: Unit, call_content: str = "empty", arguments: str = "object",
                 calls: int = 1) -> list[dict[str, Any]]:
     if unit != "tool-exchange":
@@ -400,7 +356,7 @@ class _Prober:
         self.base: dict[str, Any] = {"tools": None, "add_generation_prompt": False, "kwargs": dict(self.required)}
         self.tools: Literal["never", "sometimes", "always"] = "sometimes" if "tools" in undeclared else "never"
         if self.tools == "sometimes" and not self.accepts(_probe_unit("user")):
-            self.base["tools"] = _tool_definitions(RandomDraw(_FirstOptions()))
+            self.base["tools"] = _tool_definitions(RandomDraw(_FirstOptions()))  # the tool generated cases send
             self.tools = "always" if self.accepts(_probe_unit("user")) else "sometimes"
             if self.tools == "sometimes":
                 self.base["tools"] = None
@@ -411,8 +367,6 @@ class _Prober:
 
 def _required_kwargs(inputs: TemplateInputs) -> tuple[tuple[str, str], ...]:
     """The variables the template needs (the probes harness finds them), with stand-in values."""
-    from .probes import text_harness
-
     harness = text_harness(inputs.text, dict(inputs.special_tokens), inputs.profile)
     return tuple(sorted(harness.required_kwargs.items()))
 

@@ -43,9 +43,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from .analysis import ROLE_STRUCTURE
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
 from .errors import RenderBudgetExceeded
-from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy, role_policy, role_rejection
-from .strategies import (FIXED_NOW, Plan, TemplateInputs, seeded_case, template_inputs, template_variables,
-                         verify_plan)
+from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy
+from .probes.harness import FIXED_NOW, TemplateInputs, template_inputs
+from .probes.merge_policy import role_policy, role_rejection
+from .strategies import Plan, seeded_case, template_variables, verify_plan
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate
@@ -161,14 +162,6 @@ class _Verdict:
     normalized: list[dict[str, Any]] | None = None
 
 
-def _render(inputs: TemplateInputs, case: Mapping[str, Any],
-            messages: list[dict[str, Any]] | None = None) -> tuple[str | None, BaseException | None]:
-    try:
-        return inputs.render(case, messages), None
-    except Exception as error:  # noqa: BLE001 - a template's failure is an outcome to compare
-        return None, error
-
-
 def _raised(error: BaseException | None) -> str | None:
     """The message a template passed to ``raise_exception`` (under any engine), else ``None``."""
     if isinstance(error, TemplateRaise):
@@ -189,8 +182,8 @@ def _describe(error: BaseException) -> str:
 
 def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
     """Check every property that applies to ``case``; the first failing one is reported."""
-    expected, original_error = _render(job.original, case)
-    actual, relaxed_error = _render(job.relaxed, case)
+    expected, original_error = job.original.attempt(case)
+    actual, relaxed_error = job.relaxed.attempt(case)
     error = _describe(relaxed_error) if relaxed_error is not None else None
     accepted = original_error is None
     checked: list[Property] = []
@@ -206,7 +199,7 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
         seen = _server_messages(job.original, case)
         if _rejected_by_role(job, case, seen):
             normalized = apply_policy(seen, job.normalize, job.policy)
-            expected, original_error = _render(job.original, case, normalized)
+            expected, original_error = job.original.attempt(case, normalized)
             if original_error is None:
                 checked.append("normalize")
                 if actual != expected:

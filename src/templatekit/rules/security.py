@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import jinja2.nodes as nodes
 
 from ..findings import Severity
-from ..probes import template_nodes
 from ..syntax import ParsedTemplate
 from .context import LintContext
 from .registry import Hit, rule
@@ -51,7 +50,7 @@ def find_escapes(parsed: ParsedTemplate) -> tuple[Escape, ...]:
     ``attr``/``map``/``selectattr``... filters), dunder names in string constants, and
     attribute names computed at render time."""
     found: list[Escape] = []
-    for node in template_nodes(parsed):
+    for node in parsed.nodes:
         found.extend(_escapes_in(node))
     return tuple(sorted(set(found), key=lambda escape: (escape.line, escape.needle)))
 
