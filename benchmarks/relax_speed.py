@@ -37,7 +37,7 @@ def main() -> int:
 
     from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
     from templatekit.rewrite import relax
-    from templatekit.strategies import cases_for
+    from templatekit.verification import cases_for
 
     with tempfile.TemporaryDirectory(prefix="templatekit-relax-") as folder:
         out = str(Path(folder) / "relaxed.jinja")

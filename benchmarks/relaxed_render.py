@@ -52,8 +52,8 @@ def main() -> int:
     from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS, FIXED_NOW
     from templatekit.probes.merge_policy import role_policy, role_rejection
     from templatekit.rewrite import relax
-    from templatekit.strategies import cases_for
     from templatekit.syntax import parse
+    from templatekit.verification import cases_for
 
     paths = options.templates or sorted(CORPUS.glob("*.jinja"))
     if not paths:

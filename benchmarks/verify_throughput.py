@@ -66,8 +66,7 @@ def main() -> int:
 
     from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
     from templatekit.rewrite import relax
-    from templatekit.strategies import cases_for
-    from templatekit.verification import verify
+    from templatekit.verification import cases_for, verify
 
     original = options.template.read_text(encoding="utf-8")
     relaxed = relax(original).text

@@ -27,8 +27,8 @@ from templatekit.normalization import NORMALIZED_ROLES, apply_policy
 from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS, FIXED_NOW
 from templatekit.probes.merge_policy import role_policy, role_rejection
 from templatekit.rewrite import relax
-from templatekit.strategies import cases_for
 from templatekit.syntax import parse
+from templatekit.verification import cases_for
 
 EXAMPLES = 1000
 

@@ -28,7 +28,7 @@ from templatekit.probes.merge_policy import role_rejection
 from templatekit.rewrite import relax
 from templatekit.servers import vllm
 from templatekit.servers.llama_caps import llama_cpp_caps
-from templatekit.strategies import cases_for
+from templatekit.verification import cases_for
 
 TEMPLATES = [*role_structure_corpus(), *sorted((FIXTURES / "templates").glob("*.jinja")),
              *sorted((FIXTURES / "adversarial").glob("*.jinja"))]

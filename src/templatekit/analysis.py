@@ -16,10 +16,11 @@ from typing import Literal, NamedTuple
 
 import jinja2.nodes as nodes
 
-from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, split_operands
+from .syntax import (ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, parse,
+                     split_operands)
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "uses_name", "compared_roles",
+           "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "analyze_text", "uses_name", "compared_roles",
            "content_triggers"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
@@ -120,6 +121,13 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
         undeclared=(undeclared := numbered_code(parsed).undeclared),
         flags=boolean_flags(parsed.ast) & undeclared,
     )
+
+
+@lru_cache(maxsize=16)
+def analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
+    """``text`` parsed (default profile, no name) and analysed, once per text: for callers that hold only text."""
+    parsed = parse(text)
+    return parsed, analyze(parsed)
 
 
 # Variables every server passes (or the environment defines): not caller-chosen flags.

@@ -40,19 +40,20 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .analysis import ROLE_STRUCTURE
+from .analysis import ROLE_STRUCTURE, analyze_text
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
 from .errors import RenderBudgetExceeded
 from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy
 from .probes.harness import FIXED_NOW, TemplateInputs, template_inputs
 from .probes.merge_policy import role_policy, role_rejection
-from .strategies import Plan, seeded_case, template_variables, verify_plan
+from .probes.shape import learn_shape
+from .generation import Plan, seeded_case
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate
     from .tokens import TokenDiff, Tokenizer
 
-__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "CHUNK_SIZE"]
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "cases_for", "CHUNK_SIZE"]
 
 Property = Literal["fidelity", "tolerance", "normalize", "drops"]
 PROPERTIES: tuple[Property, ...] = ("fidelity", "tolerance", "normalize", "drops")
@@ -480,11 +481,29 @@ def _smaller_texts(text: str, index: int) -> Iterator[str]:
 
 # --- verify -----------------------------------------------------------------------------------
 
-def _role_messages(text: str) -> frozenset[str]:
-    from .analysis import analyze
-    from .syntax import parse
+# The mix verify draws from: walks of the original's shape, irregular histories, random
+# user/assistant/system sequences.
+VERIFY_MODES = (45, 40, 15)
+VERIFY_ROLES = ("user", "assistant", "system", "developer")
+VERIFY_MAX_TURNS = 10
 
-    return frozenset(site.message for site in analyze(parse(text)).sites
+
+def verify_plan(inputs: TemplateInputs) -> Plan:
+    """The plan :func:`verify` generates with for the original template ``inputs``."""
+    return Plan(learn_shape(inputs), VERIFY_MODES, VERIFY_MAX_TURNS, VERIFY_ROLES)
+
+
+def cases_for(template: str | ChatTemplate, examples: int, *, seed: int = 0,
+              special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE
+              ) -> list[dict[str, Any]]:
+    """The first ``examples`` cases :func:`verify` checks for ``template`` with ``seed``
+    (for benchmarks and for looking at what is generated)."""
+    plan = verify_plan(template_inputs(template, special_tokens, profile))
+    return [seeded_case(plan, seed, index) for index in range(examples)]
+
+
+def _role_messages(text: str) -> frozenset[str]:
+    return frozenset(site.message for site in analyze_text(text)[1].sites
                      if site.check_class in ROLE_STRUCTURE and site.message_is_literal)
 
 
@@ -572,6 +591,6 @@ def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None
 def _with_special_tokens(job: _Job, case: dict[str, Any]) -> dict[str, Any]:
     """``case`` with the special tokens the templates read as kwargs, so that rendering it
     from any source (a bare .jinja file has none) replays exactly what was compared."""
-    read = template_variables(job.original.text) | template_variables(job.relaxed.text)
+    read = analyze_text(job.original.text)[1].undeclared | analyze_text(job.relaxed.text)[1].undeclared
     tokens = {name: value for name, value in job.original.special_tokens if name in read}
     return {**case, "kwargs": {**tokens, **case.get("kwargs", {})}}

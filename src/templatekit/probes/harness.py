@@ -21,7 +21,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..analysis import Analysis
+from ..analysis import Analysis, analyze_text
 from ..environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment, render, render_budget
 from ..errors import RenderBudgetExceeded
 from ..syntax import ParsedTemplate, is_raise_call, numbered_code
@@ -290,11 +290,7 @@ def text_harness(text: str, special_tokens: Mapping[str, str] | None = None,
 
 @lru_cache(maxsize=16)
 def _text_harness(text: str, tokens: tuple[tuple[str, str], ...], profile: Profile) -> Harness:
-    from ..analysis import analyze
-    from ..syntax import parse
-
-    parsed = parse(text)
-    return Harness(parsed, analyze(parsed), dict(tokens), profile)
+    return Harness(*analyze_text(text), dict(tokens), profile)
 
 
 

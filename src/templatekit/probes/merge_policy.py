@@ -54,10 +54,10 @@ def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> Role
     return RolePolicy(developer_as_system, "anywhere")
 
 
-def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                   add_generation_prompt: bool = False, variables: Mapping[str, Any] | None = None,
-                   special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE,
-                   now: datetime | None = None) -> RaiseSite | None:
+def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *,
+                   tools: Sequence[Mapping[str, Any]] | None = None, add_generation_prompt: bool = False,
+                   variables: Mapping[str, Any] | None = None, special_tokens: Mapping[str, str] | None = None,
+                   profile: Profile = DEFAULT_PROFILE, now: datetime | None = None) -> RaiseSite | None:
     """The role-structure check of ``text`` that rejects this conversation, or ``None`` (it renders,
     or fails some other way)."""
     harness = text_harness(text, special_tokens, profile)
