@@ -14,7 +14,8 @@ from hypothesis.errors import InvalidArgument
 
 from templatekit import render
 from templatekit.sources import ChatTemplate
-from templatekit.generation import Plan, RandomDraw, default_shape, generate_case
+from templatekit.environment import REASONING_FIELDS
+from templatekit.generation import REASONING_DRAW_ORDER, Plan, RandomDraw, default_shape, generate_case
 from templatekit.probes.harness import template_inputs
 from templatekit.probes.shape import learn_shape
 from templatekit.strategies import ROLES, cases, conversations, messages, tool_calls, tool_definitions
@@ -175,6 +176,10 @@ def test_valid_for_renders_only_when_the_strategy_draws() -> None:
     strategy = conversations(valid_for="{{ raise_exception('never') }}")  # probing it would fail: not probed yet
     with pytest.raises(InvalidArgument, match="accepted none of the probe conversations"):
         find(strategy, lambda conversation: True, settings=FIND)
+
+
+def test_generation_draws_the_reasoning_fields_the_environment_reads() -> None:
+    assert sorted(REASONING_DRAW_ORDER) == sorted(REASONING_FIELDS)
 
 
 def test_random_generation_is_deterministic_per_seed() -> None:

@@ -38,7 +38,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .generation import (ARGUMENT_FORMS, REASONING_FIELDS, START, Draw, Plan, default_shape, draw_message,
+from .generation import (ARGUMENT_FORMS, REASONING_DRAW_ORDER, START, Draw, Plan, default_shape, draw_message,
                          draw_tool_call, draw_tool_definitions, draw_tool_result, draw_unit, generate_case)
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ def messages(*, roles: Sequence[str] = ROLES, content: ContentMode = "both", too
     _check_flag("tools", tools)
     _check_flag("reasoning", reasoning)
     shape = replace(default_shape().restricted(roles=ROLES, tools=True, content=content),
-                    reasoning=REASONING_FIELDS if reasoning else ())
+                    reasoning=REASONING_DRAW_ORDER if reasoning else ())
 
     @st.composite
     def build(draw: Callable[[Any], Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
 
-from ..generation import (ALL_FORMS, ARGUMENT_FORMS, CALL_CONTENTS, FLAGS, REASONING_FIELDS, START, UNITS, Form,
+from ..generation import (ALL_FORMS, ARGUMENT_FORMS, CALL_CONTENTS, FLAGS, REASONING_DRAW_ORDER, START, UNITS, Form,
                           RandomDraw, Shape, State, Unit, after, draw_tool_definitions, image_part)
 from .harness import TemplateInputs, text_harness
 
@@ -117,7 +117,7 @@ def _learn_shape(inputs: TemplateInputs) -> Shape:
         shape = replace(shape, **_tool_call_forms(prober, *witnesses["tool-exchange"]))
     if "assistant" in witnesses:
         conversation, start = witnesses["assistant"]
-        shape = replace(shape, reasoning=tuple(field for field in REASONING_FIELDS if prober.accepts(
+        shape = replace(shape, reasoning=tuple(field for field in REASONING_DRAW_ORDER if prober.accepts(
             _replaced(conversation, start, 1, [{**conversation[start], field: "Thinking it over."}]))))
     return shape
 

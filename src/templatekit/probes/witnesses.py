@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jinja2.nodes as nodes
 
 from ..analysis import Analysis, RaiseSite, compared_roles, constant_strings
+from ..environment import REASONING_FIELDS
 from ..syntax import ParsedTemplate, iter_nodes
 from .harness import CALL_ID, HI, PROBE_TOOL, Harness, Outcome, Witness, harness_for, probe_call
 
@@ -243,7 +244,7 @@ def _alphabet(site: RaiseSite, words: set[str], strings: set[str], facts: _Templ
             {"role": "user", "content": 42},
             {"role": "assistant", "content": None},
         ]
-    for key in ("thinking", "reasoning_content", "reasoning"):
+    for key in REASONING_FIELDS:
         if key in words:
             alphabet.append({"role": "assistant", "content": "hi", key: "hmm"})
             if tool_related:
@@ -252,7 +253,7 @@ def _alphabet(site: RaiseSite, words: set[str], strings: set[str], facts: _Templ
         if len(string) > 3 and not string.isidentifier():  # a marker the template looks for in content
             alphabet.append({"role": "assistant", "content": string})
             alphabet.extend({"role": "assistant", "content": "hi", key: string}
-                            for key in ("thinking", "reasoning_content") if key in words)
+                            for key in REASONING_FIELDS if key in words)
     known = {message["role"] for message in alphabet}
     extra_roles = sorted(role for role in facts.role_constants & (words | strings) if role not in known)
     alphabet += [{"role": role, "content": "hi"} for role in extra_roles]
