@@ -10,7 +10,7 @@ condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-typ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
@@ -421,20 +421,31 @@ def _is_content(node: nodes.Node, aliases: _Aliases) -> bool:
 
 
 def _role_constants(test: nodes.Node, aliases: _Aliases) -> set[str]:
-    """The role names a test compares a role (as the aliases know roles) against."""
-    return _compared_strings(iter_nodes(test), lambda node: _is_role(node, aliases))
+    """The role names a test compares a role against."""
+    return _compared_strings(iter_nodes(test), aliases)
 
 
-def _compared_strings(candidates: Iterable[nodes.Node], is_role: Callable[[nodes.Node], bool]) -> set[str]:
-    """The string constants of every comparison among ``candidates`` with a role (``is_role``) as an operand."""
+def _compared_strings(candidates: Iterable[nodes.Node], aliases: _Aliases | None) -> set[str]:
+    """The string constants of every comparison among ``candidates`` with a role operand
+    (:func:`_names_role`, or with ``aliases`` also what they know as a role)."""
     found: set[str] = set()
     for node in candidates:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
-            if any(is_role(operand) for operand in operands):
+            if any(_names_role(operand) or aliases is not None and _is_role(operand, aliases)
+                   for operand in operands):
                 for operand in operands:
                     found |= constant_strings(operand)
     return found
+
+
+def _names_role(node: nodes.Node) -> bool:
+    """``x.role``, ``x['role']`` or a variable named ``*role*``: a role by its name alone."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr == "role"
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Const) and node.arg.value == "role"
+    return isinstance(node, nodes.Name) and "role" in node.name
 
 
 def constant_strings(node: nodes.Node) -> set[str]:
@@ -940,18 +951,9 @@ def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
 
 @lru_cache(maxsize=8)
 def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
-    """String constants the template compares a role against anywhere: a role is read here by its
-    name alone (``x.role``, ``x['role']``, a variable named ``*role*``), without the aliases of
-    ``messages`` that a site's classification follows."""
-    return frozenset(_compared_strings(parsed.nodes, _named_role))
-
-
-def _named_role(node: nodes.Node) -> bool:
-    if isinstance(node, nodes.Getattr):
-        return node.attr == "role"
-    if isinstance(node, nodes.Getitem):
-        return isinstance(node.arg, nodes.Const) and node.arg.value == "role"
-    return isinstance(node, nodes.Name) and "role" in node.name
+    """String constants the template compares a role against anywhere (a role by its name alone:
+    the aliases a site's classification also follows belong to one path)."""
+    return frozenset(_compared_strings(parsed.nodes, None))
 
 
 def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
