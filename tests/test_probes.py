@@ -8,8 +8,9 @@ import pytest
 from conftest import FIXTURES, read_template
 
 from templatekit.analysis import analyze
+from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
-from templatekit.probes import (PLACEHOLDER_TOKENS, Witness, capabilities, clock_dependence, eos_after_assistant,
+from templatekit.probes import (PLACEHOLDER_TOKENS, capabilities, clock_dependence, eos_after_assistant,
                                 find_witnesses, harness_for, leading_bos_count, silent_drops)
 from templatekit.syntax import parse
 
@@ -22,7 +23,7 @@ def probed(text: str, special_tokens: dict[str, str] | None = None):
     return parsed, analysis, harness_for(parsed, analysis, special_tokens)
 
 
-def replay(text: str, witness: Witness) -> str:
+def replay(text: str, witness: Case) -> str:
     """Render a witness exactly as `templatekit render --messages` would: from its JSON."""
     case = json.loads(witness.to_json())
     return render(text, case["messages"], tools=case["tools"], add_generation_prompt=case["add_generation_prompt"],
@@ -130,7 +131,7 @@ def test_leading_bos_count_and_eos_after_assistant() -> None:
 
 
 def test_witness_json_is_the_render_replay_format() -> None:
-    witness = Witness(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
+    witness = Case(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
                       kwargs={"enable_thinking": False})
     assert json.loads(witness.to_json()) == {"messages": [{"role": "user", "content": None}], "tools": None,
                                              "add_generation_prompt": True, "kwargs": {"enable_thinking": False}}

@@ -222,7 +222,7 @@ def test_developer_everywhere_by_hand_fails_verification() -> None:
                "{% endfor %}{%- set messages = tk_all.m %}" + mapped)
     result = verify(text, by_hand, normalize="merge", examples=300)
     assert not result.ok and result.counterexample.property == "fidelity"
-    assert any(message["role"] == "developer" for message in result.counterexample.case["messages"])
+    assert any(message["role"] == "developer" for message in result.counterexample.case.messages)
 
 
 # --- normalize ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from .analysis import ROLE_STRUCTURE, analyze_text
+from .cases import Case
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
 from .errors import RenderBudgetExceeded
 from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from .sources import ChatTemplate
     from .tokens import TokenDiff, Tokenizer
 
-__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "cases_for", "CHUNK_SIZE"]
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "cases_for", "CHUNK_SIZE"]
 
 Property = Literal["fidelity", "tolerance", "normalize", "drops"]
 PROPERTIES: tuple[Property, ...] = ("fidelity", "tolerance", "normalize", "drops")
@@ -67,15 +68,15 @@ _ROLE_RANK = {"user": 1, "assistant": 2, "system": 3, "developer": 4, "tool": 5}
 class Counterexample:
     """A minimal case on which a property fails.
 
-    ``case`` is replayable JSON (``{"messages", "tools", "add_generation_prompt", "kwargs"}``,
-    what ``templatekit render --messages`` reads).  ``expected`` is ORIGINAL's output
+    ``case`` is the replayable input (its :meth:`~templatekit.cases.Case.to_json` is what
+    ``templatekit render --messages`` reads).  ``expected`` is ORIGINAL's output
     (``fidelity``) or ORIGINAL's output on ``normalized`` (``normalize``); ``actual`` is
     RELAXED's output, ``None`` when it raised ``error``.  ``token_diff`` is set when a
     tokenizer was given and both sides rendered.
     """
 
     property: Property
-    case: Mapping[str, Any]
+    case: Case
     expected: str | None
     actual: str | None
     error: str | None = None
@@ -96,23 +97,7 @@ class Counterexample:
 
     def to_json(self) -> str:
         """The replayable case as JSON, one message per line."""
-        return case_json(self.case)
-
-
-def case_json(case: Mapping[str, Any]) -> str:
-    """``case`` as JSON with one message per line (``messages`` first)."""
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    lines = ["{", '  "messages": [']
-    messages = list(case.get("messages", ()))
-    lines += [f"    {dumps(message)}{',' if index < len(messages) - 1 else ''}"
-              for index, message in enumerate(messages)]
-    rest = [(key, value) for key, value in case.items() if key != "messages"]
-    lines.append("  ]" + ("," if rest else ""))
-    lines += [f"  {dumps(key)}: {dumps(value)}{',' if index < len(rest) - 1 else ''}"
-              for index, (key, value) in enumerate(rest)]
-    return "\n".join([*lines, "}"])
+        return self.case.to_json()
 
 
 @dataclass(frozen=True)
@@ -584,8 +569,8 @@ def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None
 
         token_diff = diff_tokens(tokenizer.encode(verdict.expected), tokenizer.encode(verdict.actual))
     normalized = tuple(verdict.normalized) if verdict.normalized is not None else None
-    return Counterexample(verdict.failure, _with_special_tokens(job, case), verdict.expected, verdict.actual,
-                          verdict.error, normalized, token_diff)
+    return Counterexample(verdict.failure, Case.from_data(_with_special_tokens(job, case)), verdict.expected,
+                          verdict.actual, verdict.error, normalized, token_diff)
 
 
 def _with_special_tokens(job: _Job, case: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .harness import CALL_ID, HI, PROBE_TOOL, TOOL_FORMATS, Harness, Outcome, Witness, probe_call
+from ..cases import Case
+from .harness import CALL_ID, HI, PROBE_TOOL, TOOL_FORMATS, Harness, Outcome, probe_call
 
 __all__ = ["Capability", "Drop", "Leak", "PrefixBreak", "ToolCallFormat", "capabilities", "silent_drops",
            "tool_formats", "renders_tool", "python_values", "content_triggered_text", "prefix_break",
@@ -33,7 +34,7 @@ class Capability(NamedTuple):
     name: str
     supported: bool | None
     detail: str
-    witness: Witness
+    witness: Case
     site: int | None = None
 
 
@@ -51,7 +52,7 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
     """
     baseline = harness.run(harness.witness([_USER]))
 
-    def probe(name: str, witness: Witness, marker: str, before: Outcome | None = None) -> Capability:
+    def probe(name: str, witness: Case, marker: str, before: Outcome | None = None) -> Capability:
         """``before``: the render without the probed message, which may show ``marker`` already."""
         outcome = harness.run(witness)
         if outcome.ok:
@@ -83,13 +84,13 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
     }
 
 
-def _shows_python_value(output: str, witness: Witness) -> bool:
+def _shows_python_value(output: str, witness: Case) -> bool:
     """Whether list content was printed whole (``[{'type': 'text', ...}]``) instead of rendered."""
     return any(isinstance(message.get("content"), list) and str(message["content"]) in output
                for message in witness.messages)
 
 
-def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Witness) -> Capability:
+def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Case) -> Capability:
     outcome = harness.run(prompted)
     if baseline.ok and outcome.ok:
         changes = baseline.output != outcome.output
@@ -105,7 +106,7 @@ class Drop(NamedTuple):
     """A message the template accepted but whose text is not in the output."""
 
     description: str
-    witness: Witness
+    witness: Case
     message_index: int
 
 
@@ -120,7 +121,7 @@ def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
     missing from a successful render is a drop.
     """
     drops = _positional_drops(harness)
-    probes: list[tuple[str, Witness, tuple[int, ...]]] = [
+    probes: list[tuple[str, Case, tuple[int, ...]]] = [
         ("the second text part of list content", harness.witness([{"role": "user", "content": [
             {"type": "text", "text": "tkmark-0a"}, {"type": "text", "text": "tkmark-0b"}]}]), (0,)),
         ("assistant text beside tool calls", harness.witness([
@@ -156,7 +157,7 @@ def _positional_drops(harness: Harness) -> list[Drop]:
     return list(drops.values())
 
 
-def _marked(harness: Harness, roles: Sequence[str]) -> Witness:
+def _marked(harness: Harness, roles: Sequence[str]) -> Case:
     return harness.witness([{"role": role, "content": f"tkmark-{index}"} for index, role in enumerate(roles)])
 
 
@@ -176,7 +177,7 @@ class Leak(NamedTuple):
 
     description: str
     text: str
-    witness: Witness
+    witness: Case
 
 
 def tool_formats(harness: Harness) -> dict[str, Outcome]:
@@ -260,7 +261,7 @@ def content_triggered_text(harness: Harness, triggers: Sequence[str]) -> list[Le
     return leaks
 
 
-def _injected(where: str, trigger: str, triggered: Witness, before: str, after: str) -> list[Leak]:
+def _injected(where: str, trigger: str, triggered: Case, before: str, after: str) -> list[Leak]:
     """The :class:`Leak` of ``trigger``, if ``after`` has text (3+ words) where ``before`` has none.
 
     The changed stretch is what lies between the common prefix and the common suffix of the
@@ -278,8 +279,8 @@ def _injected(where: str, trigger: str, triggered: Witness, before: str, after: 
 class PrefixBreak(NamedTuple):
     """A conversation whose prompt does not start with the prompt of its first turns."""
 
-    earlier: Witness
-    later: Witness
+    earlier: Case
+    later: Case
     offset: int
     was: str
     now: str
@@ -328,7 +329,7 @@ class ToolCallFormat(NamedTuple):
     vllm: str | None
     sglang: str | None
     rendered: str
-    witness: Witness
+    witness: Case
 
 
 # (name, test on the rendered call, vLLM --tool-call-parser, SGLang --tool-call-parser); first match wins
@@ -360,7 +361,7 @@ _TOOL_CALL_FORMATS: tuple[tuple[str, re.Pattern[str], str | None, str | None], .
 )
 
 
-def tool_call_format(harness: Harness, call: Witness) -> ToolCallFormat | None:
+def tool_call_format(harness: Harness, call: Case) -> ToolCallFormat | None:
     """The format ``call`` (a conversation ending in an assistant tool call that renders)
     writes the call in, read from the text the call adds to the prompt; ``None`` when the
     call does not render.  An unrecognised format has no parser names."""
@@ -379,7 +380,7 @@ def tool_call_format(harness: Harness, call: Witness) -> ToolCallFormat | None:
 
 # --- clock and tokens ----------------------------------------------------------------------
 
-def clock_dependence(harness: Harness) -> Witness | None:
+def clock_dependence(harness: Harness) -> Case | None:
     """A conversation whose output differs between two fixed clocks, or ``None``."""
     for witness in (harness.witness([HI], add_generation_prompt=True),
                     harness.witness([{"role": "system", "content": "hi"}, HI], add_generation_prompt=True),
@@ -390,7 +391,7 @@ def clock_dependence(harness: Harness) -> Witness | None:
     return None
 
 
-def leading_bos_count(harness: Harness) -> tuple[int, Witness] | None:
+def leading_bos_count(harness: Harness) -> tuple[int, Case] | None:
     """How many ``bos_token`` the output of ``[user]`` starts with (``None``: cannot tell)."""
     bos = harness.special_tokens.get("bos_token")
     witness = harness.witness([HI], add_generation_prompt=True)
@@ -405,7 +406,7 @@ def leading_bos_count(harness: Harness) -> tuple[int, Witness] | None:
     return count, witness
 
 
-def eos_after_assistant(harness: Harness) -> tuple[bool, Witness] | None:
+def eos_after_assistant(harness: Harness) -> tuple[bool, Case] | None:
     """Whether ``eos_token`` follows an assistant turn before the next user turn (``None``: cannot tell)."""
     eos = harness.special_tokens.get("eos_token")
     witness = _marked(harness, ["user", "assistant", "user"])

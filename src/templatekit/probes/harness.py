@@ -1,8 +1,8 @@
 """The probe harness: one template compiled for probing, and the vocabulary every probe shares.
 
-The placeholder special tokens, the probe tool and tool call, the conversation types a probe
-renders (:class:`Witness`, :class:`Outcome`) and the one answer to "does the template accept
-this input": :meth:`Harness.run` for probes that need to know which raise site fired,
+The placeholder special tokens, the probe tool and tool call, what one probe render did
+(:class:`Outcome` of a :class:`~templatekit.cases.Case`) and the one answer to "does the
+template accept this input": :meth:`Harness.run` for probes that need to know which raise site fired,
 :meth:`TemplateInputs.accepts` for renders as transformers or a server renders them.
 
 A harness compiles the template once (:func:`templatekit.syntax.numbered_code`, the same pass
@@ -12,16 +12,15 @@ probe *knows* which site fired instead of guessing from the message.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from functools import lru_cache
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..analysis import Analysis, analyze_text
+from ..cases import Case
 from ..environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment, render, render_budget
 from ..errors import RenderBudgetExceeded
 from ..syntax import ParsedTemplate, is_raise_call, numbered_code
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from ..sources import ChatTemplate
 
 __all__ = ["PLACEHOLDER_TOKENS", "DEFAULT_SPECIAL_TOKENS", "FIXED_NOW", "PROBE_TOOL", "TOOL_FORMATS", "CALL_ID",
-           "HI", "probe_call", "Witness", "Outcome", "Harness", "harness_for", "text_harness", "TemplateInputs",
+           "HI", "probe_call", "Outcome", "Harness", "harness_for", "text_harness", "TemplateInputs",
            "template_inputs"]
 
 PLACEHOLDER_TOKENS: Mapping[str, str] = {
@@ -81,57 +80,6 @@ def probe_call(call_id: str | None = CALL_ID, arguments: Any = None) -> dict[str
 
 
 # --- conversations -------------------------------------------------------------------------
-
-class Witness(NamedTuple):
-    """A concrete input: what a server would pass to the template.
-
-    ``to_json()`` is the file format ``templatekit render --messages FILE`` replays.
-    """
-
-    messages: tuple[Mapping[str, Any], ...]
-    tools: tuple[Mapping[str, Any], ...] | None = None
-    add_generation_prompt: bool = False
-    kwargs: Mapping[str, Any] = MappingProxyType({})
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps({
-            "messages": list(self.messages),
-            "tools": list(self.tools) if self.tools is not None else None,
-            "add_generation_prompt": self.add_generation_prompt,
-            "kwargs": dict(self.kwargs),
-        }))
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def describe(self) -> str:
-        """A short human summary: ``[user, user]``, plus tools and keyword arguments if any."""
-        roles = ", ".join(_describe_message(message) for message in self.messages)
-        extras = []
-        if self.tools is not None:
-            extras.append(f"{len(self.tools)} tool{'s' if len(self.tools) != 1 else ''}")
-        if self.add_generation_prompt:
-            extras.append("add_generation_prompt")
-        extras.extend(f"{key}={json.dumps(value)}" for key, value in self.kwargs.items())
-        return f"[{roles}]" + (f" with {', '.join(extras)}" if extras else "")
-
-
-def _describe_message(message: Mapping[str, Any]) -> str:
-    role = str(message.get("role"))
-    notes = []
-    content = message.get("content", "")
-    if content is None:
-        notes.append("content null")
-    elif isinstance(content, list):
-        kinds = ",".join(str(part.get("type", "?")) if isinstance(part, Mapping) else "?" for part in content)
-        notes.append(f"parts {kinds}")
-    elif not isinstance(content, str):
-        notes.append(f"content {type(content).__name__}")
-    if "tool_calls" in message:
-        notes.append(f"{len(message['tool_calls'])} tool call{'s' if len(message['tool_calls']) != 1 else ''}")
-    notes.extend(key for key in message if key not in ("role", "content", "tool_calls"))
-    return role + (f" ({'; '.join(notes)})" if notes else "")
-
 
 class Outcome(NamedTuple):
     """What one render did: the output, or the raise site that fired, or another error."""
@@ -190,7 +138,7 @@ class Harness:
         required: dict[str, str] = {}
         undeclared = self.analysis.undeclared
         for _ in range(len(undeclared)):
-            outcome = self.run(Witness((HI,), kwargs=required))
+            outcome = self.run(Case((HI,), kwargs=required))
             match = _UNDEFINED.match(outcome.error or "")
             if match is None or match.group(1) not in undeclared or match.group(1) in required:
                 break
@@ -201,21 +149,21 @@ class Harness:
         """The tools to pass when a probe passes none: ``None``, unless ``[user]`` fails without
         tools and renders with them (a ``tool_use`` template, which servers select only for
         requests with tools); then one tool in the first format of :data:`TOOL_FORMATS` it renders."""
-        if self.run(Witness((HI,), kwargs=self.required_kwargs)).error is None:
+        if self.run(Case((HI,), kwargs=self.required_kwargs)).error is None:
             return None
         for tool in TOOL_FORMATS.values():
-            if self.run(Witness((HI,), (tool,), kwargs=self.required_kwargs)).ok:
+            if self.run(Case((HI,), (tool,), kwargs=self.required_kwargs)).ok:
                 return (tool,)
         return None
 
     def witness(self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                add_generation_prompt: bool = False, kwargs: Mapping[str, Any] | None = None) -> Witness:
-        """A :class:`Witness` that also carries the variables (and, for a template that needs
+                add_generation_prompt: bool = False, kwargs: Mapping[str, Any] | None = None) -> Case:
+        """A :class:`Case` that also carries the variables (and, for a template that needs
         them, the tools) the template requires."""
-        return Witness(tuple(messages), tuple(tools) if tools is not None else self.default_tools,
+        return Case(tuple(messages), tuple(tools) if tools is not None else self.default_tools,
                        add_generation_prompt, {**self.required_kwargs, **(kwargs or {})})
 
-    def run(self, witness: Witness, *, now: datetime | None = None) -> Outcome:
+    def run(self, witness: Case, *, now: datetime | None = None) -> Outcome:
         """Render ``witness`` (with ``strftime_now`` fixed at ``now``, if given); never raises."""
         self.renders += 1
         variables = {"messages": list(witness.messages), "tools": _list_or_none(witness.tools), "documents": None,

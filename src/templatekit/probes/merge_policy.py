@@ -11,9 +11,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import ROLE_STRUCTURE, compared_roles
+from ..cases import Case
 from ..environment import DEFAULT_PROFILE, Profile
 from ..normalization import DEVELOPER, RolePolicy
-from .harness import Witness, text_harness
+from .harness import text_harness
 
 if TYPE_CHECKING:
     from ..analysis import RaiseSite
@@ -61,7 +62,7 @@ def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *,
     """The role-structure check of ``text`` that rejects this conversation, or ``None`` (it renders,
     or fails some other way)."""
     harness = text_harness(text, special_tokens, profile)
-    witness = Witness(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
+    witness = Case(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
                       dict(variables or {}))
     outcome = harness.run(witness, now=now)
     if outcome.site is None:

@@ -1,4 +1,4 @@
-"""Witness search: for each raise site, a minimal conversation that fires exactly that site.
+"""Case search: for each raise site, a minimal conversation that fires exactly that site.
 
 The search is breadth-first over conversation size, so the first conversation found for a site
 has as few messages as the explored space allows.  The messages, tools and keyword arguments
@@ -18,8 +18,9 @@ import jinja2.nodes as nodes
 
 from ..analysis import Analysis, RaiseSite, compared_roles, constant_strings
 from ..environment import REASONING_FIELDS
+from ..cases import Case
 from ..syntax import ParsedTemplate, iter_nodes
-from .harness import CALL_ID, HI, PROBE_TOOL, Harness, Outcome, Witness, harness_for, probe_call
+from .harness import CALL_ID, HI, PROBE_TOOL, Harness, Outcome, harness_for, probe_call
 
 __all__ = ["DEFAULT_BUDGET", "MAX_MESSAGES", "find_witnesses"]
 
@@ -40,7 +41,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def find_witnesses(parsed: ParsedTemplate, analysis: Analysis, *, budget: int = DEFAULT_BUDGET,
                    special_tokens: Mapping[str, str] | None = None,
-                   max_messages: int = MAX_MESSAGES) -> dict[int, Witness | None]:
+                   max_messages: int = MAX_MESSAGES) -> dict[int, Case | None]:
     """For each raise site, a minimal conversation that fires exactly that site, or ``None``.
 
     ``None`` means no conversation of up to ``max_messages`` messages made of the
@@ -59,13 +60,13 @@ class _WitnessSearch:
         self.budget = budget
         self.max_messages = max_messages
         self.spent = 0
-        self.found: dict[int, Witness] = {}
+        self.found: dict[int, Case] = {}
         self.cache: dict[tuple[Any, ...], Outcome] = {}
         self.template_facts = _TemplateFacts.of(harness.parsed, harness.analysis)
         # (site, context number) -> prefixes worth extending at the current size
         self.frontiers: dict[tuple[int, int], list[tuple[int, ...]]] = {}
 
-    def run(self) -> dict[int, Witness | None]:
+    def run(self) -> dict[int, Case | None]:
         sites = self.harness.analysis.sites
         plans = {site.index: _Plan.of(site, self.template_facts) for site in sites}
         for size in range(self.max_messages + 1):
@@ -79,7 +80,7 @@ class _WitnessSearch:
                         return self._result()
         return self._result()
 
-    def _result(self) -> dict[int, Witness | None]:
+    def _result(self) -> dict[int, Case | None]:
         return {site.index: self.found.get(site.index) for site in self.harness.analysis.sites}
 
     def _expand(self, site: int, plan: _Plan, context_number: int, size: int) -> None:
@@ -106,7 +107,7 @@ class _WitnessSearch:
                 frontier.append(sequence)
         self.frontiers[key] = frontier
 
-    def _run(self, witness: Witness) -> Outcome:
+    def _run(self, witness: Case) -> Outcome:
         key = (repr(witness.messages), repr(witness.tools), witness.add_generation_prompt,
                repr(sorted(witness.kwargs.items())))
         outcome = self.cache.get(key)
