@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import FIXTURES, read_template
@@ -10,6 +11,7 @@ from conftest import FIXTURES, read_template
 from templatekit.analysis import analyze
 from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
+from templatekit.errors import MalformedFileError
 from templatekit.probes import (PLACEHOLDER_TOKENS, capabilities, clock_dependence, eos_after_assistant,
                                 find_witnesses, harness_for, leading_bos_count, silent_drops)
 from templatekit.syntax import parse
@@ -132,7 +134,19 @@ def test_leading_bos_count_and_eos_after_assistant() -> None:
 
 def test_witness_json_is_the_render_replay_format() -> None:
     witness = Case(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
-                      kwargs={"enable_thinking": False})
+                   kwargs={"enable_thinking": False})
     assert json.loads(witness.to_json()) == {"messages": [{"role": "user", "content": None}], "tools": None,
                                              "add_generation_prompt": True, "kwargs": {"enable_thinking": False}}
+    assert Case.from_json(witness.to_json()) == witness
     assert witness.describe() == "[user (content null)] with add_generation_prompt, enable_thinking=false"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('{"messages": "hi"}', 'a "messages" list'), ('[{"role": "user"}, 2]', 'a "messages" list'),
+    ('{"messages": [], "kwargs": []}', '"kwargs" must be an object'),
+    ('{"messages": [], "tools": {"name": "f"}}', '"tools" must be a list or null'),
+    ('{"messages": [', "case.json:1:15: invalid JSON"),
+])
+def test_replay_files_are_checked_with_one_clear_error(text: str, problem: str) -> None:
+    with pytest.raises(MalformedFileError, match=re.escape(problem)):
+        Case.from_json(text, "case.json")
