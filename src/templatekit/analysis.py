@@ -16,8 +16,9 @@ from typing import Literal, NamedTuple
 
 import jinja2.nodes as nodes
 
+from .errors import InputLimitError, TemplateSyntaxError
 from .syntax import (ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, parse,
-                     split_operands)
+                     split_operands, too_deep)
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
            "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "analyze_text", "uses_name", "compared_roles",
@@ -123,9 +124,19 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
     )
 
 
+def analyze_text(text: str, name: str | None = None) -> tuple[ParsedTemplate, Analysis]:
+    """``text`` parsed (default profile) and analysed, once per text whoever asks (cached); a
+    template that does not parse raises the error :func:`~templatekit.syntax.parse` raises, naming ``name``."""
+    try:
+        return _analyze_text(text)
+    except TemplateSyntaxError as error:
+        raise TemplateSyntaxError(error.message, line=error.line, name=name) from None
+    except InputLimitError:
+        raise too_deep(name) from None
+
+
 @lru_cache(maxsize=16)
-def analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
-    """``text`` parsed (default profile, no name) and analysed, once per text: for callers that hold only text."""
+def _analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
     parsed = parse(text)
     return parsed, analyze(parsed)
 

@@ -14,7 +14,7 @@ from ..analysis import ROLE_STRUCTURE, compared_roles
 from ..cases import Case
 from ..environment import DEFAULT_PROFILE, Profile
 from ..normalization import DEVELOPER, RolePolicy
-from .harness import text_harness
+from .harness import DEFAULT_SPECIAL_TOKENS, text_harness
 
 if TYPE_CHECKING:
     from ..analysis import RaiseSite
@@ -29,12 +29,15 @@ def role_policy(template: str | ChatTemplate) -> RolePolicy:
     """Steps a and b of N for ``template``: developer from its AST, system placement by rendering.
 
     A system message counts as placed where the template renders its text: at the start
-    (``[system, user]``) and after other turns (``[user, assistant, system, user]``).
+    (``[system, user]``) and after other turns (``[user, assistant, system, user]``), rendered
+    with the template's special tokens, else those verification renders with (so that relax and
+    its verification learn the policy once).
     """
     from ..sources import ChatTemplate
 
     chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
-    return _role_policy(chat_template.text, tuple(sorted(chat_template.special_tokens.items())))
+    tokens = chat_template.special_tokens or DEFAULT_SPECIAL_TOKENS
+    return _role_policy(chat_template.text, tuple(sorted(tokens.items())))
 
 
 @lru_cache(maxsize=128)
