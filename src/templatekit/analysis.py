@@ -5,7 +5,9 @@ loops, following aliases of ``messages``) and a class decided from the structure
 condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-type``,
 ``tool-call``, ``other``).  Like jinja2's ``meta`` module this is plain functions over
 ``nodes.Template``; it never renders.  Whether a site is live is the job of
-:mod:`templatekit.probes` (witness search).
+:mod:`templatekit.probes.witnesses`.  Also the static facts rules and probes read
+(:func:`uses_name`, :func:`compared_roles`, :func:`content_triggers`), so that no static rule
+imports rendering code.
 """
 
 from __future__ import annotations
