@@ -158,10 +158,10 @@ class Harness:
 
     def witness(self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
                 add_generation_prompt: bool = False, kwargs: Mapping[str, Any] | None = None) -> Case:
-        """A :class:`Case` that also carries the variables (and, for a template that needs
-        them, the tools) the template requires."""
+        """A witness :class:`~templatekit.cases.Case` that also carries the variables (and, for a
+        template that needs them, the tools) the template requires."""
         return Case(tuple(messages), tuple(tools) if tools is not None else self.default_tools,
-                       add_generation_prompt, {**self.required_kwargs, **(kwargs or {})})
+                    add_generation_prompt, {**self.required_kwargs, **(kwargs or {})})
 
     def run(self, witness: Case, *, now: datetime | None = None) -> Outcome:
         """Render ``witness`` (with ``strftime_now`` fixed at ``now``, if given); never raises."""

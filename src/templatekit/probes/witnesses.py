@@ -1,4 +1,4 @@
-"""Case search: for each raise site, a minimal conversation that fires exactly that site.
+"""Witness search: for each raise site, a minimal conversation that fires exactly that site.
 
 The search is breadth-first over conversation size, so the first conversation found for a site
 has as few messages as the explored space allows.  The messages, tools and keyword arguments
