@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("text", "json", "sarif", "github")
 SEVERITIES = ("error", "warning", "info")
-# Files that make a folder a model folder (read as one source) rather than a tree of templates.
-_MODEL_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json", "processor_config.json")
-_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json")
 
 LINT_EXAMPLES = """\b
 Examples:
@@ -212,14 +209,11 @@ def _templates(reference: str, template_name: str | None, missing_ok: bool, revi
 
 
 def _expand(source: str, missing_ok: bool) -> list[str]:
-    """A folder that is not a model folder stands for the template files under it
-    (none: the folder itself, reported as having no template unless ``missing_ok``)."""
-    folder = Path(source)
-    if not folder.is_dir() or any((folder / name).is_file() for name in _MODEL_FILES):
-        return [source]
-    found = sorted(str(path) for path in folder.rglob("*")
-                   if path.is_file() and (path.suffix in (".jinja", ".gguf") or path.name in _TEMPLATE_FILES)
-                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    """The sources ``source`` stands for; a folder with no template file is itself (reported as
+    having no template) unless ``missing_ok``."""
+    from templatekit.sources import lint_references
+
+    found = list(lint_references(source))
     if not found and missing_ok:
         click.echo(f"templatekit: skipped: no chat template in {source}", err=True)
     return found or ([] if missing_ok else [source])
