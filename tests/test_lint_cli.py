@@ -174,3 +174,23 @@ def test_help_teaches_with_examples() -> None:
     for needle in ("templatekit lint google/gemma-3-12b-it", "--format sarif", "templatekit: ignore[TK101] reason:",
                    "--fail-on", "Exit codes", "1  findings at or above --fail-on"):
         assert needle in text
+
+
+def test_the_report_decides_the_exit_code() -> None:
+    from templatekit.findings import Finding, Severity
+    from templatekit_cli.lint import LintReport
+
+    def finding(code: str, severity: Severity) -> Finding:
+        return Finding(code, "name", severity, "message", "t.jinja")
+
+    report = LintReport(Severity.WARNING)
+    assert report.exit_code == 0
+    report.findings.append(finding("TK210", Severity.INFO))
+    assert report.exit_code == 0
+    report.findings.append(finding("TK101", Severity.WARNING))
+    assert report.exit_code == 1
+    report.failures.append(7)  # an unreadable source outranks findings
+    assert report.exit_code == 7
+    report.findings.append(finding("TK001", Severity.ERROR))
+    assert report.exit_code == 8
+    assert [item.code for item in report.sorted_findings] == ["TK001", "TK101", "TK210"]

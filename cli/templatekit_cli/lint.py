@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from templatekit.output import write_output
+from templatekit.reporters import FORMATS
 
 from .common import (
     EXIT_CODES_HELP,
     EXIT_FINDINGS,
+    EXIT_OK,
     EXIT_SYNTAX,
     EXIT_USAGE,
     Progress,
@@ -25,11 +27,9 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from templatekit.findings import Finding
-    from templatekit.rules import Rule
+    from templatekit.findings import Finding, Severity
     from templatekit.sources import ChatTemplate
 
-FORMATS = ("text", "json", "sarif", "github")
 SEVERITIES = ("error", "warning", "info")
 
 LINT_EXAMPLES = """\b
@@ -92,7 +92,8 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
     chat_template.json, .jinja or .gguf file, or - for stdin)."""
     from templatekit.config import ConfigError, load_config
     from templatekit.errors import TemplatekitError
-    from templatekit.findings import Severity, sort_findings
+    from templatekit import reporters
+    from templatekit.findings import Severity
     from templatekit.rules import lint as lint_template
     from templatekit.rules import select_rules
     from templatekit.sources import load
@@ -107,11 +108,9 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
         rules = select_rules(chosen_select, chosen_ignore)
     except ValueError as error:
         fail(str(error), EXIT_USAGE)
-    threshold = Severity(fail_on) if fail_on else config.fail_on
+    report = LintReport(Severity(fail_on) if fail_on else config.fail_on)
 
     reference = load(against, token=token) if against is not None else None
-    findings: list[Finding] = []
-    failures: list[int] = []  # the exit codes of sources that could not be linted
     items = list(sources) if filename is not None else [item for source in sources
                                                          for item in _expand(source, missing_ok)]
     with Progress("linting", len(items)) as progress:
@@ -123,27 +122,48 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
                     if reference is not None:
                         counterpart = reference.get(template.name) if template.name in reference.names \
                             else reference.get()
-                    findings += _in_json_file(template, lint_template(
+                    report.findings += _in_json_file(template, lint_template(
                         template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe, against=counterpart))
             except (TemplatekitError, RecursionError, MemoryError) as error:
                 # one bad source is reported and never hides the others' findings
                 progress.clear()
-                failures.append(report_error(error))
-    findings = sort_findings(findings)
+                report.failures.append(report_error(error))
 
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
                                                  and "NO_COLOR" not in os.environ)
-    report = _render(output_format, findings, rules, use_color)
+    text = reporters.render(output_format, report.sorted_findings, rules, color=use_color)
     if output is None:
-        click.echo(report, nl=False)
+        click.echo(text, nl=False)
     else:
-        write_output(output, report)
-    if any(finding.code == "TK001" for finding in findings):
-        failures.append(EXIT_SYNTAX)
-    elif any(finding.severity.at_least(threshold) for finding in findings):
-        failures.append(EXIT_FINDINGS)
-    if failures:
-        sys.exit(max(failures))
+        write_output(output, text)
+    sys.exit(report.exit_code)
+
+
+class LintReport:
+    """What one lint run found, and the exit code that earns (the command exits with it, as black's
+    report decides black's): the highest of each unreadable source's code, 8 for a syntax error
+    (TK001), 1 for a finding at or above ``fail_on``, else 0."""
+
+    def __init__(self, fail_on: Severity) -> None:
+        self.fail_on = fail_on
+        self.findings: list[Finding] = []
+        self.failures: list[int] = []  # the exit codes of sources that could not be linted
+
+    @property
+    def sorted_findings(self) -> list[Finding]:
+        from templatekit.findings import sort_findings
+
+        return sort_findings(self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        if any(finding.code == "TK001" for finding in self.findings):
+            verdict = EXIT_SYNTAX
+        elif any(finding.severity.at_least(self.fail_on) for finding in self.findings):
+            verdict = EXIT_FINDINGS
+        else:
+            verdict = EXIT_OK
+        return max((verdict, *self.failures))
 
 
 def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Finding]:
@@ -167,24 +187,6 @@ def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Findi
 
 def _codes(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
-
-
-def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[Rule], color: bool) -> str:
-    if output_format == "json":
-        from templatekit.reporters import json as reporter
-
-        return reporter.render(findings)
-    if output_format == "sarif":
-        from templatekit.reporters import sarif
-
-        return sarif.render(findings, rules)
-    if output_format == "github":
-        from templatekit.reporters import github
-
-        return github.render(findings)
-    from templatekit.reporters import text
-
-    return text.render(findings, color=color)
 
 
 def _templates(reference: str, template_name: str | None, missing_ok: bool, revision: str | None,
