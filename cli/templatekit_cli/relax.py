@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from .common import (
     fail,
     handle_errors,
     source_options,
+    unified_diff,
 )
 from .verify import echo_counterexample
 
@@ -167,7 +167,8 @@ def _relax(source: str, output: str | None, strategy: str, template_name: str | 
         return
     if show_diff:
         for template, result in results:
-            click.echo(_unified_diff(template, result.text), nl=False)
+            name = template.path or template.origin
+            click.echo(unified_diff(template.text, result.text, f"a/{name}", f"b/{name}"), nl=False)
         return
     if in_place:
         from templatekit.sources import write_in_place
@@ -270,14 +271,6 @@ def _verify_under_servers(template: Any, relaxed: str, strategy: str, seed: int)
     for server, summary in differing:
         click.echo(f"templatekit: warning: under {server} ({summary}); replay with `templatekit verify ORIGINAL "
                    f"RELAXED --servers {server}` (see docs/relax.md)", err=True)
-
-
-def _unified_diff(template: Any, relaxed: str) -> str:
-    name = template.path or template.origin
-    lines = difflib.unified_diff(template.text.splitlines(keepends=True), relaxed.splitlines(keepends=True),
-                                 fromfile=f"a/{name}", tofile=f"b/{name}")
-    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
 
 
 def _serialise(loaded: Any, results: list, output_format: str) -> str:
