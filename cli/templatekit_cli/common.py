@@ -70,6 +70,7 @@ def exit_code_for(error: BaseException) -> int:
         (RecursionError, EXIT_LIMIT),
         (MemoryError, EXIT_LIMIT),
         (errors.UnsafeJinjaError, EXIT_UNSAFE_JINJA),
+        (errors.ConfigError, EXIT_USAGE),
     ]
     for error_class, code in table:
         if isinstance(error, error_class):

@@ -90,7 +90,7 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
          filename: str | None) -> None:
     """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
     chat_template.json, .jinja or .gguf file, or - for stdin)."""
-    from templatekit.config import ConfigError, load_config
+    from templatekit.config import load_config
     from templatekit.errors import TemplatekitError
     from templatekit import reporters
     from templatekit.findings import Severity
@@ -98,10 +98,7 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
     from templatekit.rules import select_rules
     from templatekit.sources import load
 
-    try:
-        config = load_config()
-    except ConfigError as error:
-        fail(str(error), EXIT_USAGE)
+    config = load_config()
     chosen_select = _codes(select) if select is not None else config.select
     chosen_ignore = (*config.ignore, *_codes(ignore))
     try:
