@@ -196,15 +196,16 @@ def _relax(source: str, output: str | None, strategy: str, template_name: str | 
 
 
 def _refuse_sandbox_escapes(templates: list) -> None:
-    """Exit 1 when lint finds a sandbox-escape attempt (TK6xx) in a template to relax."""
-    from templatekit.rules import lint
+    """Exit 1 when the escape gate finds a sandbox-escape attempt (lint's TK601/TK602) in a template to relax."""
+    from templatekit.escapes import find_escapes
+    from templatekit.syntax import parse
 
     for template in templates:
-        escapes = lint(template, select=["TK6"], probe=False)
+        escapes = find_escapes(parse(template.text, name=template.origin))
         if escapes:
             first = escapes[0]
-            fail(f"{template.origin}:{first.line}:{first.column}: {first.code} {first.message}; refusing to relax "
-                 f"a template that tries to escape the sandbox ({len(escapes)} finding(s), see `templatekit lint`; "
+            fail(f"{template.origin}:{first.line}: {first.summary}; refusing to relax a template that tries to "
+                 f"escape the sandbox ({len(escapes)} attempt(s): TK601/TK602 in `templatekit lint`; "
                  "--allow-sandbox-escape relaxes it anyway)", EXIT_FINDINGS)
 
 
