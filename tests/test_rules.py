@@ -90,7 +90,7 @@ def test_fixture_triggers_its_rule_at_its_place(fixture: str, code: str, line: i
 def test_alternation_finding_names_relax_and_carries_its_witness() -> None:
     (finding,) = [finding for finding in lint_fixture("strict.jinja") if finding.code == "TK101"]
     assert finding.severity is Severity.WARNING
-    assert "templatekit relax" in finding.fix
+    assert "templatekit relax" in finding.fix.message and finding.fix.applicability == "safe"
     assert finding.witness is not None and finding.witness.messages[0]["role"] == "assistant"
     assert finding.message.startswith("role-alternation check fails on [assistant]")
 
