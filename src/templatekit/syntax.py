@@ -425,6 +425,7 @@ def _numbered_code(parsed: ParsedTemplate, profile: Profile) -> NumberedCode:
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",
            "And": "and", "Or": "or", "Concat": "~"}
+_UNARY = {"Not": "not ", "Neg": "-", "Pos": "+"}
 _COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in",
             "notin": "not in"}
 
@@ -494,14 +495,10 @@ class _ExpressionPrinter(NodeVisitor):
     visit_Add = visit_Sub = visit_Mul = visit_Div = visit_FloorDiv = visit_Mod = visit_Pow = _binary
     visit_And = visit_Or = _binary
 
-    def visit_Not(self, node: nodes.Not) -> str:
-        return f"not {self.visit(node.node)}"
+    def _unary(self, node: nodes.UnaryExpr) -> str:
+        return f"{_UNARY[type(node).__name__]}{self.visit(node.node)}"
 
-    def visit_Neg(self, node: nodes.Neg) -> str:
-        return f"-{self.visit(node.node)}"
-
-    def visit_Pos(self, node: nodes.Pos) -> str:
-        return f"+{self.visit(node.node)}"
+    visit_Not = visit_Neg = visit_Pos = _unary
 
     def visit_Compare(self, node: nodes.Compare) -> str:
         return "(" + " ".join([self.visit(node.expr), *(f"{_COMPARE[operand.op]} {self.visit(operand.expr)}"
