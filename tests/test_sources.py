@@ -24,6 +24,7 @@ from templatekit.sources import (
     PROCESSOR_TEMPLATE_NAME,
     TemplateSource,
     chat_template_json_text,
+    json_position,
     lint_references,
     load,
     resolve_file,
@@ -341,3 +342,13 @@ def test_lint_references_of_a_folder_of_templates(tmp_path: Path) -> None:
     assert lint_references(str(tmp_path / "tree" / "a.jinja")) == (str(tmp_path / "tree" / "a.jinja"),)
     (tmp_path / "empty").mkdir()
     assert lint_references(str(tmp_path / "empty")) == ()
+
+
+def test_json_position_of_each_template_in_its_file(tmp_path: Path) -> None:
+    config = '{\n  "bos_token": "<s>",\n  "chat_template": [\n    {"name": "default", "template": "a"},\n' \
+             '    {"name": "rag", "template": "r"}\n  ]\n}'
+    folder = write(tmp_path, {"tokenizer_config.json": config, "chat_template.json": '{"chat_template": "p"}'})
+    source = load(str(folder))
+    assert [(template.name, json_position(template)) for template in source.templates] == [
+        ("default", (4, 37)), ("rag", (5, 33)), ("processor", (1, 19))]
+    assert json_position(load(str(write(tmp_path / "jinja", {"t.jinja": "x"}) / "t.jinja")).get()) is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -167,14 +166,9 @@ def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Findi
     """Findings of a template stored in a JSON file, placed at the line of its JSON string (a JSON
     string holds the whole template on one line) with the template's own line in the message,
     so that SARIF and GitHub annotations point into the file."""
-    if not template.path or not template.path.endswith(".json") or not findings:
-        return findings
-    from templatekit.jsonedit import template_positions
+    from templatekit.sources import json_position
 
-    name = template.name
-    if template.kind == "processor":
-        name = "default" if name == "processor" else name.split(":", 1)[1]
-    position = template_positions(Path(template.path).read_text(encoding="utf-8"), template.path).get(name)
+    position = json_position(template) if findings else None
     if position is None:
         return findings
     return [finding._replace(line=position[0], column=position[1], end_line=None, end_column=None, span=None,

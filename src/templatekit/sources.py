@@ -48,7 +48,8 @@ from .errors import (
 
 __all__ = ["ChatTemplate", "TemplateSource", "load", "from_text", "resolve_file", "PROCESSOR_TEMPLATE_NAME",
            "HUB_TEMPLATE_FILES", "MAX_FILE_BYTES", "MAX_TEMPLATE_CHARACTERS", "check_text", "lint_references",
-           "tokenizer_config_text", "config_with_templates", "chat_template_json_text", "write_in_place"]
+           "tokenizer_config_text", "config_with_templates", "chat_template_json_text", "write_in_place",
+           "json_position"]
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 CHAT_TEMPLATE_JINJA = "chat_template.jinja"
@@ -490,6 +491,19 @@ def _parse_json(text: str, origin: str, *, path: str) -> dict[str, Any]:
 def _short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def json_position(template: ChatTemplate) -> tuple[int, int] | None:
+    """Where ``template``'s JSON string starts in the config file it was read from (1-based line,
+    column); ``None`` when it was not read from a JSON file."""
+    if not template.path or not template.path.endswith(".json"):
+        return None
+    from .jsonedit import template_positions
+
+    name = template.name
+    if template.kind == "processor":
+        name = "default" if name == PROCESSOR_TEMPLATE_NAME else name.split(":", 1)[1]
+    return template_positions(Path(template.path).read_text(encoding="utf-8"), template.path).get(name)
 
 
 # -- writing -------------------------------------------------------------------------------------
