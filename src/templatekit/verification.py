@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .sources import ChatTemplate
     from .tokens import TokenDiff, Tokenizer
 
-__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "CHUNK_SIZE"]
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "describe_error", "CHUNK_SIZE"]
 
 Property = Literal["fidelity", "tolerance", "normalize", "drops"]
 PROPERTIES: tuple[Property, ...] = ("fidelity", "tolerance", "normalize", "drops")
@@ -180,7 +180,9 @@ def _raised(error: BaseException | None) -> str | None:
     return None
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """How a render failed, in one line: ``raise_exception('...')`` when the template raised (under
+    any engine), else the error's class and message."""
     raised = _raised(error)
     if raised is not None:
         return f"raise_exception({raised!r})"
@@ -191,7 +193,7 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
     """Check every property that applies to ``case``; the first failing one is reported."""
     expected, original_error = _render(job.original, case)
     actual, relaxed_error = _render(job.relaxed, case)
-    error = _describe(relaxed_error) if relaxed_error is not None else None
+    error = describe_error(relaxed_error) if relaxed_error is not None else None
     accepted = original_error is None
     checked: list[Property] = []
     if accepted:
