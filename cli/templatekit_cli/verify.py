@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import sys
@@ -23,6 +22,7 @@ from .common import (
     fail,
     handle_errors,
     source_options,
+    unified_diff,
 )
 
 VERIFY_HELP = """Fuzz a relaxed template against its original.
@@ -162,35 +162,23 @@ def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
 
 
 def _render(inputs: Any, case: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(output, None) or (None, what the template raised); a missing engine propagates."""
-    from templatekit.environment import TemplateRaise
+    """(output, None) or (None, how it failed); a missing engine propagates."""
     from templatekit.errors import TemplatekitError
+    from templatekit.verification import describe_error
 
     try:
         return inputs.render(case), None
-    except TemplateRaise as error:
-        return None, f"raise_exception({error.template_message!r})"
     except TemplatekitError:
         raise
     except Exception as error:  # noqa: BLE001 - a template failing on this input is the answer
-        from templatekit.engines import EngineError
-
-        if isinstance(error, EngineError):
-            return None, f"raise_exception({error.message!r})" if error.kind == "raise" else str(error)
-        return None, f"{type(error).__name__}: {error}"
-
-
-def _text_diff(expected: str, actual: str, expected_label: str, actual_label: str) -> str:
-    lines = difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-                                 fromfile=expected_label, tofile=actual_label)
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return None, describe_error(error)
 
 
 def _show_texts(expected: str | None, actual: str | None, expected_label: str, actual_label: str,
                 tokenizer: Any, *, err: bool = False) -> None:
     if expected is None or actual is None:
         return
-    click.echo(_text_diff(expected, actual, expected_label, actual_label), nl=False, err=err)
+    click.echo(unified_diff(expected, actual, expected_label, actual_label), nl=False, err=err)
     if tokenizer is not None:
         from templatekit.tokens import diff_tokens, format_token_diff
 
@@ -364,7 +352,7 @@ def _diff_templates(first: Any, second: Any) -> None:
         click.echo(f"identical: {len(first.text)} characters")
         return
     if first.text != second.text:
-        click.echo(_text_diff(first.text, second.text, f"A {first.origin}", f"B {second.origin}"), nl=False)
+        click.echo(unified_diff(first.text, second.text, f"A {first.origin}", f"B {second.origin}"), nl=False)
     for line in tokens:
         click.echo(line)
     sys.exit(EXIT_FINDINGS)

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from .sources import ChatTemplate
     from .tokens import TokenDiff, Tokenizer
 
-__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "cases_for", "CHUNK_SIZE"]
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "cases_for", "describe_error", "CHUNK_SIZE"]
 
 Property = Literal["fidelity", "tolerance", "normalize", "drops"]
 PROPERTIES: tuple[Property, ...] = ("fidelity", "tolerance", "normalize", "drops")
@@ -159,7 +159,9 @@ def _raised(error: BaseException | None) -> str | None:
     return None
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """How a render failed, in one line: ``raise_exception('...')`` when the template raised (under
+    any engine), else the error's class and message."""
     raised = _raised(error)
     if raised is not None:
         return f"raise_exception({raised!r})"
@@ -170,7 +172,7 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
     """Check every property that applies to ``case``; the first failing one is reported."""
     expected, original_error = job.original.attempt(case)
     actual, relaxed_error = job.relaxed.attempt(case)
-    error = _describe(relaxed_error) if relaxed_error is not None else None
+    error = describe_error(relaxed_error) if relaxed_error is not None else None
     accepted = original_error is None
     checked: list[Property] = []
     if accepted:

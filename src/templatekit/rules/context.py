@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Suppression, suppressions
 from ..errors import TemplateSyntaxError
+from ..escapes import Escape, blocks_rendering, find_escapes
 from ..findings import Finding
 from ..probes import DEFAULT_BUDGET
 from ..syntax import ParsedTemplate, Span, parse
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from ..probes import Capability, Harness, Outcome
     from ..sources import ChatTemplate
     from .registry import Hit, Rule
-    from .security import Escape
 
 __all__ = ["LintContext"]
 
@@ -71,15 +71,13 @@ class LintContext:
     @cached_property
     def escapes(self) -> tuple[Escape, ...]:
         """Sandbox-escape attempts found statically (``()`` when the template does not parse)."""
-        from .security import find_escapes
-
         return find_escapes(self.parsed) if self.parsed is not None else ()
 
     @cached_property
     def harness(self) -> Harness | None:
         """The probing harness; ``None`` when probing is off, the template does not parse, or
         it tries to escape the sandbox (such templates are never rendered)."""
-        if not self.probe or self.parsed is None or self.exceeded or any(escape.certain for escape in self.escapes):
+        if not self.probe or self.parsed is None or self.exceeded or blocks_rendering(self.escapes):
             return None
         from ..probes import harness_for
 

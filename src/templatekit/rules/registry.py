@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..findings import Severity
+from ..findings import Fix, Severity
 
 if TYPE_CHECKING:
     from ..cases import Case
@@ -40,7 +40,7 @@ class Hit(NamedTuple):
     line: int | None = None
     column: int | None = None
     witness: Case | None = None
-    fix: str | None = None
+    fix: Fix | None = None
 
 
 Check = Callable[["LintContext"], Iterable[Hit]]
