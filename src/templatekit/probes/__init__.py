@@ -1,7 +1,8 @@
 """Everything that learns about a template by rendering it, in the server-faithful sandbox.
 
 ``harness`` (the compiled template, placeholder tokens, probe tool, :class:`Outcome`, renders
-as servers render), ``witnesses`` (a minimal :class:`~templatekit.cases.Case` per raise site), ``capabilities`` (what each kind of input does: capabilities, drops, leaks, tool formats,
+as servers render), ``witnesses`` (a minimal :class:`~templatekit.cases.Case` per raise site),
+``capabilities`` (what each kind of input does: capabilities, drops, leaks, tool formats,
 prefix breaks, tool-call format, clock, tokens), ``shape`` (the conversations a template
 accepts) and ``merge_policy`` (the role policy of relax's normalisation).  Static facts that
 need no render live in :mod:`templatekit.analysis`.
