@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import FIXTURES, read_template
 
 from templatekit.analysis import analyze
+from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
-from templatekit.probes import (PLACEHOLDER_TOKENS, Witness, capabilities, clock_dependence, eos_after_assistant,
+from templatekit.errors import MalformedFileError
+from templatekit.probes import (PLACEHOLDER_TOKENS, capabilities, clock_dependence, eos_after_assistant,
                                 find_witnesses, harness_for, leading_bos_count, silent_drops)
 from templatekit.syntax import parse
 
@@ -22,7 +25,7 @@ def probed(text: str, special_tokens: dict[str, str] | None = None):
     return parsed, analysis, harness_for(parsed, analysis, special_tokens)
 
 
-def replay(text: str, witness: Witness) -> str:
+def replay(text: str, witness: Case) -> str:
     """Render a witness exactly as `templatekit render --messages` would: from its JSON."""
     case = json.loads(witness.to_json())
     return render(text, case["messages"], tools=case["tools"], add_generation_prompt=case["add_generation_prompt"],
@@ -130,8 +133,20 @@ def test_leading_bos_count_and_eos_after_assistant() -> None:
 
 
 def test_witness_json_is_the_render_replay_format() -> None:
-    witness = Witness(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
-                      kwargs={"enable_thinking": False})
+    witness = Case(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
+                   kwargs={"enable_thinking": False})
     assert json.loads(witness.to_json()) == {"messages": [{"role": "user", "content": None}], "tools": None,
                                              "add_generation_prompt": True, "kwargs": {"enable_thinking": False}}
+    assert Case.from_json(witness.to_json()) == witness
     assert witness.describe() == "[user (content null)] with add_generation_prompt, enable_thinking=false"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('{"messages": "hi"}', 'a "messages" list'), ('[{"role": "user"}, 2]', 'a "messages" list'),
+    ('{"messages": [], "kwargs": []}', '"kwargs" must be an object'),
+    ('{"messages": [], "tools": {"name": "f"}}', '"tools" must be a list or null'),
+    ('{"messages": [', "case.json:1:15: invalid JSON"),
+])
+def test_replay_files_are_checked_with_one_clear_error(text: str, problem: str) -> None:
+    with pytest.raises(MalformedFileError, match=re.escape(problem)):
+        Case.from_json(text, "case.json")

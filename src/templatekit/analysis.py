@@ -5,20 +5,27 @@ loops, following aliases of ``messages``) and a class decided from the structure
 condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-type``,
 ``tool-call``, ``other``).  Like jinja2's ``meta`` module this is plain functions over
 ``nodes.Template``; it never renders.  Whether a site is live is the job of
-:mod:`templatekit.probes` (witness search).
+:mod:`templatekit.probes.witnesses`.  Also the static facts rules and probes read
+(:func:`uses_name`, :func:`compared_roles`, :func:`content_triggers`), so that no static rule
+imports rendering code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 import jinja2.nodes as nodes
 from jinja2.visitor import NodeVisitor
 
-from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, split_operands
+from .errors import InputLimitError, TemplateSyntaxError
+from .syntax import (ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, parse,
+                     split_operands, too_deep)
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings", "boolean_flags", "ROLE_STRUCTURE"]
+           "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "analyze_text", "uses_name", "compared_roles",
+           "content_triggers"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
@@ -118,6 +125,23 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
         undeclared=(undeclared := numbered_code(parsed).undeclared),
         flags=boolean_flags(parsed.ast) & undeclared,
     )
+
+
+def analyze_text(text: str, name: str | None = None) -> tuple[ParsedTemplate, Analysis]:
+    """``text`` parsed (default profile) and analysed, once per text whoever asks (cached); a
+    template that does not parse raises the error :func:`~templatekit.syntax.parse` raises, naming ``name``."""
+    try:
+        return _analyze_text(text)
+    except TemplateSyntaxError as error:
+        raise TemplateSyntaxError(error.message, line=error.line, name=name) from None
+    except InputLimitError:
+        raise too_deep(name) from None
+
+
+@lru_cache(maxsize=16)
+def _analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
+    parsed = parse(text)
+    return parsed, analyze(parsed)
 
 
 # Variables every server passes (or the environment defines): not caller-chosen flags.
@@ -412,14 +436,30 @@ def _is_content(node: nodes.Node, aliases: _Aliases) -> bool:
 
 def _role_constants(test: nodes.Node, aliases: _Aliases) -> set[str]:
     """The role names a test compares a role against."""
+    return _compared_strings(iter_nodes(test), aliases)
+
+
+def _compared_strings(candidates: Iterable[nodes.Node], aliases: _Aliases | None) -> set[str]:
+    """The string constants of every comparison among ``candidates`` with a role operand
+    (:func:`_names_role`, or with ``aliases`` also what they know as a role)."""
     found: set[str] = set()
-    for node in iter_nodes(test):
+    for node in candidates:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
-            if any(_is_role(operand, aliases) for operand in operands):
+            if any(_names_role(operand) or aliases is not None and _is_role(operand, aliases)
+                   for operand in operands):
                 for operand in operands:
                     found |= constant_strings(operand)
     return found
+
+
+def _names_role(node: nodes.Node) -> bool:
+    """``x.role``, ``x['role']`` or a variable named ``*role*``: a role by its name alone."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr == "role"
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Const) and node.arg.value == "role"
+    return isinstance(node, nodes.Name) and "role" in node.name
 
 
 def constant_strings(node: nodes.Node) -> set[str]:
@@ -924,3 +964,33 @@ def _list_read(node: nodes.Node, parents: dict[int, nodes.Node]) -> set[str] | N
                            nodes.If, nodes.CondExpr, nodes.Operand, nodes.Compare)) or isinstance(parent, nodes.Call):
         return keys
     return None
+
+
+# --- static facts rules and probes read ----------------------------------------------------
+
+def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
+    """The first place ``parsed`` reads the variable ``name``."""
+    return next((node for node in parsed.nodes
+                 if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"), None)
+
+
+@lru_cache(maxsize=8)
+def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
+    """String constants the template compares a role against anywhere (a role by its name alone:
+    the aliases a site's classification also follows belong to one path)."""
+    return frozenset(_compared_strings(parsed.nodes, None))
+
+
+def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
+    """Strings the template looks for inside a value (``'weather' in content``,
+    ``content.startswith('...')``): candidates for content-triggered text."""
+    found: dict[str, None] = {}
+    for node in parsed.nodes:
+        if (isinstance(node, nodes.Compare) and isinstance(node.expr, nodes.Const)
+                and any(operand.op in ("in", "notin") for operand in node.ops)):
+            found.update(dict.fromkeys(constant_strings(node.expr)))
+        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr)
+              and node.node.attr in ("startswith", "endswith", "find", "count")):
+            for argument in node.args:
+                found.update(dict.fromkeys(constant_strings(argument)))
+    return tuple(text for text in found if len(text.strip()) >= 3)[:16]

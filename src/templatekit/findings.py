@@ -11,7 +11,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from .probes import Witness
+    from .cases import Case
     from .syntax import Span
 
 __all__ = ["Severity", "Fix", "Applicability", "Finding", "sort_findings"]
@@ -69,7 +69,7 @@ class Finding(NamedTuple):
     end_column: int | None = None
     span: Span | None = None
     template_name: str = "default"
-    witness: Witness | None = None
+    witness: Case | None = None
     fix: Fix | None = None
 
     @property

@@ -20,8 +20,9 @@ from ..syntax import ParsedTemplate, Span, parse
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
+    from ..cases import Case
     from ..errors import RenderBudgetExceeded
-    from ..probes import Capability, Harness, Outcome, Witness
+    from ..probes import Capability, Harness, Outcome
     from ..sources import ChatTemplate
     from .registry import Hit, Rule
 
@@ -83,7 +84,7 @@ class LintContext:
         return harness_for(self.parsed, self.analysis, self.template.special_tokens)
 
     @cached_property
-    def witnesses(self) -> Mapping[int, Witness | None] | None:
+    def witnesses(self) -> Mapping[int, Case | None] | None:
         """Site index -> witness (or ``None``: unreachable); ``None`` when not probing."""
         if self.harness is None:
             return None

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import jinja2.nodes as nodes
 
+from ..analysis import uses_name
 from ..findings import Severity
-from ..probes import clock_dependence, prefix_break, template_nodes, uses_name
+from ..probes import clock_dependence, prefix_break
 from .context import LintContext
 from .registry import Hit, rule
 
@@ -72,7 +73,7 @@ def nondeterministic_output(context: LintContext) -> Iterator[Hit]:
     """
     if context.parsed is None:
         return
-    for node in template_nodes(context.parsed):
+    for node in context.parsed.nodes:
         if isinstance(node, nodes.Filter) and node.name == "random":
             yield Hit("the 'random' filter makes the output differ between renders",
                       span=context.locate(node.lineno, "random"), line=node.lineno)

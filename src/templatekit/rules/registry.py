@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..findings import Fix, Severity
 
 if TYPE_CHECKING:
-    from ..probes import Witness
+    from ..cases import Case
     from ..syntax import Span
     from .context import LintContext
 
@@ -39,7 +39,7 @@ class Hit(NamedTuple):
     span: Span | None = None
     line: int | None = None
     column: int | None = None
-    witness: Witness | None = None
+    witness: Case | None = None
     fix: Fix | None = None
 
 
