@@ -13,7 +13,7 @@ from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
 from templatekit.errors import MalformedFileError
 from templatekit.probes import (PLACEHOLDER_TOKENS, capabilities, clock_dependence, eos_after_assistant,
-                                find_witnesses, harness_for, leading_bos_count, silent_drops)
+                                find_witnesses, harness_for, leading_bos_count, prefix_break, silent_drops)
 from templatekit.syntax import parse
 
 LINT = FIXTURES / "lint"
@@ -121,6 +121,22 @@ def test_silent_drop_of_a_later_system_message() -> None:
 def test_clock_dependence_uses_two_fixed_clocks() -> None:
     assert clock_dependence(probed(read_template(LINT / "strftime_now.jinja"))[2]) is not None
     assert clock_dependence(probed(read_template(LINT / "strict.jinja"))[2]) is None
+
+
+def test_random_filters_draw_the_same_on_every_probe_and_leave_the_caller_s_generator_alone() -> None:
+    """Probes that compare two renders (prefix stability, content triggers) must not depend on chance."""
+    import random
+
+    text = read_template(LINT / "random_greeting.jinja")
+    _, _, harness = probed(text)
+    witness = harness.witness([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+    random.seed(1234)
+    expected_next = random.random()
+    random.seed(1234)
+    outputs = {harness.run(witness).output for _ in range(30)}
+    assert len(outputs) == 1
+    assert random.random() == expected_next
+    assert prefix_break(harness) is None
 
 
 def test_leading_bos_count_and_eos_after_assistant() -> None:

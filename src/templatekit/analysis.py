@@ -25,7 +25,7 @@ from .syntax import (ParsedTemplate, Span, expression_text, is_raise_call, iter_
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
            "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "analyze_text", "uses_name", "compared_roles",
-           "content_triggers"]
+           "content_triggers", "random_sources"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
@@ -972,6 +972,13 @@ def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
     """The first place ``parsed`` reads the variable ``name``."""
     return next((node for node in parsed.nodes
                  if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"), None)
+
+
+def random_sources(parsed: ParsedTemplate) -> tuple[nodes.Filter | nodes.Name, ...]:
+    """The places whose output differs from one render to the next: the ``random`` filter, ``lipsum``."""
+    return tuple(node for node in parsed.nodes
+                 if (isinstance(node, nodes.Filter) and node.name == "random")
+                 or (isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load"))
 
 
 @lru_cache(maxsize=8)

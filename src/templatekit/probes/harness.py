@@ -12,14 +12,15 @@ probe *knows* which site fired instead of guessing from the message.
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..analysis import Analysis, analyze_text
+from ..analysis import Analysis, analyze_text, random_sources
 from ..cases import Case
 from ..environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment, render, render_budget
 from ..errors import RenderBudgetExceeded
@@ -109,6 +110,19 @@ class _SiteRaise(TemplateRaise):
 
 # --- the harness ---------------------------------------------------------------------------
 
+@contextmanager
+def _seeded_random() -> Iterator[None]:
+    """Python's shared random generator seeded for one render, then restored: a template's
+    ``random`` filter and ``lipsum`` draw the same on every probe (TK402 reports them), so
+    findings that compare two renders never depend on chance."""
+    state = random.getstate()
+    random.seed(0)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 class Harness:
     """One template compiled for probing, with the special tokens it renders with."""
 
@@ -127,6 +141,7 @@ class Harness:
             environment, numbered_code(parsed, profile).code,
             environment.make_globals({"raise_exception": raise_at_site}), None)
         self.renders = 0
+        self._draws_randomly = bool(random_sources(parsed))
         self.required_kwargs = self._find_required_kwargs()
         self.default_tools = self._find_default_tools()
 
@@ -169,7 +184,8 @@ class Harness:
         variables = {"messages": list(witness.messages), "tools": _list_or_none(witness.tools), "documents": None,
                      "add_generation_prompt": witness.add_generation_prompt, **self.special_tokens, **witness.kwargs}
         try:
-            with fixed_clock(now) if now is not None else nullcontext():
+            with fixed_clock(now) if now is not None else nullcontext(), \
+                    _seeded_random() if self._draws_randomly else nullcontext():
                 # Template.render minus jinja2's traceback rewriting on errors (same message): a
                 # raising render, the common outcome of a probe, then costs a quarter
                 template = self.template
