@@ -35,8 +35,9 @@ def main() -> int:
         print(f"template not found: {options.template} (clone with ../shared beside the checkout)")
         return 2
 
+    from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
     from templatekit.rewrite import relax
-    from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
+    from templatekit.verification import cases_for
 
     with tempfile.TemporaryDirectory(prefix="templatekit-relax-") as folder:
         out = str(Path(folder) / "relaxed.jinja")

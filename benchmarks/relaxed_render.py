@@ -25,7 +25,7 @@ CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
 def _per_render(template: str, cases: list[dict[str, Any]], runs: int, messages: list | None = None) -> float:
     from templatekit.environment import render
-    from templatekit.strategies import DEFAULT_SPECIAL_TOKENS
+    from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
 
     def once() -> float:
         start = time.process_time()
@@ -48,10 +48,12 @@ def main() -> int:
 
     from templatekit.analysis import ROLE_STRUCTURE, analyze
     from templatekit.environment import render
-    from templatekit.normalization import apply_policy, role_policy, role_rejection
+    from templatekit.normalization import apply_policy
+    from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS, FIXED_NOW
+    from templatekit.probes.merge_policy import role_policy, role_rejection
     from templatekit.rewrite import relax
-    from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, FIXED_NOW, cases_for
     from templatekit.syntax import parse
+    from templatekit.verification import cases_for
 
     paths = options.templates or sorted(CORPUS.glob("*.jinja"))
     if not paths:

@@ -64,9 +64,9 @@ def main() -> int:
         print(f"template not found: {options.template} (clone with ../shared beside the checkout)")
         return 2
 
+    from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
     from templatekit.rewrite import relax
-    from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
-    from templatekit.verification import verify
+    from templatekit.verification import cases_for, verify
 
     original = options.template.read_text(encoding="utf-8")
     relaxed = relax(original).text

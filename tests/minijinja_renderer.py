@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from templatekit.engines import EngineError, render_with
-from templatekit.strategies import DEFAULT_SPECIAL_TOKENS
+from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
 
 
 def minijinja_render(template: str, case: dict[str, Any]) -> tuple[str, str]:

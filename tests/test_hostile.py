@@ -305,6 +305,13 @@ def test_relax_refuses_a_sandbox_escape_unless_allowed(work: Path) -> None:
     assert allowed.returncode == 0 and (work / "out.jinja").exists(), allowed.stderr
 
 
+def test_a_suppression_comment_does_not_unlock_relax(work: Path) -> None:
+    (work / "t.jinja").write_text("{# templatekit: ignore[TK601] reason: trusted #}{{ messages.__class__ }}")
+    run = templatekit("relax", "t.jinja", "-o", "out.jinja", cwd=work)
+    assert run.returncode == 1 and "refusing to relax" in run.error_line
+    assert not (work / "out.jinja").exists()
+
+
 def test_verification_that_checked_nothing_fails(work: Path) -> None:
     template = str(HOSTILE / "renders_nothing.jinja")
     run = templatekit("relax", template, "-o", "out.jinja", cwd=work, seconds=30)

@@ -8,8 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, REPO_ROOT, run_templatekit
 from fakehub import FakeHub, files_from_folder
+from templatekit_cli.lint import LintReport
+
+from templatekit.config import load_config
+from templatekit.errors import ConfigError
+from templatekit.findings import Finding, Severity
 
 LINT = FIXTURES / "lint"
 STRICT = str(LINT / "strict.jinja")
@@ -174,3 +180,27 @@ def test_help_teaches_with_examples() -> None:
     for needle in ("templatekit lint google/gemma-3-12b-it", "--format sarif", "templatekit: ignore[TK101] reason:",
                    "--fail-on", "Exit codes", "1  findings at or above --fail-on"):
         assert needle in text
+
+
+def test_the_report_decides_the_exit_code() -> None:
+    def finding(code: str, severity: Severity) -> Finding:
+        return Finding(code, "name", severity, "message", "t.jinja")
+
+    report = LintReport(Severity.WARNING)
+    assert report.exit_code == 0
+    report.findings.append(finding("TK210", Severity.INFO))
+    assert report.exit_code == 0
+    report.findings.append(finding("TK101", Severity.WARNING))
+    assert report.exit_code == 1
+    report.failures.append(7)  # an unreadable source outranks findings
+    assert report.exit_code == 7
+    report.findings.append(finding("TK001", Severity.ERROR))
+    assert report.exit_code == 8
+    assert [item.code for item in report.sorted_findings] == ["TK001", "TK101", "TK210"]
+
+
+def test_config_errors_name_their_file(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.templatekit]\nfail-on = "never"\n', encoding="utf-8")
+    with pytest.raises(ValueError) as caught:
+        load_config(tmp_path)
+    assert isinstance(caught.value, ConfigError) and caught.value.path == str(tmp_path / "pyproject.toml")

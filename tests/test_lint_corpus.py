@@ -16,7 +16,8 @@ from conftest import corpus_files, read_template
 from templatekit.analysis import CHECK_CLASSES, Analysis, analyze
 from templatekit.environment import TemplateRaise, render
 from templatekit.findings import Finding
-from templatekit.probes import PLACEHOLDER_TOKENS, Witness, find_witnesses
+from templatekit.cases import Case
+from templatekit.probes import PLACEHOLDER_TOKENS, find_witnesses
 from templatekit.rules import lint
 from templatekit.sources import load
 from templatekit.syntax import parse, scan_tags
@@ -30,7 +31,7 @@ class Linted:
     path: Path
     text: str
     analysis: Analysis
-    witnesses: dict[int, Witness | None]
+    witnesses: dict[int, Case | None]
     findings: list[Finding]
 
 

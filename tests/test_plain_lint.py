@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES, run_templatekit
 
 from templatekit import lint_cache
-from templatekit.findings import Finding, Severity
+from templatekit.findings import Finding, Fix, Severity
 from templatekit_cli import common, main
 
 # random_greeting.jinja renders differently on every run, so two runs' TK403 witnesses differ
@@ -113,6 +113,7 @@ def test_budget_and_engine_findings_are_never_stored(tmp_path: Path, monkeypatch
     budget = Finding("TK901", "render-budget", Severity.WARNING, "ran out", "t.jinja")
     lint_cache.store_findings("a", [budget], rules={"TK101", "TK901"})
     lint_cache.store_findings("b", [], rules={"TK802"})
-    lint_cache.store_findings("c", [budget._replace(code="TK101", name="alternation-check")], rules={"TK101"})
+    kept = budget._replace(code="TK101", name="alternation-check", fix=Fix("templatekit relax rewrites it", "unsafe"))
+    lint_cache.store_findings("c", [kept], rules={"TK101"})
     assert [path.name for path in tmp_path.iterdir()] == ["c.json"]
-    assert lint_cache.load_findings("c") == [budget._replace(code="TK101", name="alternation-check")]
+    assert lint_cache.load_findings("c") == [kept]

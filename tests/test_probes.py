@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import FIXTURES, read_template
 
 from templatekit.analysis import analyze
+from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
-from templatekit.probes import (PLACEHOLDER_TOKENS, Witness, capabilities, clock_dependence, eos_after_assistant,
-                                find_witnesses, harness_for, leading_bos_count, silent_drops)
+from templatekit.errors import MalformedFileError
+from templatekit.probes import (PLACEHOLDER_TOKENS, capabilities, clock_dependence, eos_after_assistant,
+                                find_witnesses, harness_for, leading_bos_count, prefix_break, silent_drops)
 from templatekit.syntax import parse
 
 LINT = FIXTURES / "lint"
@@ -22,7 +25,7 @@ def probed(text: str, special_tokens: dict[str, str] | None = None):
     return parsed, analysis, harness_for(parsed, analysis, special_tokens)
 
 
-def replay(text: str, witness: Witness) -> str:
+def replay(text: str, witness: Case) -> str:
     """Render a witness exactly as `templatekit render --messages` would: from its JSON."""
     case = json.loads(witness.to_json())
     return render(text, case["messages"], tools=case["tools"], add_generation_prompt=case["add_generation_prompt"],
@@ -120,6 +123,22 @@ def test_clock_dependence_uses_two_fixed_clocks() -> None:
     assert clock_dependence(probed(read_template(LINT / "strict.jinja"))[2]) is None
 
 
+def test_random_filters_draw_the_same_on_every_probe_and_leave_the_caller_s_generator_alone() -> None:
+    """Probes that compare two renders (prefix stability, content triggers) must not depend on chance."""
+    import random
+
+    text = read_template(LINT / "random_greeting.jinja")
+    _, _, harness = probed(text)
+    witness = harness.witness([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+    random.seed(1234)
+    expected_next = random.random()
+    random.seed(1234)
+    outputs = {harness.run(witness).output for _ in range(30)}
+    assert len(outputs) == 1
+    assert random.random() == expected_next
+    assert prefix_break(harness) is None
+
+
 def test_leading_bos_count_and_eos_after_assistant() -> None:
     tokens = {"bos_token": "<s>", "eos_token": "</s>"}
     count, _ = leading_bos_count(probed(read_template(LINT / "double_bos.jinja"), tokens)[2])
@@ -130,8 +149,20 @@ def test_leading_bos_count_and_eos_after_assistant() -> None:
 
 
 def test_witness_json_is_the_render_replay_format() -> None:
-    witness = Witness(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
-                      kwargs={"enable_thinking": False})
+    witness = Case(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
+                   kwargs={"enable_thinking": False})
     assert json.loads(witness.to_json()) == {"messages": [{"role": "user", "content": None}], "tools": None,
                                              "add_generation_prompt": True, "kwargs": {"enable_thinking": False}}
+    assert Case.from_json(witness.to_json()) == witness
     assert witness.describe() == "[user (content null)] with add_generation_prompt, enable_thinking=false"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('{"messages": "hi"}', 'a "messages" list'), ('[{"role": "user"}, 2]', 'a "messages" list'),
+    ('{"messages": [], "kwargs": []}', '"kwargs" must be an object'),
+    ('{"messages": [], "tools": {"name": "f"}}', '"tools" must be a list or null'),
+    ('{"messages": [', "case.json:1:15: invalid JSON"),
+])
+def test_replay_files_are_checked_with_one_clear_error(text: str, problem: str) -> None:
+    with pytest.raises(MalformedFileError, match=re.escape(problem)):
+        Case.from_json(text, "case.json")

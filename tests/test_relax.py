@@ -9,7 +9,8 @@ import pytest
 
 from conftest import CORPUS_DIR, FIXTURES, ROLE_STRUCTURE_TEMPLATES, analysis_of, read_template, role_structure_corpus
 from templatekit.environment import TemplateRaise, render
-from templatekit.normalization import RolePolicy, normalize, role_policy
+from templatekit.normalization import RolePolicy, normalize
+from templatekit.probes.merge_policy import role_policy
 from templatekit.rewrite import is_relaxed, relax
 from templatekit.verification import verify
 
@@ -221,7 +222,7 @@ def test_developer_everywhere_by_hand_fails_verification() -> None:
                "{% endfor %}{%- set messages = tk_all.m %}" + mapped)
     result = verify(text, by_hand, normalize="merge", examples=300)
     assert not result.ok and result.counterexample.property == "fidelity"
-    assert any(message["role"] == "developer" for message in result.counterexample.case["messages"])
+    assert any(message["role"] == "developer" for message in result.counterexample.case.messages)
 
 
 # --- normalize ---------------------------------------------------------------------------------

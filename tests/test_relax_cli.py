@@ -175,3 +175,20 @@ def test_relax_gemma3_without_a_token_says_how_to_get_access(gemma_hub: FakeHub,
     assert_one_line_error(result, 4)
     assert "token" in result.stderr.lower()
     assert not (tmp_path / "g.jinja").exists()
+
+
+def test_relax_to_a_tokenizer_config_from_the_hub_reads_the_snapshot_only(gemma_hub: FakeHub, tmp_path: Path) -> None:
+    def relax_from_the_hub(home: str, *args: str) -> int:
+        """The number of Hub requests of one relax run with an empty cache."""
+        before = len(gemma_hub.requests)
+        result = run("relax", "google/gemma-3-12b-it", "--no-verify", *args,
+                     env={**gemma_hub.environment(tmp_path / home), "HF_TOKEN": "hf_granted"})
+        assert result.returncode == 0, result.stderr
+        return len(gemma_hub.requests) - before
+
+    out = tmp_path / "tokenizer_config.json"
+    jinja_requests = relax_from_the_hub("a", "-o", str(tmp_path / "g.jinja"))
+    assert relax_from_the_hub("b", "--format", "tokenizer-config", "-o", str(out)) == jinja_requests
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert (written["bos_token"], written["eos_token"]) == ("<bos>", "<eos>")
+    assert written["chat_template"] == (tmp_path / "g.jinja").read_text(encoding="utf-8")

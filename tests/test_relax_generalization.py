@@ -22,10 +22,10 @@ from minijinja_renderer import minijinja_render
 from templatekit.analysis import analyze
 from templatekit.environment import TemplateRaise, render
 from templatekit.normalization import normalize
+from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
 from templatekit.rewrite import relax
-from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
 from templatekit.syntax import parse
-from templatekit.verification import verify
+from templatekit.verification import cases_for, verify
 
 ADVERSARIAL = FIXTURES / "adversarial"
 EXAMPLES = 1000

@@ -23,10 +23,12 @@ import pytest
 from conftest import FIXTURES, ROLE_STRUCTURE_TEMPLATES, analysis_of, read_template, role_structure_corpus
 from minijinja_renderer import minijinja_render
 from templatekit.analysis import ROLE_STRUCTURE, analyze
-from templatekit.normalization import NORMALIZED_ROLES, apply_policy, role_policy, role_rejection
+from templatekit.normalization import NORMALIZED_ROLES, apply_policy
+from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS, FIXED_NOW
+from templatekit.probes.merge_policy import role_policy, role_rejection
 from templatekit.rewrite import relax
-from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, FIXED_NOW, cases_for
 from templatekit.syntax import parse
+from templatekit.verification import cases_for
 
 EXAMPLES = 1000
 

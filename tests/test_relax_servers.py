@@ -22,11 +22,13 @@ import pytest
 
 from conftest import FIXTURES, read_template, role_structure_corpus
 from templatekit.engines import EngineError, engine_status, render_with
-from templatekit.normalization import normalize, role_rejection
+from templatekit.normalization import normalize
+from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS
+from templatekit.probes.merge_policy import role_rejection
 from templatekit.rewrite import relax
 from templatekit.servers import vllm
 from templatekit.servers.llama_caps import llama_cpp_caps
-from templatekit.strategies import DEFAULT_SPECIAL_TOKENS, cases_for
+from templatekit.verification import cases_for
 
 TEMPLATES = [*role_structure_corpus(), *sorted((FIXTURES / "templates").glob("*.jinja")),
              *sorted((FIXTURES / "adversarial").glob("*.jinja"))]

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import FIXTURES
 
-from templatekit.findings import Finding, Severity, sort_findings
+from templatekit.findings import Finding, Fix, Severity, sort_findings
 from templatekit.reporters import github, sarif, text
 from templatekit.reporters import json as json_reporter
 from templatekit.rules import RULES, lint, select_rules
@@ -15,7 +15,8 @@ from templatekit.sources import load
 from templatekit.syntax import Span
 
 ALTERNATION = Finding("TK101", "alternation-check", Severity.WARNING, "role-alternation check fails on [assistant]",
-                      "templates/a b.jinja", 13, 12, 13, 98, Span(300, 386), fix="`templatekit relax` fixes it")
+                      "templates/a b.jinja", 13, 12, 13, 98, Span(300, 386),
+                      fix=Fix("`templatekit relax` fixes it", "safe"))
 SYNTAX = Finding("TK001", "syntax-error", Severity.ERROR, "invalid Jinja: unexpected '}'", "x.jinja", 3, 1)
 NAMED = Finding("TK202", "tools-not-rendered", Severity.INFO, "tools: 50%, a:b\nsecond line",
                 "tokenizer_config.json", template_name="tool_use")
@@ -51,11 +52,14 @@ def test_json_schema_and_version(real_findings: list[Finding]) -> None:
     assert (document["schema"], document["version"]) == ("templatekit-lint", 1)
     assert document["summary"] == {"error": 0, "warning": 1, "info": len(real_findings) - 1}
     keys = {"code", "name", "severity", "message", "path", "template_name", "line", "column", "end_line",
-            "end_column", "fix", "witness"}
+            "end_column", "fix", "fix_applicability", "witness"}
     assert all(set(item) == keys for item in document["findings"])
     (alternation,) = [item for item in document["findings"] if item["code"] == "TK101"]
     assert alternation["witness"] == {"messages": [{"role": "assistant", "content": "hi"}], "tools": None,
                                       "add_generation_prompt": False, "kwargs": {}}
+    assert (alternation["fix"], alternation["fix_applicability"]) == (
+        "`templatekit relax` rewrites it to merge (or skip) consecutive same-role messages", "safe")
+    assert all(item["fix_applicability"] is None for item in document["findings"] if item["fix"] is None)
 
 
 def test_sarif_2_1_0_structure(real_findings: list[Finding]) -> None:

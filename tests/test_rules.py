@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURES, REPO_ROOT, read_template
 
+from templatekit.escapes import blocks_rendering, find_escapes
 from templatekit.findings import Severity
 from templatekit.rules import DOC_SECTIONS, RULES, doc_pages, get_rule, lint, select_rules
 from templatekit.sources import ChatTemplate, load
+from templatekit.syntax import parse
 
 LINT = FIXTURES / "lint"
 
@@ -86,7 +88,7 @@ def test_fixture_triggers_its_rule_at_its_place(fixture: str, code: str, line: i
 def test_alternation_finding_names_relax_and_carries_its_witness() -> None:
     (finding,) = [finding for finding in lint_fixture("strict.jinja") if finding.code == "TK101"]
     assert finding.severity is Severity.WARNING
-    assert "templatekit relax" in finding.fix
+    assert "templatekit relax" in finding.fix.message and finding.fix.applicability == "safe"
     assert finding.witness is not None and finding.witness.messages[0]["role"] == "assistant"
     assert finding.message.startswith("role-alternation check fails on [assistant]")
 
@@ -130,6 +132,16 @@ def test_escape_forms(expression: str) -> None:
 def test_computed_attribute_names_are_a_warning() -> None:
     (finding,) = lint("{{ messages[0] | attr(name) }}", probe=False)
     assert (finding.code, finding.severity) == ("TK602", Severity.WARNING)
+
+
+def test_the_escape_gate_alone() -> None:
+    escapes = find_escapes(parse("{{ messages | attr(name) }}{{ cycler.__init__ }}"))
+    assert [(escape.line, escape.needle, escape.certain) for escape in escapes] == [
+        (1, "__init__", True), (1, "attr", False)]
+    assert [escape.summary for escape in escapes] == [
+        "possible sandbox escape: reads the attribute '__init__'",
+        "dynamic attribute access: passes an attribute name computed at render time to the 'attr' filter"]
+    assert blocks_rendering(escapes) and not blocks_rendering(escapes[1:])
 
 
 def test_ordinary_attribute_filters_are_fine() -> None:

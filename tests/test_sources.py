@@ -1,7 +1,7 @@
-"""templatekit.sources on local sources, checked against transformers' own loaders.
+"""templatekit.sources on local sources, checked against transformers' own loaders, and its writers.
 
-Hub sources need HF_* variables at import time, so they are tested through the CLI in
-test_show_cli.py against the fake Hub.
+Hub sources need HF_* variables at import time, so they are tested in a fresh interpreter
+against the fake Hub (here for writing back, through the CLI in test_show_cli.py for reading).
 """
 
 from __future__ import annotations
@@ -9,15 +9,28 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from fakehub import FakeHub
 
 from templatekit import errors
-from templatekit.sources import PROCESSOR_TEMPLATE_NAME, TemplateSource, load, resolve_file
+from templatekit.sources import (
+    PROCESSOR_TEMPLATE_NAME,
+    TemplateSource,
+    chat_template_json_text,
+    json_position,
+    lint_references,
+    load,
+    resolve_file,
+    tokenizer_config_text,
+    write_in_place,
+)
 
 SOURCES = FIXTURES / "sources"
 TRANSFORMERS_FOLDERS = ["config-string", "config-list", "jinja-files", "multimodal"]
@@ -259,3 +272,83 @@ def test_resolve_file_locally(tmp_path: Path) -> None:
         resolve_file(str(folder), "tokenizer_config.json")
     with pytest.raises(errors.SourceNotFoundError, match=r"^stdin \(-\) has no tokenizer.json"):
         resolve_file("-", "tokenizer.json")
+
+
+# Indented with tabs, keys in a custom order, an escape: a copy must keep all of it.
+HUB_CONFIG = '{\n\t"eos_token": "</s>",\n\t"chat_template": "{{ \'caf\\u00e9\' }}{{ messages[0].content }}"\n}\n'
+HUB_REPOS = {"org/model": {"revisions": {"main": {"tokenizer_config.json": HUB_CONFIG,
+                                                   "additional_chat_templates/rag.jinja": "rag"}}}}
+
+
+def test_tokenizer_config_copy_of_a_hub_source_is_not_downloaded_again(fake_hub: FakeHub, tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from templatekit.sources import load, tokenizer_config_text\n"
+        "source = load('org/model')\n"
+        "print(source.names, flush=True)\n"
+        "sys.stdin.readline()\n"
+        "print(tokenizer_config_text(source, {'default': 'relaxed'}), end='')\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, **fake_hub.environment(tmp_path)})
+    assert process.stdout.readline() == "('rag',)\n", process.stderr.read()  # type: ignore[union-attr]
+    requests = len(fake_hub.requests)
+    output, error = process.communicate("\n", timeout=60)
+    assert process.returncode == 0, error
+    assert len(fake_hub.requests) == requests
+    assert output == '{\n\t"eos_token": "</s>",\n\t"chat_template": "relaxed"\n}\n'
+
+
+def test_tokenizer_config_copy_keeps_the_file_and_adds_missing_templates(tmp_path: Path) -> None:
+    config = '{\n    "bos_token": "<s>",\n    "chat_template": [{"name": "default", "template": "a"}]\n}'
+    folder = write(tmp_path / "model", {"tokenizer_config.json": config, "chat_template.jinja": "jinja"})
+    source = load(str(folder))
+    assert source.config == str(folder / "tokenizer_config.json")
+    assert tokenizer_config_text(source, {"default": "b"}) == config.replace('"a"', '"b"')
+    assert json.loads(tokenizer_config_text(source, {"tool_use": "t"}))["chat_template"] == [
+        {"name": "default", "template": "a"}, {"name": "tool_use", "template": "t"}]
+    beside = load(str(folder / "chat_template.jinja"))
+    assert beside.config == source.config
+
+
+def test_tokenizer_config_copy_without_a_config(tmp_path: Path) -> None:
+    source = load(str(write(tmp_path, {"model.jinja": "x"}) / "model.jinja"))
+    assert source.config is None
+    assert tokenizer_config_text(source, {"default": "y"}) == '{\n  "chat_template": "y"\n}\n'
+    assert tokenizer_config_text(source, {"a": "1", "b": "2"}) == json.dumps(
+        {"chat_template": [{"name": "a", "template": "1"}, {"name": "b", "template": "2"}]}, indent=2) + "\n"
+    assert chat_template_json_text("é") == '{\n  "chat_template": "é"\n}\n'
+
+
+def test_write_in_place_keeps_one_backup_per_file(tmp_path: Path) -> None:
+    config = json.dumps({"chat_template": [{"name": "default", "template": "a"}, {"name": "rag", "template": "r"}]})
+    folder = write(tmp_path, {"tokenizer_config.json": config})
+    source = load(str(folder))
+    written = list(write_in_place([(template, template.text.upper()) for template in source.templates]))
+    target = folder / "tokenizer_config.json"
+    assert written == [(target, folder / "tokenizer_config.json.orig")]
+    assert (folder / "tokenizer_config.json.orig").read_text() == config
+    assert json.loads(target.read_text())["chat_template"] == [{"name": "default", "template": "A"},
+                                                               {"name": "rag", "template": "R"}]
+    list(write_in_place([(load(str(target)).get(), "again")]))
+    assert (folder / "tokenizer_config.json.orig").read_text() == config
+
+
+def test_lint_references_of_a_folder_of_templates(tmp_path: Path) -> None:
+    write(tmp_path / "tree", {"a.jinja": "a", "sub/tokenizer_config.json": "{}", "sub/notes.txt": "",
+                              ".hidden/b.jinja": "b", "c.gguf": b"GGUF"})
+    assert lint_references(str(tmp_path / "tree")) == tuple(
+        str(tmp_path / "tree" / name) for name in ("a.jinja", "c.gguf", "sub/tokenizer_config.json"))
+    assert lint_references(str(tmp_path / "tree" / "sub")) == (str(tmp_path / "tree" / "sub"),)  # a model folder
+    assert lint_references(str(tmp_path / "tree" / "a.jinja")) == (str(tmp_path / "tree" / "a.jinja"),)
+    (tmp_path / "empty").mkdir()
+    assert lint_references(str(tmp_path / "empty")) == ()
+
+
+def test_json_position_of_each_template_in_its_file(tmp_path: Path) -> None:
+    config = '{\n  "bos_token": "<s>",\n  "chat_template": [\n    {"name": "default", "template": "a"},\n' \
+             '    {"name": "rag", "template": "r"}\n  ]\n}'
+    folder = write(tmp_path, {"tokenizer_config.json": config, "chat_template.json": '{"chat_template": "p"}'})
+    source = load(str(folder))
+    assert [(template.name, json_position(template)) for template in source.templates] == [
+        ("default", (4, 37)), ("rag", (5, 33)), ("processor", (1, 19))]
+    assert json_position(load(str(write(tmp_path / "jinja", {"t.jinja": "x"}) / "t.jinja")).get()) is None

@@ -14,8 +14,11 @@ from hypothesis.errors import InvalidArgument
 
 from templatekit import render
 from templatekit.sources import ChatTemplate
-from templatekit.strategies import (ROLES, RandomDraw, cases, conversations, generate_case, learn_shape, messages,
-                                    template_inputs, tool_calls, tool_definitions)
+from templatekit.environment import REASONING_FIELDS
+from templatekit.generation import REASONING_DRAW_ORDER, Plan, RandomDraw, default_shape, generate_case
+from templatekit.probes.harness import template_inputs
+from templatekit.probes.shape import learn_shape
+from templatekit.strategies import ROLES, cases, conversations, messages, tool_calls, tool_definitions
 
 STRICT = read_template(FIXTURES / "verify" / "strict.jinja")
 FIND = settings(max_examples=300, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -111,8 +114,6 @@ def test_valid_for_learns_the_shape_from_probe_renders(corpus: list[Path]) -> No
                                   "meta-llama--Llama-2-7b-chat-hf.jinja", "meta-llama--Llama-3.1-8B-Instruct.jinja"])
 def test_valid_for_corpus_templates_rarely_needs_repair(corpus: list[Path], name: str) -> None:
     inputs = template_inputs(read_template(CORPUS_DIR / name))
-    from templatekit.strategies import Plan
-
     plan = Plan(learn_shape(inputs), (1, 0, 0), 8)
     draw = RandomDraw(random.Random(7))
     accepted = sum(inputs.accepts(generate_case(draw, plan)) for _ in range(200))
@@ -162,7 +163,6 @@ def test_messages_tool_calls_and_definitions(message: dict[str, Any], calls: lis
     lambda: conversations(history="sometimes"),
     lambda: conversations(valid_for=STRICT, history="irregular"),
     lambda: conversations(valid_for=42),
-    lambda: conversations(valid_for="{{ raise_exception('never') }}"),
     lambda: messages(reasoning=1),
     lambda: tool_calls(max_calls=0),
     lambda: tool_calls(arguments="xml"),
@@ -172,9 +172,17 @@ def test_options_are_validated_when_the_strategy_is_built(make: Callable[[], Any
         make()
 
 
-def test_random_generation_is_deterministic_per_seed() -> None:
-    from templatekit.strategies import Plan, default_shape
+def test_valid_for_renders_only_when_the_strategy_draws() -> None:
+    strategy = conversations(valid_for="{{ raise_exception('never') }}")  # probing it would fail: not probed yet
+    with pytest.raises(InvalidArgument, match="accepted none of the probe conversations"):
+        find(strategy, lambda conversation: True, settings=FIND)
 
+
+def test_generation_draws_the_reasoning_fields_the_environment_reads() -> None:
+    assert sorted(REASONING_DRAW_ORDER) == sorted(REASONING_FIELDS)
+
+
+def test_random_generation_is_deterministic_per_seed() -> None:
     plan = Plan(default_shape(), (55, 30, 15), 8)
     first = [generate_case(RandomDraw(random.Random(seed)), plan) for seed in range(20)]
     again = [generate_case(RandomDraw(random.Random(seed)), plan) for seed in range(20)]

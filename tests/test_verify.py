@@ -109,10 +109,10 @@ def test_correct_relaxed_template_passes_and_every_mutant_is_caught(name: str) -
         example = result.counterexample
         assert not result.ok and example is not None, f"{name}: mutant {mutant_name} not caught"
         assert example.property == expected_property, (mutant_name, example.summary)
-        messages = example.case["messages"]
+        messages = example.case.messages
         assert 1 <= len(messages) <= 2, (mutant_name, messages)
         assert all(text in ("", "a", "b") for text in _texts(messages)), (mutant_name, messages)
-        assert example.case["add_generation_prompt"] is False and example.case["tools"] is None
+        assert example.case.add_generation_prompt is False and example.case.tools is None
 
 
 @pytest.mark.parametrize("name", MUTANTS)
@@ -125,20 +125,20 @@ def test_skip_strategy_passes_and_its_planted_differences_are_caught(name: str) 
                                       (_check_left_in_place(relaxed), "tolerance")):
         result = verify(original, mutant, normalize="skip")
         assert not result.ok and result.counterexample.property == expected_property
-        assert len(result.counterexample.case["messages"]) <= 2
+        assert len(result.counterexample.case.messages) <= 2
 
 
 def test_counterexamples_are_exactly_the_smallest_cases() -> None:
     original = _original("google--gemma-3-27b-it.jinja")
     relaxed = relax(original).text
     merge = verify(original, MERGE_NEWLINE.apply(relaxed), normalize="merge").counterexample
-    assert merge.case["messages"] == [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    assert merge.case.messages == ({"role": "user", "content": "a"}, {"role": "user", "content": "b"})
     assert merge.normalized == ({"role": "user", "content": "a\n\nb"},)
     assert merge.expected == "<s><start_of_turn>user\na\n\nb<end_of_turn>\n"
     assert merge.actual == "<s><start_of_turn>user\na\nb<end_of_turn>\n"
-    assert merge.case["kwargs"] == {"bos_token": "<s>"}  # replayable from a bare .jinja file
+    assert merge.case.kwargs == {"bos_token": "<s>"}  # replayable from a bare .jinja file
     left = verify(original, _check_left_in_place(relaxed)).counterexample
-    assert left.case["messages"] == [{"role": "assistant", "content": "a"}]
+    assert left.case.messages == ({"role": "assistant", "content": "a"},)
     assert left.error == "raise_exception('Conversation roles must alternate user/assistant/user/assistant/...')"
     assert left.expected is None and left.actual is None
 
@@ -149,8 +149,8 @@ def test_hand_relaxed_skip_template_keeps_fidelity_and_tolerance_but_does_not_me
     assert verify(STRICT, SKIP_RELAXED, normalize="skip").ok
     merged = verify(STRICT, SKIP_RELAXED, normalize="merge")
     assert not merged.ok and merged.counterexample.property == "normalize"
-    assert merged.counterexample.case["messages"] == [{"role": "user", "content": "a"},
-                                                      {"role": "user", "content": "b"}]
+    assert merged.counterexample.case.messages == ({"role": "user", "content": "a"},
+                                                   {"role": "user", "content": "b"})
 
 
 def test_other_raises_are_allowed_but_alternation_raises_are_not() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import shutil
@@ -69,6 +70,7 @@ def exit_code_for(error: BaseException) -> int:
         (RecursionError, EXIT_LIMIT),
         (MemoryError, EXIT_LIMIT),
         (errors.UnsafeJinjaError, EXIT_UNSAFE_JINJA),
+        (errors.ConfigError, EXIT_USAGE),
     ]
     for error_class, code in table:
         if isinstance(error, error_class):
@@ -173,6 +175,14 @@ def source_options(command: F) -> F:
     command = click.option("--revision", default=None, metavar="REV",
                            help="Hub branch, tag or commit (default: main).")(command)
     return command
+
+
+def unified_diff(before: str, after: str, before_label: str, after_label: str) -> str:
+    """The unified diff of two texts, a last line without newline marked as ``patch`` expects."""
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                 fromfile=before_label, tofile=after_label)
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
 
 
 def checked_template(template: Any) -> Any:

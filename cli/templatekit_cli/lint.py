@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
 
 from templatekit.output import write_output
+from templatekit.reporters import FORMATS
 
 from .common import (
     EXIT_CODES_HELP,
     EXIT_FINDINGS,
+    EXIT_OK,
     EXIT_SYNTAX,
     EXIT_USAGE,
     Progress,
@@ -25,15 +26,10 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from templatekit.findings import Finding
-    from templatekit.rules import Rule
+    from templatekit.findings import Finding, Severity
     from templatekit.sources import ChatTemplate
 
-FORMATS = ("text", "json", "sarif", "github")
 SEVERITIES = ("error", "warning", "info")
-# Files that make a folder a model folder (read as one source) rather than a tree of templates.
-_MODEL_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json", "processor_config.json")
-_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json")
 
 LINT_EXAMPLES = """\b
 Examples:
@@ -95,28 +91,24 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
          filename: str | None) -> None:
     """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
     chat_template.json, .jinja or .gguf file, or - for stdin)."""
-    from templatekit.config import ConfigError, load_config
+    from templatekit.config import load_config
     from templatekit.errors import TemplatekitError
-    from templatekit.findings import Severity, sort_findings
+    from templatekit import reporters
+    from templatekit.findings import Severity
     from templatekit.rules import lint as lint_template
     from templatekit.rules import select_rules
     from templatekit.sources import load
 
-    try:
-        config = load_config()
-    except ConfigError as error:
-        fail(str(error), EXIT_USAGE)
+    config = load_config()
     chosen_select = _codes(select) if select is not None else config.select
     chosen_ignore = (*config.ignore, *_codes(ignore))
     try:
         rules = select_rules(chosen_select, chosen_ignore)
     except ValueError as error:
         fail(str(error), EXIT_USAGE)
-    threshold = Severity(fail_on) if fail_on else config.fail_on
+    report = LintReport(Severity(fail_on) if fail_on else config.fail_on)
 
     reference = load(against, token=token) if against is not None else None
-    findings: list[Finding] = []
-    failures: list[int] = []  # the exit codes of sources that could not be linted
     items = list(sources) if filename is not None else [item for source in sources
                                                          for item in _expand(source, missing_ok)]
     with Progress("linting", len(items)) as progress:
@@ -128,41 +120,57 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
                     if reference is not None:
                         counterpart = reference.get(template.name) if template.name in reference.names \
                             else reference.get()
-                    findings += _in_json_file(template, lint_template(
+                    report.findings += _in_json_file(template, lint_template(
                         template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe, against=counterpart))
             except (TemplatekitError, RecursionError, MemoryError) as error:
                 # one bad source is reported and never hides the others' findings
                 progress.clear()
-                failures.append(report_error(error))
-    findings = sort_findings(findings)
+                report.failures.append(report_error(error))
 
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
                                                  and "NO_COLOR" not in os.environ)
-    report = _render(output_format, findings, rules, use_color)
+    text = reporters.render(output_format, report.sorted_findings, rules, color=use_color)
     if output is None:
-        click.echo(report, nl=False)
+        click.echo(text, nl=False)
     else:
-        write_output(output, report)
-    if any(finding.code == "TK001" for finding in findings):
-        failures.append(EXIT_SYNTAX)
-    elif any(finding.severity.at_least(threshold) for finding in findings):
-        failures.append(EXIT_FINDINGS)
-    if failures:
-        sys.exit(max(failures))
+        write_output(output, text)
+    sys.exit(report.exit_code)
+
+
+class LintReport:
+    """What one lint run found, and the exit code that earns (the command exits with it, as black's
+    report decides black's): the highest of each unreadable source's code, 8 for a syntax error
+    (TK001), 1 for a finding at or above ``fail_on``, else 0."""
+
+    def __init__(self, fail_on: Severity) -> None:
+        self.fail_on = fail_on
+        self.findings: list[Finding] = []
+        self.failures: list[int] = []  # the exit codes of sources that could not be linted
+
+    @property
+    def sorted_findings(self) -> list[Finding]:
+        from templatekit.findings import sort_findings
+
+        return sort_findings(self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        if any(finding.code == "TK001" for finding in self.findings):
+            verdict = EXIT_SYNTAX
+        elif any(finding.severity.at_least(self.fail_on) for finding in self.findings):
+            verdict = EXIT_FINDINGS
+        else:
+            verdict = EXIT_OK
+        return max((verdict, *self.failures))
 
 
 def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Finding]:
     """Findings of a template stored in a JSON file, placed at the line of its JSON string (a JSON
     string holds the whole template on one line) with the template's own line in the message,
     so that SARIF and GitHub annotations point into the file."""
-    if not template.path or not template.path.endswith(".json") or not findings:
-        return findings
-    from templatekit.jsonedit import template_positions
+    from templatekit.sources import json_position
 
-    name = template.name
-    if template.kind == "processor":
-        name = "default" if name == "processor" else name.split(":", 1)[1]
-    position = template_positions(Path(template.path).read_text(encoding="utf-8"), template.path).get(name)
+    position = json_position(template) if findings else None
     if position is None:
         return findings
     return [finding._replace(line=position[0], column=position[1], end_line=None, end_column=None, span=None,
@@ -172,24 +180,6 @@ def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Findi
 
 def _codes(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
-
-
-def _render(output_format: str, findings: Sequence[Finding], rules: Sequence[Rule], color: bool) -> str:
-    if output_format == "json":
-        from templatekit.reporters import json as reporter
-
-        return reporter.render(findings)
-    if output_format == "sarif":
-        from templatekit.reporters import sarif
-
-        return sarif.render(findings, rules)
-    if output_format == "github":
-        from templatekit.reporters import github
-
-        return github.render(findings)
-    from templatekit.reporters import text
-
-    return text.render(findings, color=color)
 
 
 def _templates(reference: str, template_name: str | None, missing_ok: bool, revision: str | None,
@@ -214,14 +204,11 @@ def _templates(reference: str, template_name: str | None, missing_ok: bool, revi
 
 
 def _expand(source: str, missing_ok: bool) -> list[str]:
-    """A folder that is not a model folder stands for the template files under it
-    (none: the folder itself, reported as having no template unless ``missing_ok``)."""
-    folder = Path(source)
-    if not folder.is_dir() or any((folder / name).is_file() for name in _MODEL_FILES):
-        return [source]
-    found = sorted(str(path) for path in folder.rglob("*")
-                   if path.is_file() and (path.suffix in (".jinja", ".gguf") or path.name in _TEMPLATE_FILES)
-                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    """The sources ``source`` stands for; a folder with no template file is itself (reported as
+    having no template) unless ``missing_ok``."""
+    from templatekit.sources import lint_references
+
+    found = list(lint_references(source))
     if not found and missing_ok:
         click.echo(f"templatekit: skipped: no chat template in {source}", err=True)
     return found or ([] if missing_ok else [source])

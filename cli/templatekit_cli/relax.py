@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from .common import (
     fail,
     handle_errors,
     source_options,
+    unified_diff,
 )
 from .verify import echo_counterexample
 
@@ -169,10 +167,15 @@ def _relax(source: str, output: str | None, strategy: str, template_name: str | 
         return
     if show_diff:
         for template, result in results:
-            click.echo(_unified_diff(template, result.text), nl=False)
+            name = template.path or template.origin
+            click.echo(unified_diff(template.text, result.text, f"a/{name}", f"b/{name}"), nl=False)
         return
     if in_place:
-        _write_in_place(results)
+        from templatekit.sources import write_in_place
+
+        for target, backup in write_in_place([(template, result.text) for template, result in results
+                                              if result.changed]):
+            click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
         return
     if output_format == "gguf":
         from templatekit.gguf_file import read_metadata, write_copy
@@ -182,7 +185,7 @@ def _relax(source: str, output: str | None, strategy: str, template_name: str | 
         click.echo(f"wrote {output}", err=True)
         click.echo(f"use it with:\n  llama-server -m {output} --jinja", err=True)
         return
-    text = _serialise(loaded, results, output_format, revision=revision, token=token)
+    text = _serialise(loaded, results, output_format)
     if output in (None, "-"):
         click.echo(text, nl=False)
         return
@@ -193,15 +196,16 @@ def _relax(source: str, output: str | None, strategy: str, template_name: str | 
 
 
 def _refuse_sandbox_escapes(templates: list) -> None:
-    """Exit 1 when lint finds a sandbox-escape attempt (TK6xx) in a template to relax."""
-    from templatekit.rules import lint
+    """Exit 1 when the escape gate finds a sandbox-escape attempt (lint's TK601/TK602) in a template to relax."""
+    from templatekit.escapes import find_escapes
+    from templatekit.syntax import parse
 
     for template in templates:
-        escapes = lint(template, select=["TK6"], probe=False)
+        escapes = find_escapes(parse(template.text, name=template.origin))
         if escapes:
             first = escapes[0]
-            fail(f"{template.origin}:{first.line}:{first.column}: {first.code} {first.message}; refusing to relax "
-                 f"a template that tries to escape the sandbox ({len(escapes)} finding(s), see `templatekit lint`; "
+            fail(f"{template.origin}:{first.line}: {first.summary}; refusing to relax a template that tries to "
+                 f"escape the sandbox ({len(escapes)} attempt(s): TK601/TK602 in `templatekit lint`; "
                  "--allow-sandbox-escape relaxes it anyway)", EXIT_FINDINGS)
 
 
@@ -270,89 +274,19 @@ def _verify_under_servers(template: Any, relaxed: str, strategy: str, seed: int)
                    f"RELAXED --servers {server}` (see docs/relax.md)", err=True)
 
 
-def _unified_diff(template: Any, relaxed: str) -> str:
-    name = template.path or template.origin
-    lines = difflib.unified_diff(template.text.splitlines(keepends=True), relaxed.splitlines(keepends=True),
-                                 fromfile=f"a/{name}", tofile=f"b/{name}")
-    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+def _serialise(loaded: Any, results: list, output_format: str) -> str:
+    from templatekit.sources import chat_template_json_text, tokenizer_config_text
 
-
-def _serialise(loaded: Any, results: list, output_format: str, *, revision: str | None,
-               token: str | None) -> str:
     relaxed = {template.name: result.text for template, result in results}
     if output_format == "jinja":
         return next(iter(relaxed.values()))
     if output_format == "chat-template-json":
-        return json.dumps({"chat_template": next(iter(relaxed.values()))}, ensure_ascii=False, indent=2) + "\n"
+        return chat_template_json_text(next(iter(relaxed.values())))
     tokenizer_templates = {template.name: result.text for template, result in results if template.kind == "tokenizer"}
     if len(tokenizer_templates) < len(relaxed):
         click.echo("note: processor templates belong in chat_template.json and were left out "
                    "(use --template-name processor --format chat-template-json)", err=True)
-    return _tokenizer_config(loaded, tokenizer_templates, revision=revision, token=token)
-
-
-def _tokenizer_config(loaded: Any, relaxed: dict[str, str], *, revision: str | None, token: str | None) -> str:
-    """A copy of the source's tokenizer_config.json carrying the relaxed template(s)."""
-    from templatekit.errors import SourceNotFoundError
-    from templatekit.sources import resolve_file
-
-    try:
-        config_path = resolve_file(loaded.reference, "tokenizer_config.json", revision=revision, token=token)
-    except SourceNotFoundError:
-        return json.dumps(_with_templates({}, relaxed), ensure_ascii=False, indent=2) + "\n"
-    return _config_text(Path(config_path).read_text(encoding="utf-8"), relaxed, str(config_path))
-
-
-def _config_text(text: str, relaxed: dict[str, str], origin: str) -> str:
-    """The config ``text`` carrying ``relaxed``: only the template strings change (indent, key
-    order and escapes kept) when they are all there to replace; else the config re-serialised."""
-    from templatekit.jsonedit import replace_templates
-
-    edited = replace_templates(text, relaxed, origin=origin)
-    if edited is not None:
-        return edited
-    return json.dumps(_with_templates(json.loads(text), relaxed), ensure_ascii=False, indent=2) + "\n"
-
-
-def _with_templates(config: dict, relaxed: dict[str, str]) -> dict:
-    """``config`` with ``chat_template`` carrying ``relaxed`` (named templates kept, order kept)."""
-    existing = config.get("chat_template")
-    if isinstance(existing, list):
-        names = {entry.get("name") for entry in existing}
-        templates: Any = [{**entry, "template": relaxed.get(entry.get("name"), entry.get("template"))}
-                          for entry in existing]
-        templates += [{"name": name, "template": text} for name, text in relaxed.items() if name not in names]
-    elif len(relaxed) == 1:
-        templates = next(iter(relaxed.values()))
-    else:
-        templates = [{"name": name, "template": text} for name, text in relaxed.items()]
-    return {**config, "chat_template": templates}
-
-
-def _write_in_place(results: list) -> None:
-    """Rewrite each changed template's own file, keeping a ``.orig`` backup of it."""
-    by_file: dict[str, list] = {}
-    for template, result in results:
-        if result.changed:
-            by_file.setdefault(template.path, []).append((template, result))
-    for path, entries in by_file.items():
-        target = Path(path)
-        backup = target.with_name(target.name + ".orig")
-        relaxed = {template.name: result.text for template, result in entries}
-        if entries[0][0].container == "gguf":
-            from templatekit.gguf_file import read_metadata, write_copy
-
-            write_copy(read_metadata(target), target, relaxed, backup=backup)
-            click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
-            continue
-        if not backup.exists():
-            shutil.copy2(target, backup)
-        if target.suffix == ".json":
-            write_output(target, _config_text(target.read_text(encoding="utf-8"), relaxed, str(target)))
-        else:
-            write_output(target, entries[0][1].text)
-        click.echo(f"rewrote {target} (backup: {backup.name})", err=True)
+    return tokenizer_config_text(loaded, tokenizer_templates)
 
 
 def _check_output(output: str, templates: list) -> None:

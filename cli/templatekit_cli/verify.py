@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import sys
@@ -23,6 +22,7 @@ from .common import (
     fail,
     handle_errors,
     source_options,
+    unified_diff,
 )
 
 VERIFY_HELP = """Fuzz a relaxed template against its original.
@@ -145,9 +145,9 @@ def _load_tokenizer(source: str | None, *, revision: str | None, token: str | No
 
 
 def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
-    """The replay object of ``path`` (a bare list of messages becomes one)."""
-    from templatekit.errors import InputLimitError, MalformedFileError, SourceNotFoundError
-    from templatekit.sources import check_text
+    """The replay case of ``path`` (``-``: stdin), as the render input ``TemplateInputs.render`` takes."""
+    from templatekit.cases import Case
+    from templatekit.errors import MalformedFileError, SourceNotFoundError
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -155,56 +155,30 @@ def _read_case(path: str, add_generation_prompt: bool | None) -> dict[str, Any]:
         raise SourceNotFoundError(f"no such messages file: {path}", source=path) from None
     except (OSError, UnicodeDecodeError) as error:
         raise MalformedFileError(f"cannot read messages file {path}: {error}", path=path) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MalformedFileError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}", path=path,
-                                 line=error.lineno, column=error.colno) from None
-    except RecursionError:
-        raise InputLimitError(f"{path}: JSON nested too deeply") from None
-    check_text(json.dumps(data, ensure_ascii=False), path, "messages file")
-    case = {"messages": data} if isinstance(data, list) else data
-    if not isinstance(case, dict) or not isinstance(case.get("messages"), list) or not all(
-            isinstance(message, dict) for message in case["messages"]):
-        raise MalformedFileError(f"{path}: expected a list of message objects or an object with a "
-                                 '"messages" list', path=path)
-    if not isinstance(case.get("kwargs", {}), dict):
-        raise MalformedFileError(f'{path}: "kwargs" must be an object', path=path)
-    flag = case.get("add_generation_prompt", False) if add_generation_prompt is None else add_generation_prompt
-    return {"messages": case["messages"], "tools": case.get("tools"), "add_generation_prompt": bool(flag),
-            "kwargs": case.get("kwargs", {})}
+    case = Case.from_json(text, path)
+    if add_generation_prompt is not None:
+        case = case._replace(add_generation_prompt=add_generation_prompt)
+    return case.to_dict()
 
 
 def _render(inputs: Any, case: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(output, None) or (None, what the template raised); a missing engine propagates."""
-    from templatekit.environment import TemplateRaise
+    """(output, None) or (None, how it failed); a missing engine propagates."""
     from templatekit.errors import TemplatekitError
+    from templatekit.verification import describe_error
 
     try:
         return inputs.render(case), None
-    except TemplateRaise as error:
-        return None, f"raise_exception({error.template_message!r})"
     except TemplatekitError:
         raise
     except Exception as error:  # noqa: BLE001 - a template failing on this input is the answer
-        from templatekit.engines import EngineError
-
-        if isinstance(error, EngineError):
-            return None, f"raise_exception({error.message!r})" if error.kind == "raise" else str(error)
-        return None, f"{type(error).__name__}: {error}"
-
-
-def _text_diff(expected: str, actual: str, expected_label: str, actual_label: str) -> str:
-    lines = difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-                                 fromfile=expected_label, tofile=actual_label)
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return None, describe_error(error)
 
 
 def _show_texts(expected: str | None, actual: str | None, expected_label: str, actual_label: str,
                 tokenizer: Any, *, err: bool = False) -> None:
     if expected is None or actual is None:
         return
-    click.echo(_text_diff(expected, actual, expected_label, actual_label), nl=False, err=err)
+    click.echo(unified_diff(expected, actual, expected_label, actual_label), nl=False, err=err)
     if tokenizer is not None:
         from templatekit.tokens import diff_tokens, format_token_diff
 
@@ -227,10 +201,10 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
     echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):")
     echo(example.to_json())
     if example.normalized is not None:
-        from templatekit.verification import case_json
+        from templatekit.cases import messages_json
 
         echo("normalized conversation given to ORIGINAL:")
-        echo(case_json({"messages": list(example.normalized)}))
+        echo(messages_json(example.normalized))
     expected_label = "ORIGINAL" if example.property == "fidelity" else "ORIGINAL(normalized)"
     for label, output in ((expected_label, example.expected), ("RELAXED", example.actual)):
         if output is not None:
@@ -316,7 +290,7 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
 def render(source: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
            server: str | None, template_name: str | None, profile: str, revision: str | None,
            token: str | None, filename: str | None) -> None:
-    from templatekit.strategies import template_inputs
+    from templatekit.probes.harness import template_inputs
 
     template = _load_template(source, template_name, revision=revision, token=token, filename=filename)
     case = _read_case(messages_file, add_generation_prompt)
@@ -345,7 +319,7 @@ def render(source: str, messages_file: str, add_generation_prompt: bool | None, 
 def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool | None,
          tokenizer_source: str | None, server: str | None, template_name: str | None, profile: str,
          revision: str | None, token: str | None, filename: str | None) -> None:
-    from templatekit.strategies import TemplateInputs, template_inputs
+    from templatekit.probes.harness import TemplateInputs, template_inputs
 
     first = _load_template(a, template_name, revision=revision, token=token, filename=filename)
     second = _load_template(b, template_name, revision=revision, token=token, fallback_to_default=True)
@@ -378,7 +352,7 @@ def _diff_templates(first: Any, second: Any) -> None:
         click.echo(f"identical: {len(first.text)} characters")
         return
     if first.text != second.text:
-        click.echo(_text_diff(first.text, second.text, f"A {first.origin}", f"B {second.origin}"), nl=False)
+        click.echo(unified_diff(first.text, second.text, f"A {first.origin}", f"B {second.origin}"), nl=False)
     for line in tokens:
         click.echo(line)
     sys.exit(EXIT_FINDINGS)

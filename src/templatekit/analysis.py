@@ -5,19 +5,27 @@ loops, following aliases of ``messages``) and a class decided from the structure
 condition (``alternation``, ``system-role``, ``role-unsupported``, ``content-type``,
 ``tool-call``, ``other``).  Like jinja2's ``meta`` module this is plain functions over
 ``nodes.Template``; it never renders.  Whether a site is live is the job of
-:mod:`templatekit.probes` (witness search).
+:mod:`templatekit.probes.witnesses`.  Also the static facts rules and probes read
+(:func:`uses_name`, :func:`compared_roles`, :func:`content_triggers`), so that no static rule
+imports rendering code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 import jinja2.nodes as nodes
+from jinja2.visitor import NodeVisitor
 
-from .syntax import ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, split_operands
+from .errors import InputLimitError, TemplateSyntaxError
+from .syntax import (ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, parse,
+                     split_operands, too_deep)
 
 __all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings", "boolean_flags", "ROLE_STRUCTURE"]
+           "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "analyze_text", "uses_name", "compared_roles",
+           "content_triggers", "random_sources"]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
@@ -117,6 +125,23 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
         undeclared=(undeclared := numbered_code(parsed).undeclared),
         flags=boolean_flags(parsed.ast) & undeclared,
     )
+
+
+def analyze_text(text: str, name: str | None = None) -> tuple[ParsedTemplate, Analysis]:
+    """``text`` parsed (default profile) and analysed, once per text whoever asks (cached); a
+    template that does not parse raises the error :func:`~templatekit.syntax.parse` raises, naming ``name``."""
+    try:
+        return _analyze_text(text)
+    except TemplateSyntaxError as error:
+        raise TemplateSyntaxError(error.message, line=error.line, name=name) from None
+    except InputLimitError:
+        raise too_deep(name) from None
+
+
+@lru_cache(maxsize=16)
+def _analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
+    parsed = parse(text)
+    return parsed, analyze(parsed)
 
 
 # Variables every server passes (or the environment defines): not caller-chosen flags.
@@ -411,14 +436,30 @@ def _is_content(node: nodes.Node, aliases: _Aliases) -> bool:
 
 def _role_constants(test: nodes.Node, aliases: _Aliases) -> set[str]:
     """The role names a test compares a role against."""
+    return _compared_strings(iter_nodes(test), aliases)
+
+
+def _compared_strings(candidates: Iterable[nodes.Node], aliases: _Aliases | None) -> set[str]:
+    """The string constants of every comparison among ``candidates`` with a role operand
+    (:func:`_names_role`, or with ``aliases`` also what they know as a role)."""
     found: set[str] = set()
-    for node in iter_nodes(test):
+    for node in candidates:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
-            if any(_is_role(operand, aliases) for operand in operands):
+            if any(_names_role(operand) or aliases is not None and _is_role(operand, aliases)
+                   for operand in operands):
                 for operand in operands:
                     found |= constant_strings(operand)
     return found
+
+
+def _names_role(node: nodes.Node) -> bool:
+    """``x.role``, ``x['role']`` or a variable named ``*role*``: a role by its name alone."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr == "role"
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Const) and node.arg.value == "role"
+    return isinstance(node, nodes.Name) and "role" in node.name
 
 
 def constant_strings(node: nodes.Node) -> set[str]:
@@ -651,15 +692,36 @@ def _tie_break(message: str) -> CheckClass:
 
 # --- the walk ------------------------------------------------------------------------------
 
+class _Condition(NamedTuple):
+    """A test on the way to a site: ``negated`` when the site is on its false side; ``owner`` is the
+    id of the ``If`` (or ``CondExpr``) node the test belongs to."""
+
+    test: nodes.Node
+    negated: bool
+    owner: int
+
+
+class _Branch(NamedTuple):
+    """The side of an ``If`` a site sits in, and that side's statements."""
+
+    node: nodes.If
+    side: Literal["body", "else"]
+    body: list[nodes.Node]
+
+
 class _Path(NamedTuple):
-    conditions: tuple[tuple[nodes.Node, bool, int], ...]   # (test node, negated, If node id)
+    """How the walk reached a node: the tests that hold there, the loops around it, the innermost
+    ``If`` side (``None`` inside an inline ``if``) and the macro it is in."""
+
+    conditions: tuple[_Condition, ...]
     loops: tuple[nodes.For, ...]
-    guard: tuple[nodes.If, Literal["body", "else"], list] | None
+    guard: _Branch | None
     macro: str | None
 
 
-class _SiteWalker:
-    """Walks statements in document order, carrying the path to each raise call."""
+class _SiteWalker(NodeVisitor):
+    """Walks the template in document order, carrying the path to each raise call: one
+    ``visit_<Node>`` per node type that changes the path (jinja2's visitor walks the rest)."""
 
     def __init__(self, parsed: ParsedTemplate, aliases: _Aliases) -> None:
         self.parsed = parsed
@@ -668,63 +730,53 @@ class _SiteWalker:
         self.elif_nodes = {id(branch) for node in parsed.nodes if isinstance(node, nodes.If)
                            for branch in node.elif_}
 
-    def visit(self, node: nodes.Node, path: _Path) -> None:
-        if isinstance(node, nodes.If):
-            self._visit_if(node, path)
-        elif isinstance(node, nodes.For):
-            inner = _Path(path.conditions, (*path.loops, node), path.guard, path.macro)
-            self.visit_expression(node.iter, path)
-            for child in node.body:
-                self.visit(child, inner)
-            for child in node.else_:
-                self.visit(child, path)
-        elif isinstance(node, nodes.Macro):
-            inner = _Path((), (), None, node.name)
-            for child in node.body:
-                self.visit(child, inner)
-        elif isinstance(node, nodes.Expr):
-            self.visit_expression(node, path)
-        else:
-            for child in node.iter_child_nodes():
-                if isinstance(child, nodes.Expr) and not isinstance(node, (nodes.Output,)):
-                    self.visit_expression(child, path)
-                else:
-                    self.visit(child, path)
-
-    def _visit_if(self, node: nodes.If, path: _Path) -> None:
-        self.visit_expression(node.test, path)
-        branches = [node, *node.elif_]
-        earlier: tuple[tuple[nodes.Node, bool, int], ...] = ()
-        for branch in branches:
-            conditions = (*path.conditions, *earlier, (branch.test, False, id(branch)))
-            for child in branch.body:
-                self.visit(child, _Path(conditions, path.loops, (branch, "body", branch.body), path.macro))
-            earlier = (*earlier, (branch.test, True, id(branch)))
+    def visit_For(self, node: nodes.For, path: _Path) -> None:
+        inner = path._replace(loops=(*path.loops, node))
+        self.visit(node.iter, path)
+        for child in node.body:
+            self.visit(child, inner)
         for child in node.else_:
-            self.visit(child, _Path((*path.conditions, *earlier), path.loops, (branches[-1], "else", node.else_),
+            self.visit(child, path)
+
+    def visit_Macro(self, node: nodes.Macro, path: _Path) -> None:
+        inner = _Path((), (), None, node.name)
+        for child in node.body:
+            self.visit(child, inner)
+
+    def visit_If(self, node: nodes.If, path: _Path) -> None:
+        self.visit(node.test, path)
+        branches = [node, *node.elif_]
+        earlier: tuple[_Condition, ...] = ()
+        for branch in branches:
+            conditions = (*path.conditions, *earlier, _Condition(branch.test, False, id(branch)))
+            for child in branch.body:
+                self.visit(child, _Path(conditions, path.loops, _Branch(branch, "body", branch.body), path.macro))
+            earlier = (*earlier, _Condition(branch.test, True, id(branch)))
+        for child in node.else_:
+            self.visit(child, _Path((*path.conditions, *earlier), path.loops, _Branch(branches[-1], "else", node.else_),
                                     path.macro))
 
-    def visit_expression(self, node: nodes.Node, path: _Path) -> None:
+    def visit_CondExpr(self, node: nodes.CondExpr, path: _Path) -> None:
+        self.visit(node.test, path)
+        self.visit(node.expr1, _Path((*path.conditions, _Condition(node.test, False, id(node))), path.loops, None,
+                                     path.macro))
+        if node.expr2 is not None:
+            self.visit(node.expr2, _Path((*path.conditions, _Condition(node.test, True, id(node))), path.loops, None,
+                                         path.macro))
+
+    def visit_Call(self, node: nodes.Call, path: _Path) -> None:
         if is_raise_call(node):
             self._record(node, path)
-            return
-        if isinstance(node, nodes.CondExpr):
-            self.visit_expression(node.test, path)
-            self.visit_expression(node.expr1, _Path((*path.conditions, (node.test, False, id(node))),
-                                                    path.loops, None, path.macro))
-            if node.expr2 is not None:
-                self.visit_expression(node.expr2, _Path((*path.conditions, (node.test, True, id(node))),
-                                                        path.loops, None, path.macro))
-            return
-        for child in node.iter_child_nodes():
-            self.visit_expression(child, path)
+        else:
+            self.generic_visit(node, path)
 
     def _record(self, call: nodes.Call, path: _Path) -> None:
         parsed = self.parsed
         span = parsed.raise_calls.get(id(call))
         line, column = parsed.position(span.start) if span else (call.lineno, 0)
         message, literal = _message_of(call, parsed)
-        check_class = _classify(tuple((test, negated) for test, negated, _ in path.conditions), message, self.aliases)
+        check_class = _classify(tuple((condition.test, condition.negated) for condition in path.conditions), message,
+                                self.aliases)
         shared_with, operands = self._shared_checks(path, message) if check_class in ROLE_STRUCTURE else ((), ())
         guard = self._guard(path, call)
         if guard is not None and operands:
@@ -737,8 +789,8 @@ class _SiteWalker:
             call_text=span.text(parsed.source) if span else f"raise_exception({message!r})",
             message=message,
             message_is_literal=literal,
-            conditions=tuple(Condition(self._test_text(test, owner), negated, test.lineno)
-                             for test, negated, owner in path.conditions),
+            conditions=tuple(Condition(self._test_text(condition.test, condition.owner), condition.negated,
+                                       condition.test.lineno) for condition in path.conditions),
             loops=tuple(Loop(expression_text(loop.target), expression_text(loop.iter),
                              _is_message_list(loop.iter, self.aliases), loop.lineno) for loop in path.loops),
             check_class=check_class,
@@ -749,12 +801,12 @@ class _SiteWalker:
 
     def _shared_checks(self, path: _Path, message: str) -> tuple[tuple[CheckClass, ...], tuple[Span, ...]]:
         """Other checks ``or``-ed into the innermost condition, and the alternation operands' spans."""
-        if not path.conditions or path.conditions[-1][1]:
+        if not path.conditions or path.conditions[-1].negated:
             return (), ()
         guard = path.guard
-        span = self.parsed.if_test_span(guard[0]) if guard is not None and guard[1] == "body" else None
-        outer = tuple((node, negated) for node, negated, _ in path.conditions[:-1])
-        plan = _plan(path.conditions[-1][0], span, outer, message, self.aliases, self.parsed.source)
+        span = self.parsed.if_test_span(guard.node) if guard is not None and guard.side == "body" else None
+        outer = tuple((condition.test, condition.negated) for condition in path.conditions[:-1])
+        plan = _plan(path.conditions[-1].test, span, outer, message, self.aliases, self.parsed.source)
         if plan.whole or not plan.parts:
             return (), ()
         others = tuple(dict.fromkeys(plan.others))
@@ -772,11 +824,11 @@ class _SiteWalker:
     def _guard(self, path: _Path, call: nodes.Call) -> Guard | None:
         if path.guard is None:
             return None
-        node, branch, body = path.guard
+        node, side, body = path.guard
         single_branch = not node.elif_ and not node.else_ and id(node) not in self.elif_nodes
         return Guard(
             test_span=self.parsed.if_test_span(node),
-            branch=branch,
+            branch=side,
             only_raise=_only_raise(body, call),
             line=node.lineno,
             statement_span=self.parsed.if_statement_span(node) if single_branch else None,
@@ -912,3 +964,40 @@ def _list_read(node: nodes.Node, parents: dict[int, nodes.Node]) -> set[str] | N
                            nodes.If, nodes.CondExpr, nodes.Operand, nodes.Compare)) or isinstance(parent, nodes.Call):
         return keys
     return None
+
+
+# --- static facts rules and probes read ----------------------------------------------------
+
+def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
+    """The first place ``parsed`` reads the variable ``name``."""
+    return next((node for node in parsed.nodes
+                 if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"), None)
+
+
+def random_sources(parsed: ParsedTemplate) -> tuple[nodes.Filter | nodes.Name, ...]:
+    """The places whose output differs from one render to the next: the ``random`` filter, ``lipsum``."""
+    return tuple(node for node in parsed.nodes
+                 if (isinstance(node, nodes.Filter) and node.name == "random")
+                 or (isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load"))
+
+
+@lru_cache(maxsize=8)
+def compared_roles(parsed: ParsedTemplate) -> frozenset[str]:
+    """String constants the template compares a role against anywhere (a role by its name alone:
+    the aliases a site's classification also follows belong to one path)."""
+    return frozenset(_compared_strings(parsed.nodes, None))
+
+
+def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
+    """Strings the template looks for inside a value (``'weather' in content``,
+    ``content.startswith('...')``): candidates for content-triggered text."""
+    found: dict[str, None] = {}
+    for node in parsed.nodes:
+        if (isinstance(node, nodes.Compare) and isinstance(node.expr, nodes.Const)
+                and any(operand.op in ("in", "notin") for operand in node.ops)):
+            found.update(dict.fromkeys(constant_strings(node.expr)))
+        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr)
+              and node.node.attr in ("startswith", "endswith", "find", "count")):
+            for argument in node.args:
+                found.update(dict.fromkeys(constant_strings(argument)))
+    return tuple(text for text in found if len(text.strip()) >= 3)[:16]

@@ -24,22 +24,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .errors import ConfigError
 from .findings import Finding, Severity
 
 if TYPE_CHECKING:
     from .syntax import Span
 
-__all__ = ["Config", "ConfigError", "Suppression", "load_config", "suppressions", "apply_suppressions",
+__all__ = ["Config", "Suppression", "load_config", "suppressions", "apply_suppressions",
            "DEFAULT_FAIL_ON"]
 
 DEFAULT_FAIL_ON = Severity.WARNING
 _SUPPRESSION = re.compile(r"^\s*templatekit:\s*ignore\[(?P<codes>[^\]]*)\](?P<rest>.*)$", re.DOTALL)
 _REASON = re.compile(r"^\s*reason:\s*(?P<reason>\S.*?)\s*$", re.DOTALL)
 _KEYS = {"select", "ignore", "fail-on"}
-
-
-class ConfigError(ValueError):
-    """``[tool.templatekit]`` is malformed."""
 
 
 class Config(NamedTuple):
@@ -75,10 +72,10 @@ def _templatekit_table(pyproject: Path) -> dict[str, Any] | None:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{pyproject}: invalid TOML: {error}") from None
+        raise ConfigError(f"{pyproject}: invalid TOML: {error}", path=str(pyproject)) from None
     table = data.get("tool", {}).get("templatekit")
     if table is not None and not isinstance(table, dict):
-        raise ConfigError(f"{pyproject}: [tool.templatekit] must be a table")
+        raise ConfigError(f"{pyproject}: [tool.templatekit] must be a table", path=str(pyproject))
     return table
 
 
@@ -86,18 +83,19 @@ def _config_from(table: dict[str, Any], pyproject: Path) -> Config:
     unknown = sorted(set(table) - _KEYS)
     if unknown:
         raise ConfigError(f"{pyproject}: unknown [tool.templatekit] key(s): {', '.join(unknown)} "
-                          f"(expected {', '.join(sorted(_KEYS))})")
+                          f"(expected {', '.join(sorted(_KEYS))})", path=str(pyproject))
     select = table.get("select")
     ignore = table.get("ignore", [])
     for key, value in (("select", select), ("ignore", ignore)):
         if value is not None and not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
-            raise ConfigError(f"{pyproject}: [tool.templatekit] {key} must be a list of rule codes or names")
+            raise ConfigError(f"{pyproject}: [tool.templatekit] {key} must be a list of rule codes or names",
+                              path=str(pyproject))
     fail_on = table.get("fail-on", DEFAULT_FAIL_ON.value)
     try:
         severity = Severity(fail_on)
     except ValueError:
         raise ConfigError(f"{pyproject}: [tool.templatekit] fail-on must be one of error, warning, info; "
-                          f"found {fail_on!r}") from None
+                          f"found {fail_on!r}", path=str(pyproject)) from None
     return Config(tuple(select) if select is not None else None, tuple(ignore), severity, pyproject)
 
 

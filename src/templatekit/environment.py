@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "MIN_JINJA2",
     "PROFILES",
+    "REASONING_FIELDS",
     "Profile",
     "RenderBudget",
     "TemplateRaise",
@@ -76,7 +77,8 @@ Profile = Literal["transformers<5.23", "transformers>=5.23"]
 PROFILES: tuple[Profile, ...] = ("transformers<5.23", "transformers>=5.23")
 DEFAULT_PROFILE: Profile = "transformers<5.23"
 
-_REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+"""The message fields clients carry an answer's reasoning in, in the order transformers reads them."""
 _DOCUMENTS_ERROR = "Documents should be a list of dicts with 'title' and 'text' keys!"
 _TOOLS_ERROR = ("Tools should be JSON schemas (dicts); convert a Python function first with "
                 "transformers.utils.get_json_schema.")
@@ -676,7 +678,7 @@ def _alias_reasoning_fields(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill ``reasoning_content`` and ``thinking`` from any reasoning field (transformers>=5.23)."""
     aliased = []
     for message in chat:
-        reasoning = next((message[key] for key in _REASONING_FIELDS if message.get(key) is not None), None)
+        reasoning = next((message[key] for key in REASONING_FIELDS if message.get(key) is not None), None)
         if reasoning is not None:
             message = {"thinking": reasoning, **message, "reasoning_content": reasoning}
         aliased.append(message)

@@ -112,6 +112,14 @@ class InputLimitError(TemplatekitError, ValueError):
     """An input exceeds a limit: a file too large, JSON or a template nested too deeply."""
 
 
+class ConfigError(TemplatekitError, ValueError):
+    """``[tool.templatekit]`` of the pyproject.toml at ``path`` is malformed."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class UnsafeJinjaError(TemplatekitError, RuntimeError):
     """The installed jinja2 has known sandbox escapes; templatekit refuses to render with it."""
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from .probes import Witness
+    from .cases import Case
     from .syntax import Span
 
-__all__ = ["Severity", "Finding", "sort_findings"]
+__all__ = ["Severity", "Fix", "Applicability", "Finding", "sort_findings"]
 
 
 class Severity(str, Enum):
@@ -35,6 +35,18 @@ class Severity(str, Enum):
 
 _RANKS = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
+Applicability = Literal["safe", "unsafe", "display-only"]
+
+
+class Fix(NamedTuple):
+    """How to fix a finding (as ruff's fixes): ``message`` the one-line hint, ``applicability``
+    ``safe`` (a command applies it and every conversation the template rendered renders the same),
+    ``unsafe`` (a command applies it, and what renders may change: review it) or ``display-only``
+    (a change to make by hand).  The rule's *Fix safety* section explains it."""
+
+    message: str
+    applicability: Applicability
+
 
 class Finding(NamedTuple):
     """One problem a rule found in one template.
@@ -43,7 +55,7 @@ class Finding(NamedTuple):
     about the template as a whole); ``span`` holds the exact character offsets when known.
     ``path`` names the file (or Hub origin) for reports, ``template_name`` which of its
     templates.  ``witness`` is a conversation that demonstrates the finding, when one exists;
-    ``fix`` a one-line hint.
+    ``fix`` how to fix it, when something does.
     """
 
     code: str
@@ -57,8 +69,8 @@ class Finding(NamedTuple):
     end_column: int | None = None
     span: Span | None = None
     template_name: str = "default"
-    witness: Witness | None = None
-    fix: str | None = None
+    witness: Case | None = None
+    fix: Fix | None = None
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
@@ -82,7 +94,8 @@ class Finding(NamedTuple):
             "column": self.column,
             "end_line": self.end_line,
             "end_column": self.end_column,
-            "fix": self.fix,
+            "fix": self.fix.message if self.fix is not None else None,
+            "fix_applicability": self.fix.applicability if self.fix is not None else None,
             "witness": self.witness.to_dict() if self.witness is not None else None,
         }
 

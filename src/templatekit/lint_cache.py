@@ -22,7 +22,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from . import __version__
-from .findings import Finding, Severity
+from .findings import Finding, Fix, Severity
 
 __all__ = ["cache_folder", "entry_key", "load_findings", "store_findings"]
 
@@ -67,7 +67,8 @@ def load_findings(key: str) -> list[Finding] | None:
     """The findings stored under ``key``, or ``None`` (no entry, or one that cannot be read)."""
     try:
         items = json.loads((cache_folder() / f"{key}.json").read_text(encoding="utf-8"))
-        return [Finding(**{**item, "severity": Severity(item["severity"])}) for item in items]
+        return [Finding(**{**item, "severity": Severity(item["severity"]),
+                            "fix": None if item["fix"] is None else Fix(*item["fix"])}) for item in items]
     except (OSError, ValueError, TypeError, KeyError):
         return None
 

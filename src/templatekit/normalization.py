@@ -7,7 +7,7 @@ a. ``developer`` messages read as ``system``, unless T gives ``developer`` a mea
    (its AST compares a role with ``"developer"``);
 b. the ``system`` messages T cannot place turned into ``user`` messages: all of them where T
    places no system message at all, those after the first non-system message where T places
-   only leading ones (learned by rendering T, :func:`role_policy`);
+   only leading ones (learned by rendering T, :func:`templatekit.probes.merge_policy.role_policy`);
 c. runs of consecutive same-role messages joined: with ``merge`` user, system and assistant
    runs (assistants carrying ``tool_calls`` and tool messages never), with ``skip`` system runs
    only, so every user and assistant message keeps its own turn.  Texts are joined with
@@ -25,19 +25,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .analysis import ROLE_STRUCTURE
-from .environment import DEFAULT_PROFILE, Profile
-
 if TYPE_CHECKING:
-    from .analysis import RaiseSite
     from .sources import ChatTemplate
 
 __all__ = ["NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
-           "RolePolicy", "check_strategy", "role_policy", "apply_policy", "merged_roles", "role_rejection", "normalize"]
+           "RolePolicy", "check_strategy", "apply_policy", "merged_roles", "normalize"]
 
 Strategy = Literal["merge", "skip"]
 STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
@@ -138,61 +132,6 @@ def _is_text_part(part: Any) -> bool:
     return isinstance(part, Mapping) and part.get("type") == "text"
 
 
-# --- what the template does ----------------------------------------------------------------
-
-_MARKER = "tk-placed-system"
-
-
-def role_policy(template: str | ChatTemplate) -> RolePolicy:
-    """Steps a and b of N for ``template``: developer from its AST, system placement by rendering.
-
-    A system message counts as placed where the template renders its text: at the start
-    (``[system, user]``) and after other turns (``[user, assistant, system, user]``).
-    """
-    from .sources import ChatTemplate
-
-    chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
-    return _role_policy(chat_template.text, tuple(sorted(chat_template.special_tokens.items())))
-
-
-@lru_cache(maxsize=128)
-def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> RolePolicy:
-    from .probes import compared_roles, text_harness
-
-    harness = text_harness(text, dict(special_tokens))
-
-    def placed(*roles: str) -> bool:
-        messages = [{"role": role, "content": _MARKER if role == "system" else f"{role} message {index}"}
-                    for index, role in enumerate(roles)]
-        outcome = harness.run(harness.witness(messages))
-        return outcome.output is not None and _MARKER in outcome.output
-
-    developer_as_system = DEVELOPER not in compared_roles(harness.parsed)
-    if not placed("system", "user"):
-        return RolePolicy(developer_as_system, "nowhere")
-    if not placed("user", "assistant", "system", "user"):
-        return RolePolicy(developer_as_system, "leading")
-    return RolePolicy(developer_as_system, "anywhere")
-
-
-def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                   add_generation_prompt: bool = False, variables: Mapping[str, Any] | None = None,
-                   special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE,
-                   now: datetime | None = None) -> RaiseSite | None:
-    """The role-structure check of ``text`` that rejects this conversation, or ``None`` (it renders,
-    or fails some other way)."""
-    from .probes import Witness, text_harness
-
-    harness = text_harness(text, special_tokens, profile)
-    witness = Witness(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
-                      dict(variables or {}))
-    outcome = harness.run(witness, now=now)
-    if outcome.site is None:
-        return None
-    site = harness.analysis.sites[outcome.site]
-    return site if site.check_class in ROLE_STRUCTURE else None
-
-
 def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge", *,
               template: str | ChatTemplate | None = None, tools: Sequence[Mapping[str, Any]] | None = None,
               add_generation_prompt: bool = False, **variables: Any) -> list[dict[str, Any]]:
@@ -200,12 +139,13 @@ def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge
 
     With ``template``, ``messages`` come back unchanged (as a copy) unless the template rejects
     them (with these ``tools``, ``add_generation_prompt`` and keyword ``variables``) by a
-    role-structure check; then its :func:`role_policy` applies.  Without, N applies with
+    role-structure check; then its role policy applies.  Without, N applies with
     developer read as system and system messages kept where they stand.
     """
     check_strategy(strategy)
     if template is None:
         return apply_policy(messages, strategy, RolePolicy())
+    from .probes.merge_policy import role_policy, role_rejection
     from .sources import ChatTemplate
 
     chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)

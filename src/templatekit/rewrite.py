@@ -33,11 +33,11 @@ from typing import Literal
 import jinja2.nodes as nodes
 
 from . import __version__
-from .analysis import ROLE_STRUCTURE, RaiseSite, analyze, message_fields
-from .normalization import (DEVELOPER, NORMALIZED_ROLES, SEPARATOR, RolePolicy, Strategy, check_strategy,
-                            merged_roles, role_policy)
+from .analysis import ROLE_STRUCTURE, RaiseSite, analyze_text, message_fields
+from .normalization import DEVELOPER, NORMALIZED_ROLES, SEPARATOR, RolePolicy, Strategy, check_strategy, merged_roles
+from .probes.merge_policy import role_policy
 from .sources import ChatTemplate
-from .syntax import ParsedTemplate, Span, parse
+from .syntax import ParsedTemplate, Span
 
 __all__ = ["RewrittenSite", "RelaxResult", "relax", "is_relaxed"]
 
@@ -98,8 +98,7 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     text = chat_template.text
     if is_relaxed(text):
         return RelaxResult("already-relaxed", text, strategy, reason="already relaxed by templatekit")
-    parsed = parse(text, name=chat_template.origin)
-    analysis = analyze(parsed)
+    parsed, analysis = analyze_text(text, chat_template.origin)
     if not any(site.check_class in ROLE_STRUCTURE for site in analysis.sites):
         return RelaxResult("unchanged", text, strategy, reason="no role-structure check to relax")
     unsupported = next((node for node in parsed.nodes if isinstance(node, (nodes.Extends, nodes.Block))), None)

@@ -18,6 +18,12 @@ A GGUF file (``*.gguf``, or any file starting with the GGUF magic; a Hub repo's 
 
 A reference that exists on disk is local; otherwise an ``org/name`` reference is a Hub repo id.
 Templates are returned as read: syntax is checked by :func:`templatekit.syntax.parse`, not here.
+
+Writing goes the other way, into the containers a source was read from:
+:func:`tokenizer_config_text` (a copy of the source's ``tokenizer_config.json``, read where the
+source was loaded: never fetched again), :func:`chat_template_json_text`, :func:`write_in_place`
+(each template's own file, with a ``.orig`` backup); :func:`lint_references` finds the template
+files under a folder of templates.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
@@ -40,7 +47,9 @@ from .errors import (
 )
 
 __all__ = ["ChatTemplate", "TemplateSource", "load", "from_text", "resolve_file", "PROCESSOR_TEMPLATE_NAME",
-           "HUB_TEMPLATE_FILES", "MAX_FILE_BYTES", "MAX_TEMPLATE_CHARACTERS", "check_text"]
+           "HUB_TEMPLATE_FILES", "MAX_FILE_BYTES", "MAX_TEMPLATE_CHARACTERS", "check_text", "lint_references",
+           "tokenizer_config_text", "config_with_templates", "chat_template_json_text", "write_in_place",
+           "json_position"]
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 CHAT_TEMPLATE_JINJA = "chat_template.jinja"
@@ -51,6 +60,10 @@ PROCESSOR_TEMPLATE_NAME = "processor"
 # What a Hub snapshot needs to hold to find every template (transformers reads the same files).
 HUB_TEMPLATE_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG,
                       f"{TEMPLATE_DIR}/*.jinja")
+# Files that make a folder a model folder (one source) rather than a folder of templates.
+MODEL_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG)
+# The JSON files under a folder of templates that hold templates.
+TEMPLATE_JSON_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JSON)
 STDIN = "-"
 # Inputs larger than these are refused (InputLimitError): real chat templates are under 100 kB
 # and tokenizer_config.json files under a few MB.
@@ -91,11 +104,16 @@ class ChatTemplate(NamedTuple):
 
 
 class TemplateSource(NamedTuple):
-    """Every template a source has, in transformers' priority order, and notes about them."""
+    """Every template a source has, in transformers' priority order, and notes about them.
+
+    ``config`` is the source's ``tokenizer_config.json`` (the one read, or the one beside a
+    template file), which :func:`tokenizer_config_text` copies; ``None`` when it has none.
+    """
 
     reference: str
     templates: tuple[ChatTemplate, ...]
     notes: tuple[str, ...] = ()
+    config: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -141,10 +159,10 @@ def load(reference: str, *, revision: str | None = None, token: str | None = Non
         if isinstance(location, str):
             return _checked(_load_hub(location, revision=revision, token=token))
         source = _load_folder(location, reference) if location.is_dir() else _load_file(location, reference)
-    if revision:
-        note = f"--revision {revision} ignored: {reference} is local, not a Hub repo"
-        source = TemplateSource(source.reference, source.templates, (*source.notes, note))
-    return _checked(source)
+    notes = (*source.notes, f"--revision {revision} ignored: {reference} is local, not a Hub repo") if revision \
+        else source.notes
+    config = None if reference == STDIN else _existing(_beside(Path(reference), TOKENIZER_CONFIG))
+    return _checked(TemplateSource(source.reference, source.templates, notes, config))
 
 
 def _checked(source: TemplateSource) -> TemplateSource:
@@ -171,15 +189,33 @@ def resolve_file(reference: str, filename: str, *, revision: str | None = None,
         from . import hub
 
         return hub.download(location, filename, revision=revision, token=token)
-    if location.is_dir():
-        candidate = location / filename
-    elif location.name == filename:
-        return location
-    else:
-        candidate = location.parent / filename
+    candidate = _beside(location, filename)
     if not candidate.is_file():
         raise SourceNotFoundError(f"no {filename} in {candidate.parent}", source=reference, filename=filename)
     return candidate
+
+
+def _beside(location: Path, filename: str) -> Path:
+    """Where ``filename`` of a local source is: in its folder, the file itself, or beside the file."""
+    if location.is_dir():
+        return location / filename
+    return location if location.name == filename else location.parent / filename
+
+
+def _existing(path: Path) -> str | None:
+    return str(path) if path.is_file() else None
+
+
+def lint_references(reference: str) -> tuple[str, ...]:
+    """What ``reference`` stands for when linted: a folder that is not a model folder stands for the
+    template files under it (``.jinja``, ``.gguf``, template JSON files; hidden ones skipped: maybe
+    none), anything else for itself."""
+    folder = Path(reference)
+    if not folder.is_dir() or any((folder / name).is_file() for name in MODEL_FILES):
+        return (reference,)
+    return tuple(sorted(str(path) for path in folder.rglob("*")
+                        if path.is_file() and (path.suffix in (".jinja", ".gguf") or path.name in TEMPLATE_JSON_FILES)
+                        and not any(part.startswith(".") for part in path.relative_to(folder).parts)))
 
 
 # -- locating ------------------------------------------------------------------------------------
@@ -201,8 +237,9 @@ def _load_hub(repo_id: str, *, revision: str | None, token: str | None) -> Templ
     from . import hub
 
     folder, commit = hub.snapshot(repo_id, HUB_TEMPLATE_FILES, revision=revision, token=token)
-    return _load_folder(folder, repo_id, repo_id=repo_id, commit=commit,
-                        describe=lambda path: f"{repo_id}@{commit}:{path.relative_to(folder).as_posix()}")
+    source = _load_folder(folder, repo_id, repo_id=repo_id, commit=commit,
+                          describe=lambda path: f"{repo_id}@{commit}:{path.relative_to(folder).as_posix()}")
+    return TemplateSource(source.reference, source.templates, source.notes, _existing(folder / TOKENIZER_CONFIG))
 
 
 def _load_one_file(reference: str, filename: str, *, revision: str | None, token: str | None) -> TemplateSource:
@@ -212,7 +249,9 @@ def _load_one_file(reference: str, filename: str, *, revision: str | None, token
         return _load_file(path, reference)
     # hf_hub_download returns <cache>/snapshots/<commit>/<filename>
     commit = path.parents[len(Path(filename).parts) - 1].name
-    return _load_file(path, reference, repo_id=reference, commit=commit, origin=f"{reference}@{commit}:{filename}")
+    source = _load_file(path, reference, repo_id=reference, commit=commit, origin=f"{reference}@{commit}:{filename}")
+    config = str(path) if filename == TOKENIZER_CONFIG else None  # the repo's other files are not downloaded
+    return TemplateSource(source.reference, source.templates, source.notes, config)
 
 
 def _load_stdin() -> TemplateSource:
@@ -450,3 +489,87 @@ def _parse_json(text: str, origin: str, *, path: str) -> dict[str, Any]:
 def _short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def json_position(template: ChatTemplate) -> tuple[int, int] | None:
+    """Where ``template``'s JSON string starts in the config file it was read from (1-based line,
+    column); ``None`` when it was not read from a JSON file."""
+    if not template.path or not template.path.endswith(".json"):
+        return None
+    from .jsonedit import template_positions
+
+    name = template.name
+    if template.kind == "processor":
+        name = "default" if name == PROCESSOR_TEMPLATE_NAME else name.split(":", 1)[1]
+    return template_positions(Path(template.path).read_text(encoding="utf-8"), template.path).get(name)
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+def tokenizer_config_text(source: TemplateSource, templates: Mapping[str, str]) -> str:
+    """A copy of ``source``'s ``tokenizer_config.json`` carrying ``templates`` (name -> text), read
+    where the source was loaded (never fetched again); a config of the templates alone if it has none."""
+    if source.config is None:
+        return _json_text(_with_templates({}, templates))
+    return config_with_templates(Path(source.config).read_text(encoding="utf-8"), templates, source.config)
+
+
+def config_with_templates(text: str, templates: Mapping[str, str], origin: str) -> str:
+    """The JSON config ``text`` carrying ``templates``: only the template strings change (indent, key
+    order and escapes kept) when they are all there to replace; else the config re-serialised."""
+    from .jsonedit import replace_templates
+
+    edited = replace_templates(text, templates, origin=origin)
+    if edited is not None:
+        return edited
+    return _json_text(_with_templates(json.loads(text), templates))
+
+
+def chat_template_json_text(text: str) -> str:
+    """A ``chat_template.json`` holding the template ``text``."""
+    return _json_text({"chat_template": text})
+
+
+def write_in_place(rewrites: Sequence[tuple[ChatTemplate, str]]) -> Iterator[tuple[Path, Path]]:
+    """Rewrite each template's own file with its new text, keeping a ``.orig`` backup of the file
+    (a GGUF file: a hard link); yields each (file, backup) once written."""
+    from .output import write_output
+
+    by_file: dict[str, list[tuple[ChatTemplate, str]]] = {}
+    for template, text in rewrites:
+        by_file.setdefault(str(template.path), []).append((template, text))
+    for path, entries in by_file.items():
+        target = Path(path)
+        backup = target.with_name(target.name + ".orig")
+        texts = {template.name: text for template, text in entries}
+        if entries[0][0].container == "gguf":
+            from .gguf_file import read_metadata, write_copy
+
+            write_copy(read_metadata(target), target, texts, backup=backup)
+        else:
+            if not backup.exists():
+                shutil.copy2(target, backup)
+            if target.suffix == ".json":
+                write_output(target, config_with_templates(target.read_text(encoding="utf-8"), texts, str(target)))
+            else:
+                write_output(target, entries[0][1])
+        yield target, backup
+
+
+def _with_templates(config: dict[str, Any], templates: Mapping[str, str]) -> dict[str, Any]:
+    """``config`` with ``chat_template`` carrying ``templates`` (named templates kept, order kept)."""
+    existing = config.get("chat_template")
+    if isinstance(existing, list):
+        names = {entry.get("name") for entry in existing}
+        value: Any = [{**entry, "template": templates.get(entry.get("name"), entry.get("template"))}
+                      for entry in existing]
+        value += [{"name": name, "template": text} for name, text in templates.items() if name not in names]
+    elif len(templates) == 1:
+        value = next(iter(templates.values()))
+    else:
+        value = [{"name": name, "template": text} for name, text in templates.items()]
+    return {**config, "chat_template": value}
+
+
+def _json_text(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple
 import jinja2
 import jinja2.nodes as nodes
 from jinja2.compiler import Frame
+from jinja2.visitor import NodeVisitor
 
 from .environment import DEFAULT_PROFILE, BudgetedCodeGenerator, Profile, compiling, make_environment
 from .errors import InputLimitError, TemplateSyntaxError
@@ -430,13 +431,14 @@ def _numbered_code(parsed: ParsedTemplate, profile: Profile) -> NumberedCode:
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",
            "And": "and", "Or": "or", "Concat": "~"}
+_UNARY = {"Not": "not ", "Neg": "-", "Pos": "+"}
 _COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in",
             "notin": "not in"}
 
 
 def expression_text(node: nodes.Node) -> str:
     """Jinja source for an expression node (normalised spacing; used where no span is known)."""
-    text = _expression_text(node)
+    text = _PRINTER.visit(node)
     return text[1:-1] if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]) else text
 
 
@@ -449,56 +451,92 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def _expression_text(node: nodes.Node) -> str:  # noqa: C901 - one branch per node type
-    e = _expression_text
-    if isinstance(node, nodes.Name):
+class _ExpressionPrinter(NodeVisitor):
+    """Jinja source for an expression, one ``visit_<Node>`` per node type (``<Type>`` for the others)."""
+
+    def generic_visit(self, node: nodes.Node, *args: object, **kwargs: object) -> str:
+        return f"<{type(node).__name__}>"
+
+    def visit_Name(self, node: nodes.Name) -> str:
         return node.name
-    if isinstance(node, nodes.NSRef):
+
+    def visit_NSRef(self, node: nodes.NSRef) -> str:
         return f"{node.name}.{node.attr}"
-    if isinstance(node, nodes.Const):
+
+    def visit_Const(self, node: nodes.Const) -> str:
         if node.value is None:
             return "none"
         if isinstance(node.value, bool):
             return "true" if node.value else "false"
         return repr(node.value)
-    if isinstance(node, nodes.TemplateData):
+
+    def visit_TemplateData(self, node: nodes.TemplateData) -> str:
         return repr(node.data)
-    if isinstance(node, (nodes.List, nodes.Tuple)):
-        items = ", ".join(e(item) for item in node.items)
-        return f"[{items}]" if isinstance(node, nodes.List) else f"({items}{',' if len(node.items) == 1 else ''})"
-    if isinstance(node, nodes.Dict):
-        return "{" + ", ".join(f"{e(pair.key)}: {e(pair.value)}" for pair in node.items) + "}"
-    if isinstance(node, nodes.Getattr):
-        return f"{e(node.node)}.{node.attr}"
-    if isinstance(node, nodes.Getitem):
-        return f"{e(node.node)}[{e(node.arg)}]"
-    if isinstance(node, nodes.Slice):
-        parts = [e(part) if part is not None else "" for part in (node.start, node.stop)]
-        return ":".join(parts) + (f":{e(node.step)}" if node.step is not None else "")
-    if isinstance(node, nodes.Concat):
-        return " ~ ".join(e(item) for item in node.nodes)
-    if isinstance(node, nodes.BinExpr):
-        return f"({e(node.left)} {_BINARY.get(type(node).__name__, node.operator)} {e(node.right)})"
-    if isinstance(node, nodes.Not):
-        return f"not {e(node.node)}"
-    if isinstance(node, nodes.Neg):
-        return f"-{e(node.node)}"
-    if isinstance(node, nodes.Pos):
-        return f"+{e(node.node)}"
-    if isinstance(node, nodes.Compare):
-        return "(" + " ".join([e(node.expr), *(f"{_COMPARE[op.op]} {e(op.expr)}" for op in node.ops)]) + ")"
-    if isinstance(node, nodes.CondExpr):
-        tail = f" else {e(node.expr2)}" if node.expr2 is not None else ""
-        return f"({e(node.expr1)} if {e(node.test)}{tail})"
-    if isinstance(node, (nodes.Call, nodes.Filter, nodes.Test)):
-        arguments = [e(arg) for arg in node.args] + [f"{kw.key}={e(kw.value)}" for kw in node.kwargs]
+
+    def visit_List(self, node: nodes.List) -> str:
+        return f"[{', '.join(self.visit(item) for item in node.items)}]"
+
+    def visit_Tuple(self, node: nodes.Tuple) -> str:
+        return f"({', '.join(self.visit(item) for item in node.items)}{',' if len(node.items) == 1 else ''})"
+
+    def visit_Dict(self, node: nodes.Dict) -> str:
+        return "{" + ", ".join(f"{self.visit(pair.key)}: {self.visit(pair.value)}" for pair in node.items) + "}"
+
+    def visit_Getattr(self, node: nodes.Getattr) -> str:
+        return f"{self.visit(node.node)}.{node.attr}"
+
+    def visit_Getitem(self, node: nodes.Getitem) -> str:
+        return f"{self.visit(node.node)}[{self.visit(node.arg)}]"
+
+    def visit_Slice(self, node: nodes.Slice) -> str:
+        parts = [self.visit(part) if part is not None else "" for part in (node.start, node.stop)]
+        return ":".join(parts) + (f":{self.visit(node.step)}" if node.step is not None else "")
+
+    def visit_Concat(self, node: nodes.Concat) -> str:
+        return " ~ ".join(self.visit(item) for item in node.nodes)
+
+    def _binary(self, node: nodes.BinExpr) -> str:
+        return f"({self.visit(node.left)} {_BINARY.get(type(node).__name__, node.operator)} {self.visit(node.right)})"
+
+    visit_Add = visit_Sub = visit_Mul = visit_Div = visit_FloorDiv = visit_Mod = visit_Pow = _binary
+    visit_And = visit_Or = _binary
+
+    def _unary(self, node: nodes.UnaryExpr) -> str:
+        return f"{_UNARY[type(node).__name__]}{self.visit(node.node)}"
+
+    visit_Not = visit_Neg = visit_Pos = _unary
+
+    def visit_Compare(self, node: nodes.Compare) -> str:
+        return "(" + " ".join([self.visit(node.expr), *(f"{_COMPARE[operand.op]} {self.visit(operand.expr)}"
+                                                      for operand in node.ops)]) + ")"
+
+    def visit_CondExpr(self, node: nodes.CondExpr) -> str:
+        tail = f" else {self.visit(node.expr2)}" if node.expr2 is not None else ""
+        return f"({self.visit(node.expr1)} if {self.visit(node.test)}{tail})"
+
+    def visit_Call(self, node: nodes.Call) -> str:
+        return f"{self.visit(node.node)}({', '.join(self._arguments(node))})"
+
+    def visit_Filter(self, node: nodes.Filter) -> str:
+        return f"{self._owner(node)} | {node.name}{self._call(node)}"
+
+    def visit_Test(self, node: nodes.Test) -> str:
+        return f"{self._owner(node)} is {node.name}{self._call(node)}"
+
+    def _owner(self, node: nodes.Filter | nodes.Test) -> str:
+        return self.visit(node.node) if node.node is not None else ""
+
+    def _call(self, node: nodes.Filter | nodes.Test) -> str:
+        arguments = self._arguments(node)
+        return f"({', '.join(arguments)})" if arguments else ""
+
+    def _arguments(self, node: nodes.Call | nodes.Filter | nodes.Test) -> list[str]:
+        arguments = [self.visit(arg) for arg in node.args] + [f"{kw.key}={self.visit(kw.value)}" for kw in node.kwargs]
         if node.dyn_args is not None:
-            arguments.append(f"*{e(node.dyn_args)}")
+            arguments.append(f"*{self.visit(node.dyn_args)}")
         if node.dyn_kwargs is not None:
-            arguments.append(f"**{e(node.dyn_kwargs)}")
-        call = f"({', '.join(arguments)})" if arguments or isinstance(node, nodes.Call) else ""
-        if isinstance(node, nodes.Call):
-            return f"{e(node.node)}{call}"
-        owner = e(node.node) if node.node is not None else ""
-        return f"{owner} | {node.name}{call}" if isinstance(node, nodes.Filter) else f"{owner} is {node.name}{call}"
-    return f"<{type(node).__name__}>"
+            arguments.append(f"**{self.visit(node.dyn_kwargs)}")
+        return arguments
+
+
+_PRINTER = _ExpressionPrinter()

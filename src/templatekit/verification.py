@@ -40,18 +40,21 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .analysis import ROLE_STRUCTURE
+from .analysis import ROLE_STRUCTURE, analyze_text
+from .cases import Case
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
 from .errors import RenderBudgetExceeded
-from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy, role_policy, role_rejection
-from .strategies import (FIXED_NOW, Plan, TemplateInputs, seeded_case, template_inputs, template_variables,
-                         verify_plan)
+from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy
+from .probes.harness import FIXED_NOW, TemplateInputs, template_inputs
+from .probes.merge_policy import role_policy, role_rejection
+from .probes.shape import learn_shape
+from .generation import Plan, seeded_case
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate
     from .tokens import TokenDiff, Tokenizer
 
-__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "case_json", "CHUNK_SIZE"]
+__all__ = ["Property", "Counterexample", "VerifyResult", "verify", "cases_for", "describe_error", "CHUNK_SIZE"]
 
 Property = Literal["fidelity", "tolerance", "normalize", "drops"]
 PROPERTIES: tuple[Property, ...] = ("fidelity", "tolerance", "normalize", "drops")
@@ -65,15 +68,15 @@ _ROLE_RANK = {"user": 1, "assistant": 2, "system": 3, "developer": 4, "tool": 5}
 class Counterexample:
     """A minimal case on which a property fails.
 
-    ``case`` is replayable JSON (``{"messages", "tools", "add_generation_prompt", "kwargs"}``,
-    what ``templatekit render --messages`` reads).  ``expected`` is ORIGINAL's output
+    ``case`` is the replayable input (its :meth:`~templatekit.cases.Case.to_json` is what
+    ``templatekit render --messages`` reads).  ``expected`` is ORIGINAL's output
     (``fidelity``) or ORIGINAL's output on ``normalized`` (``normalize``); ``actual`` is
     RELAXED's output, ``None`` when it raised ``error``.  ``token_diff`` is set when a
     tokenizer was given and both sides rendered.
     """
 
     property: Property
-    case: Mapping[str, Any]
+    case: Case
     expected: str | None
     actual: str | None
     error: str | None = None
@@ -94,23 +97,7 @@ class Counterexample:
 
     def to_json(self) -> str:
         """The replayable case as JSON, one message per line."""
-        return case_json(self.case)
-
-
-def case_json(case: Mapping[str, Any]) -> str:
-    """``case`` as JSON with one message per line (``messages`` first)."""
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    lines = ["{", '  "messages": [']
-    messages = list(case.get("messages", ()))
-    lines += [f"    {dumps(message)}{',' if index < len(messages) - 1 else ''}"
-              for index, message in enumerate(messages)]
-    rest = [(key, value) for key, value in case.items() if key != "messages"]
-    lines.append("  ]" + ("," if rest else ""))
-    lines += [f"  {dumps(key)}: {dumps(value)}{',' if index < len(rest) - 1 else ''}"
-              for index, (key, value) in enumerate(rest)]
-    return "\n".join([*lines, "}"])
+        return self.case.to_json()
 
 
 @dataclass(frozen=True)
@@ -161,14 +148,6 @@ class _Verdict:
     normalized: list[dict[str, Any]] | None = None
 
 
-def _render(inputs: TemplateInputs, case: Mapping[str, Any],
-            messages: list[dict[str, Any]] | None = None) -> tuple[str | None, BaseException | None]:
-    try:
-        return inputs.render(case, messages), None
-    except Exception as error:  # noqa: BLE001 - a template's failure is an outcome to compare
-        return None, error
-
-
 def _raised(error: BaseException | None) -> str | None:
     """The message a template passed to ``raise_exception`` (under any engine), else ``None``."""
     if isinstance(error, TemplateRaise):
@@ -180,7 +159,9 @@ def _raised(error: BaseException | None) -> str | None:
     return None
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """How a render failed, in one line: ``raise_exception('...')`` when the template raised (under
+    any engine), else the error's class and message."""
     raised = _raised(error)
     if raised is not None:
         return f"raise_exception({raised!r})"
@@ -189,9 +170,9 @@ def _describe(error: BaseException) -> str:
 
 def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
     """Check every property that applies to ``case``; the first failing one is reported."""
-    expected, original_error = _render(job.original, case)
-    actual, relaxed_error = _render(job.relaxed, case)
-    error = _describe(relaxed_error) if relaxed_error is not None else None
+    expected, original_error = job.original.attempt(case)
+    actual, relaxed_error = job.relaxed.attempt(case)
+    error = describe_error(relaxed_error) if relaxed_error is not None else None
     accepted = original_error is None
     checked: list[Property] = []
     if accepted:
@@ -206,7 +187,7 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
         seen = _server_messages(job.original, case)
         if _rejected_by_role(job, case, seen):
             normalized = apply_policy(seen, job.normalize, job.policy)
-            expected, original_error = _render(job.original, case, normalized)
+            expected, original_error = job.original.attempt(case, normalized)
             if original_error is None:
                 checked.append("normalize")
                 if actual != expected:
@@ -487,11 +468,29 @@ def _smaller_texts(text: str, index: int) -> Iterator[str]:
 
 # --- verify -----------------------------------------------------------------------------------
 
-def _role_messages(text: str) -> frozenset[str]:
-    from .analysis import analyze
-    from .syntax import parse
+# The mix verify draws from: walks of the original's shape, irregular histories, random
+# user/assistant/system sequences.
+VERIFY_MODES = (45, 40, 15)
+VERIFY_ROLES = ("user", "assistant", "system", "developer")
+VERIFY_MAX_TURNS = 10
 
-    return frozenset(site.message for site in analyze(parse(text)).sites
+
+def verify_plan(inputs: TemplateInputs) -> Plan:
+    """The plan :func:`verify` generates with for the original template ``inputs``."""
+    return Plan(learn_shape(inputs), VERIFY_MODES, VERIFY_MAX_TURNS, VERIFY_ROLES)
+
+
+def cases_for(template: str | ChatTemplate, examples: int, *, seed: int = 0,
+              special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE
+              ) -> list[dict[str, Any]]:
+    """The first ``examples`` cases :func:`verify` checks for ``template`` with ``seed``
+    (for benchmarks and for looking at what is generated)."""
+    plan = verify_plan(template_inputs(template, special_tokens, profile))
+    return [seeded_case(plan, seed, index) for index in range(examples)]
+
+
+def _role_messages(text: str) -> frozenset[str]:
+    return frozenset(site.message for site in analyze_text(text)[1].sites
                      if site.check_class in ROLE_STRUCTURE and site.message_is_literal)
 
 
@@ -572,13 +571,13 @@ def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None
 
         token_diff = diff_tokens(tokenizer.encode(verdict.expected), tokenizer.encode(verdict.actual))
     normalized = tuple(verdict.normalized) if verdict.normalized is not None else None
-    return Counterexample(verdict.failure, _with_special_tokens(job, case), verdict.expected, verdict.actual,
-                          verdict.error, normalized, token_diff)
+    return Counterexample(verdict.failure, Case.from_data(_with_special_tokens(job, case)), verdict.expected,
+                          verdict.actual, verdict.error, normalized, token_diff)
 
 
 def _with_special_tokens(job: _Job, case: dict[str, Any]) -> dict[str, Any]:
     """``case`` with the special tokens the templates read as kwargs, so that rendering it
     from any source (a bare .jinja file has none) replays exactly what was compared."""
-    read = template_variables(job.original.text) | template_variables(job.relaxed.text)
+    read = analyze_text(job.original.text)[1].undeclared | analyze_text(job.relaxed.text)[1].undeclared
     tokens = {name: value for name, value in job.original.special_tokens if name in read}
     return {**case, "kwargs": {**tokens, **case.get("kwargs", {})}}

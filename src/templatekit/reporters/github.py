@@ -30,6 +30,6 @@ def render(findings: Sequence[Finding]) -> str:
         message = finding.message if finding.template_name == "default" else \
             f"[{finding.template_name}] {finding.message}"
         if finding.fix:
-            message += f"\n{finding.fix}"
+            message += f"\n{finding.fix.message}"
         lines.append(f"::{_COMMANDS[finding.severity]} {','.join(properties)}::{_data(message)}")
     return "".join(line + "\n" for line in lines)

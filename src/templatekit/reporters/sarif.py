@@ -54,7 +54,7 @@ def _result(finding: Finding, rule_index: int | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.code,
         "level": _LEVELS[finding.severity],
-        "message": {"text": finding.message + (f" ({finding.fix})" if finding.fix else "")},
+        "message": {"text": finding.message + (f" ({finding.fix.message})" if finding.fix else "")},
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(finding.path)}, "region": region}}],
     }
     if rule_index is not None:

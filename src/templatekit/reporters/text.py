@@ -23,7 +23,7 @@ def render(findings: Sequence[Finding], *, color: bool = False) -> str:
         code = _style(finding.code, f"1;{_COLOURS[finding.severity]}", color)
         lines.append(f"{where} {code} {finding.message}")
         if finding.fix:
-            lines.append(f"  {_style('help:', '1;32', color)} {finding.fix}")
+            lines.append(f"  {_style('help:', '1;32', color)} {finding.fix.message}")
     lines.append(summary(findings))
     return "\n".join(lines) + "\n"
 

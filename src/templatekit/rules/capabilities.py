@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..analysis import uses_name
 from ..findings import Severity
-from ..probes import PROBE_TOOL, renders_tool, tool_call_format, uses_name
+from ..probes import PROBE_TOOL, renders_tool, tool_call_format
 from .context import LintContext
 from .registry import Hit, rule
 

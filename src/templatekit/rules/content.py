@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..analysis import content_triggers
 from ..findings import Severity
-from ..probes import content_triggered_text, content_triggers, python_values
+from ..probes import content_triggered_text, python_values
 from .context import LintContext
 from .registry import Hit, rule
 

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING
 
 from ..config import Suppression, suppressions
 from ..errors import TemplateSyntaxError
+from ..escapes import Escape, blocks_rendering, find_escapes
 from ..findings import Finding
 from ..probes import DEFAULT_BUDGET
 from ..syntax import ParsedTemplate, Span, parse
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
+    from ..cases import Case
     from ..errors import RenderBudgetExceeded
-    from ..probes import Capability, Harness, Outcome, Witness
+    from ..probes import Capability, Harness, Outcome
     from ..sources import ChatTemplate
     from .registry import Hit, Rule
-    from .security import Escape
 
 __all__ = ["LintContext"]
 
@@ -70,22 +71,20 @@ class LintContext:
     @cached_property
     def escapes(self) -> tuple[Escape, ...]:
         """Sandbox-escape attempts found statically (``()`` when the template does not parse)."""
-        from .security import find_escapes
-
         return find_escapes(self.parsed) if self.parsed is not None else ()
 
     @cached_property
     def harness(self) -> Harness | None:
         """The probing harness; ``None`` when probing is off, the template does not parse, or
         it tries to escape the sandbox (such templates are never rendered)."""
-        if not self.probe or self.parsed is None or self.exceeded or any(escape.certain for escape in self.escapes):
+        if not self.probe or self.parsed is None or self.exceeded or blocks_rendering(self.escapes):
             return None
         from ..probes import harness_for
 
         return harness_for(self.parsed, self.analysis, self.template.special_tokens)
 
     @cached_property
-    def witnesses(self) -> Mapping[int, Witness | None] | None:
+    def witnesses(self) -> Mapping[int, Case | None] | None:
         """Site index -> witness (or ``None``: unreachable); ``None`` when not probing."""
         if self.harness is None:
             return None

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import jinja2.nodes as nodes
 
+from ..analysis import random_sources, uses_name
 from ..findings import Severity
-from ..probes import clock_dependence, prefix_break, template_nodes, uses_name
+from ..probes import clock_dependence, prefix_break
 from .context import LintContext
 from .registry import Hit, rule
 
@@ -72,11 +73,11 @@ def nondeterministic_output(context: LintContext) -> Iterator[Hit]:
     """
     if context.parsed is None:
         return
-    for node in template_nodes(context.parsed):
-        if isinstance(node, nodes.Filter) and node.name == "random":
+    for node in random_sources(context.parsed):
+        if isinstance(node, nodes.Filter):
             yield Hit("the 'random' filter makes the output differ between renders",
                       span=context.locate(node.lineno, "random"), line=node.lineno)
-        elif isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load":
+        else:
             yield Hit("'lipsum' generates random text", span=context.locate(node.lineno, "lipsum"), line=node.lineno)
 
 

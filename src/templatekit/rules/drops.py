@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..analysis import compared_roles
 from ..findings import Severity
-from ..probes import compared_roles, silent_drops
+from ..probes import silent_drops
 from .context import LintContext
 from .registry import Hit, rule
 

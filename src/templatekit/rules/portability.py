@@ -15,8 +15,8 @@ from typing import Any, Literal, NamedTuple
 
 import jinja2.nodes as nodes
 
+from ..cases import Case
 from ..findings import Severity
-from ..probes import Witness
 from ..syntax import ParsedTemplate
 from .context import LintContext
 from .registry import Hit, rule
@@ -441,14 +441,14 @@ def engine_unsupported_construct(context: LintContext) -> Iterator[Hit]:
 
 
 # conversations the dynamic rule renders with every engine (what servers send most)
-_WITNESSES: tuple[Witness, ...] = (
-    Witness(({"role": "user", "content": "Hi"},), add_generation_prompt=True),
-    Witness(({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+_WITNESSES: tuple[Case, ...] = (
+    Case(({"role": "user", "content": "Hi"},), add_generation_prompt=True),
+    Case(({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
              {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}), add_generation_prompt=True),
-    Witness(({"role": "user", "content": [{"type": "text", "text": "Hi"}]},), add_generation_prompt=True),
-    Witness(({"role": "user", "content": "Hi"}, {"role": "user", "content": "Still there?"}),
+    Case(({"role": "user", "content": [{"type": "text", "text": "Hi"}]},), add_generation_prompt=True),
+    Case(({"role": "user", "content": "Hi"}, {"role": "user", "content": "Still there?"}),
             add_generation_prompt=True),  # what relaxed templates accept and strict ones refuse
-    Witness(({"role": "user", "content": "Weather?"},
+    Case(({"role": "user", "content": "Weather?"},
              {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
                  "name": "get_weather", "arguments": {"city": "Paris"}}}]},
              {"role": "tool", "tool_call_id": "call00001", "content": "21"}),
@@ -462,7 +462,7 @@ class Divergence(NamedTuple):
     """``engine`` renders ``witness`` as ``output`` (or fails with ``error``) where jinja2 gives ``expected``."""
 
     engine: str
-    witness: Witness
+    witness: Case
     expected: str
     output: str | None
     error: str | None

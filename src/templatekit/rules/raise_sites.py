@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..analysis import CheckClass, RaiseSite
-from ..findings import Severity
+from ..findings import Fix, Severity
 from ..probes import MAX_MESSAGES
 from .context import LintContext
 from .registry import Hit, rule
 
-RELAX_FIX = "`templatekit relax` rewrites it to merge (or skip) consecutive same-role messages"
+RELAX_FIX = Fix("`templatekit relax` rewrites it to merge (or skip) consecutive same-role messages", "safe")
 
 
 def _call(site: RaiseSite, limit: int = 72) -> str:
@@ -26,7 +26,7 @@ def _call(site: RaiseSite, limit: int = 72) -> str:
     return f"raise_exception({message})"
 
 
-def _site_hits(context: LintContext, check_class: CheckClass, label: str, fix: str | None = None) -> Iterator[Hit]:
+def _site_hits(context: LintContext, check_class: CheckClass, label: str, fix: Fix | None = None) -> Iterator[Hit]:
     analysis = context.analysis
     if analysis is None:
         return

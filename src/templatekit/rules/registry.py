@@ -12,10 +12,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..findings import Severity
+from ..findings import Fix, Severity
 
 if TYPE_CHECKING:
-    from ..probes import Witness
+    from ..cases import Case
     from ..syntax import Span
     from .context import LintContext
 
@@ -39,8 +39,8 @@ class Hit(NamedTuple):
     span: Span | None = None
     line: int | None = None
     column: int | None = None
-    witness: Witness | None = None
-    fix: str | None = None
+    witness: Case | None = None
+    fix: Fix | None = None
 
 
 Check = Callable[["LintContext"], Iterable[Hit]]

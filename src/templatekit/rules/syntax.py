@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import jinja2
 
 from ..environment import make_environment
-from ..findings import Severity
+from ..findings import Fix, Severity
 from ..syntax import line_column, scan_tags
 from .context import LintContext
 from .registry import Hit, rule
@@ -155,4 +155,4 @@ def byte_order_mark(context: LintContext) -> Iterator[Hit]:
     """
     if context.source.startswith("\ufeff"):
         yield Hit("the template starts with a byte-order mark (U+FEFF), which ends up at the start of every prompt",
-                  line=1, column=1, fix="save the file as UTF-8 without a BOM")
+                  line=1, column=1, fix=Fix("save the file as UTF-8 without a BOM", "display-only"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..analysis import uses_name
 from ..findings import Severity
-from ..probes import eos_after_assistant, leading_bos_count, uses_name
+from ..probes import eos_after_assistant, leading_bos_count
 from .context import LintContext
 from .registry import Hit, rule
 

@@ -108,9 +108,9 @@ def accepted_kwargs(template: str) -> frozenset[str]:
     """The ``chat_template_kwargs`` vLLM lets through: what the template reads without setting it
     (``jinja2.meta.find_undeclared_variables``) and transformers' ``apply_chat_template``
     parameters, less ``chat_template`` and ``tokenize``."""
-    from ..strategies import template_variables
+    from ..analysis import analyze_text
 
-    return (template_variables(template) | APPLY_CHAT_TEMPLATE_PARAMETERS) - {"chat_template", "tokenize"}
+    return (analyze_text(template)[1].undeclared | APPLY_CHAT_TEMPLATE_PARAMETERS) - {"chat_template", "tokenize"}
 
 
 class _NotAName(Exception):
