@@ -74,6 +74,8 @@ LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
 @click.option("--template-name", "-n", default=None, metavar="NAME",
               help="Lint only this named template of each source (default: all of them).")
 @click.option("--no-probe", is_flag=True, help="Static checks only: never render the template.")
+@click.option("--no-cache", is_flag=True,
+              help="Lint every file afresh (the findings cache serves text reports of .jinja files).")
 @click.option("--missing-ok", is_flag=True,
               help="Skip sources that have no chat template instead of failing (for pre-commit).")
 @click.option("--against", default=None, metavar="SOURCE",
@@ -84,8 +86,8 @@ LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
 @source_options
 @handle_errors
 def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, select: str | None,
-         ignore: str | None, template_name: str | None, no_probe: bool, missing_ok: bool, against: str | None,
-         output: str | None, color: bool | None, revision: str | None, token: str | None,
+         ignore: str | None, template_name: str | None, no_probe: bool, no_cache: bool, missing_ok: bool,
+         against: str | None, output: str | None, color: bool | None, revision: str | None, token: str | None,
          filename: str | None) -> None:
     """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
     chat_template.json, .jinja or .gguf file, or - for stdin)."""

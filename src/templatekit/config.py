@@ -22,11 +22,13 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError
 from .findings import Finding, Severity
-from .syntax import Span, line_column, scan_tags
+
+if TYPE_CHECKING:
+    from .syntax import Span
 
 __all__ = ["Config", "Suppression", "load_config", "suppressions", "apply_suppressions",
            "DEFAULT_FAIL_ON"]
@@ -113,6 +115,8 @@ class Suppression(NamedTuple):
 
 def suppressions(source: str) -> tuple[Suppression, ...]:
     """Every suppression comment of ``source`` (found even when the template does not parse)."""
+    from .syntax import line_column, scan_tags  # jinja2: not needed to read the settings
+
     found = []
     for tag in scan_tags(source):
         if tag.kind != "comment":

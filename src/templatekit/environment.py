@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jinja2
 import jinja2.ext
@@ -88,8 +88,7 @@ _clock: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("templa
 MIN_JINJA2 = (3, 1, 6)
 
 
-@dataclasses.dataclass(frozen=True)
-class RenderBudget:
+class RenderBudget(NamedTuple):
     """What one render may spend: ``milliseconds`` of wall time and ``megabytes`` (millions of
     characters) for any one string or list it builds, and for its output."""
 
@@ -585,7 +584,10 @@ def render_compiled(compiled: jinja2.Template, budget: RenderBudget = DEFAULT_RE
     Raises :class:`~templatekit.errors.RenderBudgetExceeded` (also for a ``MemoryError``).
     """
     with render_budget(budget):
-        return compiled.render(**variables)
+        # Template.render minus jinja2's traceback rewriting on errors (the same exception, class
+        # and message; only template frames are left out of its traceback): a raising render, the
+        # outcome of a rejected conversation in verify, then costs a third
+        return compiled.environment.concat(compiled.root_render_func(compiled.new_context(variables)))
 
 
 @contextmanager

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from .errors import (
     MalformedFileError,
@@ -33,7 +31,6 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedVersionError,
 )
-from .output import current_umask, real_target, temporary_beside, write_all
 
 __all__ = ["GGUF_MAGIC", "GGUFField", "GGUFMetadata", "is_gguf", "read_metadata", "chat_templates",
            "special_tokens", "add_bos_token", "template_key", "write_copy"]
@@ -55,8 +52,7 @@ _SPECIAL_TOKEN_IDS = {
 }
 
 
-@dataclass(frozen=True)
-class GGUFField:
+class GGUFField(NamedTuple):
     """One metadata entry: its key, value type (``gguf.GGUFValueType``), value and byte range.
 
     ``value`` is the decoded scalar or string; for arrays a tuple of raw items when the key is
@@ -72,8 +68,7 @@ class GGUFField:
     item_type: int | None = None
 
 
-@dataclass(frozen=True)
-class GGUFMetadata:
+class GGUFMetadata(NamedTuple):
     """Everything before a GGUF file's tensor data, and where each part lies in the file."""
 
     path: str
@@ -211,6 +206,8 @@ def write_copy(metadata: GGUFMetadata, target: str | Path, templates: Mapping[st
     which receives the original (a hard link when possible) unless it already exists.
     Raises :class:`~templatekit.errors.OutputError`.
     """
+    from .output import current_umask, real_target, temporary_beside  # here: reading (is_gguf) stays light
+
     source, target = Path(metadata.path), real_target(target)  # a symlink's target is replaced; the link stays
     replaced = {template_key(name): text for name, text in templates.items()}
     missing = [key for key in replaced if key not in metadata.fields]
@@ -448,6 +445,8 @@ def _wrong_type(path: str, field: GGUFField, expected: str) -> MalformedFileErro
 def _write_sections(metadata: GGUFMetadata, original: BinaryIO, output: BinaryIO,
                     replaced: Mapping[str, str]) -> None:
     """Header and unchanged entries copied, replaced templates encoded, data re-padded and copied."""
+    from .output import write_all
+
     buffer = bytearray(_COPY_CHUNK)
     first = min((field.start for field in metadata.fields.values()), default=metadata.tensor_info_start)
     _copy_range(original, output, 0, first, buffer)
@@ -474,6 +473,8 @@ def _copy_range(original: BinaryIO, output: BinaryIO, start: int, end: int, buff
 
     Both files are unbuffered, so every seek reaches the OS (the extents come from ``lseek``).
     """
+    from .output import write_all
+
     view = memoryview(buffer)
     shift = output.tell() - start
     for data_start, data_end in _data_extents(original.fileno(), start, end):
@@ -512,4 +513,6 @@ def _keep_backup(source: Path, backup: Path) -> None:
     try:
         os.link(source, backup)
     except OSError:
+        import shutil
+
         shutil.copy2(source, backup)

@@ -34,9 +34,9 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from .errors import (
     InputLimitError,
@@ -77,8 +77,7 @@ _HUB_REPO_ID = re.compile(r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$")
 Kind = Literal["tokenizer", "processor"]
 
 
-@dataclass(frozen=True)
-class ChatTemplate:
+class ChatTemplate(NamedTuple):
     """One chat template and what it needs to render as the server would.
 
     ``origin`` names where it came from for humans (``repo@commit:file`` or a path);
@@ -92,7 +91,7 @@ class ChatTemplate:
     name: str = "default"
     origin: str = "<string>"
     path: str | None = None
-    special_tokens: Mapping[str, str] = field(default_factory=dict)
+    special_tokens: Mapping[str, str] = MappingProxyType({})
     kind: Kind = "tokenizer"
     repo_id: str | None = None
     commit: str | None = None
@@ -104,8 +103,7 @@ class ChatTemplate:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class TemplateSource:
+class TemplateSource(NamedTuple):
     """Every template a source has, in transformers' priority order, and notes about them.
 
     ``config`` is the source's ``tokenizer_config.json`` (the one read, or the one beside a

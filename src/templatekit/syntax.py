@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from types import CodeType
 from typing import Literal, NamedTuple
@@ -33,6 +32,8 @@ _ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
+# the characters inside a tag that _scan_one acts on (quotes, brackets, the closers' first signs)
+_TAG_CHAR = re.compile(r"""['"()\[\]{}%+-]""")
 
 
 class Span(NamedTuple):
@@ -97,7 +98,8 @@ def _scan_one(source: str, start: int, kind: TagKind) -> Tag:
         return Tag(kind, Span(start, min(end + 2, len(source))), inner, "", strip_left, strip_right)
     pos = body + len(strip_left)
     depth: list[str] = []
-    while pos < len(source):
+    while (found := _TAG_CHAR.search(source, pos)) is not None:
+        pos = found.start()
         char = source[pos]
         if char in "'\"":
             pos = _skip_string(source, pos)
@@ -175,14 +177,18 @@ def is_raise_call(node: nodes.Node) -> bool:
             and node.node.name == "raise_exception")
 
 
-@dataclass(frozen=True)
-class ParsedTemplate:
-    """A template's source, its AST (parsed as servers parse it) and its tags with offsets."""
-
+class _ParsedFields(NamedTuple):
     source: str
     ast: nodes.Template
     tags: tuple[Tag, ...]
     name: str | None = None
+
+
+class ParsedTemplate(_ParsedFields):
+    """A template's source, its AST (parsed as servers parse it) and its tags with offsets.
+
+    A named tuple of those fields (cheaper to define than a dataclass at import) whose derived
+    views below are computed once, on first use."""
 
     @cached_property
     def nodes(self) -> tuple[nodes.Node, ...]:

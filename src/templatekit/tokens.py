@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from .errors import SourceNotFoundError, TokenizerError
 
@@ -24,20 +23,21 @@ __all__ = ["Tokens", "Tokenizer", "TokenRow", "TokenDiff", "load_tokenizer", "di
 TOKENIZER_FILE = "tokenizer.json"
 
 
-@dataclass(frozen=True)
-class Tokens:
+class Tokens(NamedTuple):
     """Token ids of one text, and the piece of that text each token covers (see :meth:`Tokenizer.encode`)."""
 
     ids: tuple[int, ...]
     pieces: tuple[str, ...]
 
 
-@dataclass(frozen=True, eq=False)
 class Tokenizer:
     """A loaded ``tokenizers`` tokenizer and where it came from."""
 
-    backend: tokenizers.Tokenizer
-    origin: str
+    __slots__ = ("backend", "origin")
+
+    def __init__(self, backend: tokenizers.Tokenizer, origin: str) -> None:
+        self.backend = backend
+        self.origin = origin
 
     def encode(self, text: str) -> Tokens:
         """Token ids of ``text`` as a server tokenizes a rendered prompt (no special tokens added).
@@ -97,8 +97,7 @@ def load_tokenizer(source: str, *, revision: str | None = None, token: str | Non
 Op = Literal["equal", "replace", "delete", "insert"]
 
 
-@dataclass(frozen=True)
-class TokenRow:
+class TokenRow(NamedTuple):
     """One aligned row: a token of the left side, of the right side, or both.
 
     ``left``/``right`` are ``(position, id, piece)`` or ``None`` where that side has no token.
@@ -109,8 +108,7 @@ class TokenRow:
     right: tuple[int, int, str] | None
 
 
-@dataclass(frozen=True)
-class TokenDiff:
+class TokenDiff(NamedTuple):
     """Two token sequences aligned row by row; ``first_divergence`` is a row index or ``None``."""
 
     left: Tokens

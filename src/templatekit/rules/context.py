@@ -7,7 +7,6 @@ and probes shared by several rules (witnesses, capabilities) run once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -29,19 +28,20 @@ if TYPE_CHECKING:
 __all__ = ["LintContext"]
 
 
-@dataclass(frozen=True)
 class LintContext:
     """One template being linted.  ``probe=False`` skips every rule that renders.
 
     ``reference`` is the template it was converted from, when known (drift rules compare them).
     """
 
-    template: ChatTemplate
-    probe: bool = True
-    budget: int = DEFAULT_BUDGET
-    reference: ChatTemplate | None = None
-    # the render budget the probes ran out of, if they did (no rule renders after that)
-    exceeded: list[RenderBudgetExceeded] = field(default_factory=list, compare=False, repr=False)
+    def __init__(self, template: ChatTemplate, probe: bool = True, budget: int = DEFAULT_BUDGET,
+                 reference: ChatTemplate | None = None) -> None:
+        self.template = template
+        self.probe = probe
+        self.budget = budget
+        self.reference = reference
+        # the render budget the probes ran out of, if they did (no rule renders after that)
+        self.exceeded: list[RenderBudgetExceeded] = []
 
     @property
     def source(self) -> str:

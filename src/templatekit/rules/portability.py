@@ -11,8 +11,7 @@ where an engine's output differs from transformers'.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jinja2.nodes as nodes
 
@@ -34,21 +33,22 @@ _EFFECTS = {"parse": "cannot parse the template", "error": "fails when it runs",
 Outcome = tuple[str, str]  # ("ok", text) or ("error", the engine's message)
 
 
-@dataclass(frozen=True, eq=False)
 class Construct:
     """One row: ``engines`` maps an engine to what it does with the construct; ``probe`` and
     ``variables`` demonstrate it (each engine of the row fails on the probe or renders other text
     than jinja2).  A construct visible in the source has ``matches`` (one AST node); one that
     depends on the values at run time (printing ``none``, looping over a string) has ``explains``,
-    which recognises it from jinja2's and the engine's outcomes on the same input."""
+    which recognises it from jinja2's and the engine's outcomes on the same input.  Rows compare
+    by identity."""
 
-    key: str
-    label: str
-    engines: Mapping[str, Effect]
-    matches: Callable[[nodes.Node], bool] | None
-    probe: str
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    explains: Callable[[Outcome, Outcome], bool] | None = None
+    __slots__ = ("key", "label", "engines", "matches", "probe", "variables", "explains")
+
+    def __init__(self, key: str, label: str, engines: Mapping[str, Effect], matches: Callable[[nodes.Node], bool] | None,
+                 probe: str, variables: Mapping[str, Any] | None = None,
+                 explains: Callable[[Outcome, Outcome], bool] | None = None) -> None:
+        self.key, self.label, self.engines, self.matches, self.probe = key, label, engines, matches, probe
+        self.variables = {} if variables is None else variables
+        self.explains = explains
 
 
 def _call_of(node: nodes.Node, name: str) -> bool:
@@ -274,8 +274,7 @@ def _in_repr(expected: Outcome, actual: Outcome) -> bool:
         text[start:start + 2] in ("[{", "['", "{'", "[]", "{}")
 
 
-@dataclass(frozen=True)
-class Use:
+class Use(NamedTuple):
     """One occurrence of a construct in a template."""
 
     construct: Construct
@@ -459,8 +458,7 @@ _WITNESSES: tuple[Case, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Divergence:
+class Divergence(NamedTuple):
     """``engine`` renders ``witness`` as ``output`` (or fails with ``error``) where jinja2 gives ``expected``."""
 
     engine: str
