@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, REPO_ROOT, run_templatekit
 
-from templatekit_cli.common import EXIT_CODES_HELP
+from templatekit_cli.report import EXIT_CODES_HELP
 
 PARITY = str(FIXTURES / "templates" / "parity_check.jinja")
 

@@ -12,40 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
-EXIT_OK = 0
-EXIT_FINDINGS = 1          # lint findings at/above --fail-on, a counterexample, a failed check
-EXIT_USAGE = 2             # bad command line (click's own code)
-EXIT_NOT_FOUND = 3         # repo, revision, file or path does not exist
-EXIT_ACCESS = 4            # gated or private repo, missing/invalid token
-EXIT_OFFLINE = 5           # offline (HF_HUB_OFFLINE=1 or no network) and not cached
-EXIT_MALFORMED = 6         # malformed JSON or GGUF file, not UTF-8, lone surrogates, unexpected file shape
-EXIT_NO_TEMPLATE = 7       # no chat template, or unknown --template-name
-EXIT_SYNTAX = 8            # the template is not valid Jinja
-EXIT_OUTPUT = 9            # the result could not be written
-EXIT_TOKENIZER = 10        # the tokenizer could not be loaded
-EXIT_ENGINE = 11           # a Jinja engine is not installed (or could not be installed)
-EXIT_BUDGET = 12           # rendering exceeded its time or memory budget
-EXIT_LIMIT = 13            # an input too large or nested too deeply
-EXIT_UNSAFE_JINJA = 14     # the installed jinja2 has known sandbox escapes
-EXIT_INTERNAL = 70         # a bug in templatekit
-EXIT_INTERRUPTED = 130     # Ctrl-C (SIGTERM exits 143, as the shell reports it)
+from .report import EXIT_ACCESS, EXIT_BUDGET, EXIT_ENGINE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LIMIT, EXIT_MALFORMED, EXIT_NOT_FOUND, EXIT_NO_TEMPLATE, EXIT_OFFLINE, EXIT_OK, EXIT_OUTPUT, EXIT_SYNTAX, EXIT_TOKENIZER, EXIT_UNSAFE_JINJA, EXIT_USAGE
 
 # The default time budget for all the rendering one relax or verify command does (--timeout).
 COMMAND_SECONDS = 600.0
-
-# The README's "Exit codes" block, verbatim (tests/test_exit_codes.py keeps them in sync).
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0  success            1  findings / counterexample / check failed
-  2  usage error        3  not found (repo, revision, file)
-  4  access denied (gated repo, token)   5  offline and not cached
-  6  malformed JSON/GGUF input file      7  no chat template / unknown name
-  8  template is not valid Jinja         9  output could not be written
-  10 tokenizer could not be loaded       11 engine not installed
-  12 render budget exceeded (time/size)  13 input too large / nested too deep
-  14 jinja2 < 3.1.6 (sandbox escapes)    70 internal error (please report)
-  130 Ctrl-C; 143 SIGTERM (cleaned up)
-"""
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import EXIT_ENGINE, EXIT_OK, fail, handle_errors
+from .common import fail, handle_errors
+from .report import EXIT_ENGINE, EXIT_OK
 
 _EXTERNAL = ("hf-jinja", "llama.cpp")
 

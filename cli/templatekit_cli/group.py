@@ -12,7 +12,7 @@ import click
 
 from templatekit import __version__
 
-from .common import EXIT_CODES_HELP
+from .report import EXIT_CODES_HELP
 from .main import COMMANDS
 
 

@@ -12,21 +12,11 @@ import click
 from templatekit.output import write_output
 from templatekit.reporters import FORMATS
 
-from .common import (
-    EXIT_CODES_HELP,
-    EXIT_FINDINGS,
-    EXIT_OK,
-    EXIT_SYNTAX,
-    EXIT_USAGE,
-    Progress,
-    fail,
-    handle_errors,
-    report_error,
-    source_options,
-)
+from .common import Progress, fail, handle_errors, report_error, source_options
+from .report import EXIT_CODES_HELP, EXIT_USAGE, LintReport
 
 if TYPE_CHECKING:
-    from templatekit.findings import Finding, Severity
+    from templatekit.findings import Finding
     from templatekit.sources import ChatTemplate
 
 SEVERITIES = ("error", "warning", "info")
@@ -135,33 +125,6 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
     else:
         write_output(output, text)
     sys.exit(report.exit_code)
-
-
-class LintReport:
-    """What one lint run found, and the exit code that earns (the command exits with it, as black's
-    report decides black's): the highest of each unreadable source's code, 8 for a syntax error
-    (TK001), 1 for a finding at or above ``fail_on``, else 0."""
-
-    def __init__(self, fail_on: Severity) -> None:
-        self.fail_on = fail_on
-        self.findings: list[Finding] = []
-        self.failures: list[int] = []  # the exit codes of sources that could not be linted
-
-    @property
-    def sorted_findings(self) -> list[Finding]:
-        from templatekit.findings import sort_findings
-
-        return sort_findings(self.findings)
-
-    @property
-    def exit_code(self) -> int:
-        if any(finding.code == "TK001" for finding in self.findings):
-            verdict = EXIT_SYNTAX
-        elif any(finding.severity.at_least(self.fail_on) for finding in self.findings):
-            verdict = EXIT_FINDINGS
-        else:
-            verdict = EXIT_OK
-        return max((verdict, *self.failures))
 
 
 def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Finding]:

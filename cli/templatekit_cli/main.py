@@ -34,8 +34,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "engines": ("templatekit_cli.engines", "engines", "List or install the Jinja engines servers render with."),
 }
 
-# common.EXIT_FINDINGS, EXIT_SYNTAX, EXIT_INTERRUPTED (common imports click; tests/test_plain_lint.py keeps them equal)
-EXIT_FINDINGS, EXIT_SYNTAX, EXIT_INTERRUPTED = 1, 8, 130
 PLAIN_LINT_FLAGS = ("--missing-ok", "--no-probe", "--no-cache")
 
 
@@ -65,6 +63,8 @@ def plain_lint(arguments: list[str]) -> int | None:
     from templatekit.findings import sort_findings
     from templatekit.reporters import text
 
+    from .report import EXIT_INTERRUPTED, LintReport
+
     try:
         config = load_config()
         findings = []
@@ -81,18 +81,18 @@ def plain_lint(arguments: list[str]) -> int | None:
         return None
     findings = sort_findings(findings)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    report = text.render(findings, color=color)
-    if not color and "\x1b" in report:  # click.echo strips escape sequences off a terminal
+    printed = text.render(findings, color=color)
+    if not color and "\x1b" in printed:  # click.echo strips escape sequences off a terminal
         return None
     try:
-        sys.stdout.write(report)
+        sys.stdout.write(printed)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the click command does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    if any(finding.code == "TK001" for finding in findings):
-        return EXIT_SYNTAX
-    return EXIT_FINDINGS if any(finding.severity.at_least(config.fail_on) for finding in findings) else 0
+    report = LintReport(config.fail_on)
+    report.findings = findings
+    return report.exit_code
 
 
 def _findings_of(name: str, select: tuple[str, ...] | None, ignore: tuple[str, ...], *, probe: bool,

@@ -12,11 +12,6 @@ from templatekit.output import write_output
 
 from .common import (
     COMMAND_SECONDS,
-    EXIT_BUDGET,
-    EXIT_CODES_HELP,
-    EXIT_FINDINGS,
-    EXIT_OUTPUT,
-    EXIT_USAGE,
     Progress,
     checked_template,
     error_message,
@@ -25,6 +20,7 @@ from .common import (
     source_options,
     unified_diff,
 )
+from .report import EXIT_BUDGET, EXIT_CODES_HELP, EXIT_FINDINGS, EXIT_OUTPUT, EXIT_USAGE
 from .verify import echo_counterexample
 
 FORMATS = ("jinja", "tokenizer-config", "chat-template-json", "gguf")

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import EXIT_CODES_HELP, EXIT_SYNTAX, EXIT_USAGE, checked_template, fail, handle_errors, source_options
+from .common import checked_template, fail, handle_errors, source_options
+from .report import EXIT_CODES_HELP, EXIT_SYNTAX, EXIT_USAGE
 
 if TYPE_CHECKING:
     from templatekit.sources import TemplateSource

@@ -13,17 +13,8 @@ import click
 from templatekit.environment import DEFAULT_PROFILE, PROFILES
 from templatekit.output import write_output
 
-from .common import (
-    COMMAND_SECONDS,
-    EXIT_CODES_HELP,
-    EXIT_FINDINGS,
-    Progress,
-    checked_template,
-    fail,
-    handle_errors,
-    source_options,
-    unified_diff,
-)
+from .common import COMMAND_SECONDS, Progress, checked_template, fail, handle_errors, source_options, unified_diff
+from .report import EXIT_CODES_HELP, EXIT_FINDINGS
 
 VERIFY_HELP = """Fuzz a relaxed template against its original.
 
