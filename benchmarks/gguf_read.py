@@ -103,12 +103,15 @@ def with_gguf_reader(path: Path) -> tuple[str, str, str, int]:
 
 def peak_rss_kib(command: list[str]) -> tuple[float, int]:
     """Wall time and peak RSS of ``command``, run from a fresh interpreter that has no other child."""
-    code = ("import resource, subprocess, sys, time\n"
-            "start = time.perf_counter()\n"
-            f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-            "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
-    seconds, peak = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                   text=True).stdout.split()
+    code = (
+        "import resource, subprocess, sys, time\n"
+        "start = time.perf_counter()\n"
+        f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    seconds, peak = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(seconds), int(peak)
 
 
@@ -135,30 +138,45 @@ def main() -> int:
         ours_bytes = (bytes_read() - before) // options.runs
         template = source.get()
         reader_time, (text, bos, eos, reader_resident) = timed(lambda: with_gguf_reader(path), options.reader_runs)
-        assert (text, bos, eos) == (template.text, template.special_tokens["bos_token"],
-                                    template.special_tokens["eos_token"]), "the readers disagree"
+        assert (text, bos, eos) == (
+            template.text,
+            template.special_tokens["bos_token"],
+            template.special_tokens["eos_token"],
+        ), "the readers disagree"
 
         templatekit = [sys.executable, "-c", "from templatekit_cli.main import main; main()"]
         baseline_time, baseline_peak = peak_rss_kib([sys.executable, "-c", "import templatekit.gguf_file, gguf"])
-        copy_time, copy_peak = peak_rss_kib([*templatekit, "relax", str(path), "-o", str(Path(folder) / "copy.gguf"),
-                                             "--no-verify"])
+        copy_time, copy_peak = peak_rss_kib(
+            [*templatekit, "relax", str(path), "-o", str(Path(folder) / "copy.gguf"), "--no-verify"]
+        )
 
     size = metadata.file_size
-    print(f"GGUF file: {size / 2**30:.2f} GiB, {options.vocab} tokens, metadata {metadata.data_offset / 2**20:.2f} MiB "
-          f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(
+        f"GGUF file: {size / 2**30:.2f} GiB, {options.vocab} tokens, metadata {metadata.data_offset / 2**20:.2f} MiB "
+        f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)"
+    )
     print(f"{'reading template + BOS/EOS':<34} {'median':>10} {'vs raw read':>12} {'bytes of the file':>20}")
     print(f"{'os.stat (baseline)':<34} {stat_time * 1000:>8.2f}ms {stat_time / raw_time:>11.3f}x {0:>20}")
-    print(f"{'read(metadata size) (baseline)':<34} {raw_time * 1000:>8.2f}ms {1:>11.3f}x "
-          f"{metadata.data_offset:>14} read")
-    print(f"{'templatekit.sources.load':<34} {ours_time * 1000:>8.1f}ms {ours_time / raw_time:>11.1f}x "
-          f"{ours_bytes:>14} read")
-    print(f"{'gguf.GGUFReader':<34} {reader_time * 1000:>8.1f}ms {reader_time / raw_time:>11.1f}x "
-          f"{reader_resident:>10} resident")
-    print(f"GGUFReader / templatekit: {reader_time / ours_time:.1f}x the time; "
-          f"templatekit read {ours_bytes / metadata.data_offset:.3f}x the metadata, "
-          f"{ours_bytes / size:.2e}x the file")
-    print(f"relaxed copy (templatekit relax -o, --no-verify): {copy_time:.2f} s, peak RSS {copy_peak / 1024:.0f} MiB "
-          f"({copy_peak / baseline_peak:.2f}x importing the GGUF module: {baseline_peak / 1024:.0f} MiB)")
+    print(
+        f"{'read(metadata size) (baseline)':<34} {raw_time * 1000:>8.2f}ms {1:>11.3f}x {metadata.data_offset:>14} read"
+    )
+    print(
+        f"{'templatekit.sources.load':<34} {ours_time * 1000:>8.1f}ms {ours_time / raw_time:>11.1f}x "
+        f"{ours_bytes:>14} read"
+    )
+    print(
+        f"{'gguf.GGUFReader':<34} {reader_time * 1000:>8.1f}ms {reader_time / raw_time:>11.1f}x "
+        f"{reader_resident:>10} resident"
+    )
+    print(
+        f"GGUFReader / templatekit: {reader_time / ours_time:.1f}x the time; "
+        f"templatekit read {ours_bytes / metadata.data_offset:.3f}x the metadata, "
+        f"{ours_bytes / size:.2e}x the file"
+    )
+    print(
+        f"relaxed copy (templatekit relax -o, --no-verify): {copy_time:.2f} s, peak RSS {copy_peak / 1024:.0f} MiB "
+        f"({copy_peak / baseline_peak:.2f}x importing the GGUF module: {baseline_peak / 1024:.0f} MiB)"
+    )
     failed = False
     if ours_bytes > metadata.data_offset + READ_SLACK:
         print(f"MISSED: read {ours_bytes} bytes, more than the metadata ({metadata.data_offset}) + {READ_SLACK}")

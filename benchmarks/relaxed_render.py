@@ -30,9 +30,14 @@ def _per_render(template: str, cases: list[dict[str, Any]], runs: int, messages:
     def once() -> float:
         start = time.process_time()
         for index, case in enumerate(cases):
-            render(template, messages[index] if messages else case["messages"], tools=case.get("tools"),
-                   add_generation_prompt=bool(case.get("add_generation_prompt")),
-                   special_tokens=DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {}))
+            render(
+                template,
+                messages[index] if messages else case["messages"],
+                tools=case.get("tools"),
+                add_generation_prompt=bool(case.get("add_generation_prompt")),
+                special_tokens=DEFAULT_SPECIAL_TOKENS,
+                **case.get("kwargs", {}),
+            )
         return (time.process_time() - start) / max(1, len(cases))
 
     once()  # compile and warm up
@@ -60,8 +65,10 @@ def main() -> int:
         print(f"no templates given and no corpus at {CORPUS}")
         return 2
     ratios: list[float] = []
-    print(f"{'template':48} {'strategy':8} {'accepted':>8} {'T µs':>8} {'R µs':>8} {'R/T':>6} "
-          f"{'rejected':>8} {'T(N) µs':>8} {'R µs':>8} {'R/T(N)':>6}")
+    print(
+        f"{'template':48} {'strategy':8} {'accepted':>8} {'T µs':>8} {'R µs':>8} {'R/T':>6} "
+        f"{'rejected':>8} {'T(N) µs':>8} {'R µs':>8} {'R/T(N)':>6}"
+    )
     for path in paths:
         original = path.read_text(encoding="utf-8")
         if not any(site.check_class in ROLE_STRUCTURE for site in analyze(parse(original)).sites):
@@ -70,15 +77,28 @@ def main() -> int:
         accepted, rejected = [], []
         for case in cases:
             try:
-                render(original, case["messages"], tools=case.get("tools"),
-                       add_generation_prompt=bool(case.get("add_generation_prompt")),
-                       special_tokens=DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {}))
+                render(
+                    original,
+                    case["messages"],
+                    tools=case.get("tools"),
+                    add_generation_prompt=bool(case.get("add_generation_prompt")),
+                    special_tokens=DEFAULT_SPECIAL_TOKENS,
+                    **case.get("kwargs", {}),
+                )
                 accepted.append(case)
             except Exception:  # noqa: BLE001 - sorting cases by outcome
-                if role_rejection(original, case["messages"], tools=case.get("tools"),
-                                  add_generation_prompt=bool(case.get("add_generation_prompt")),
-                                  variables=case.get("kwargs", {}), special_tokens=DEFAULT_SPECIAL_TOKENS,
-                                  now=FIXED_NOW) is not None:
+                if (
+                    role_rejection(
+                        original,
+                        case["messages"],
+                        tools=case.get("tools"),
+                        add_generation_prompt=bool(case.get("add_generation_prompt")),
+                        variables=case.get("kwargs", {}),
+                        special_tokens=DEFAULT_SPECIAL_TOKENS,
+                        now=FIXED_NOW,
+                    )
+                    is not None
+                ):
                     rejected.append(case)
         for strategy in ("merge", "skip"):
             relaxed = relax(original, strategy=strategy).text
@@ -90,21 +110,30 @@ def main() -> int:
             for case in rejected:
                 messages = apply_policy(case["messages"], strategy, policy)
                 try:
-                    render(original, messages, tools=case.get("tools"),
-                           add_generation_prompt=bool(case.get("add_generation_prompt")),
-                           special_tokens=DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {}))
+                    render(
+                        original,
+                        messages,
+                        tools=case.get("tools"),
+                        add_generation_prompt=bool(case.get("add_generation_prompt")),
+                        special_tokens=DEFAULT_SPECIAL_TOKENS,
+                        **case.get("kwargs", {}),
+                    )
                 except Exception:  # noqa: BLE001 - only normalised histories T renders are timed
                     continue
                 normalized.append(messages)
                 renderable.append(case)
             t_normal = _per_render(original, renderable, options.runs, normalized) if renderable else float("nan")
             r_rejected = _per_render(relaxed, renderable, options.runs) if renderable else float("nan")
-            print(f"{path.name[:48]:48} {strategy:8} {len(accepted):8} {t_accepted * 1e6:8.1f} "
-                  f"{r_accepted * 1e6:8.1f} {r_accepted / t_accepted:6.2f} {len(renderable):8} "
-                  f"{t_normal * 1e6:8.1f} {r_rejected * 1e6:8.1f} {r_rejected / t_normal:6.2f}")
+            print(
+                f"{path.name[:48]:48} {strategy:8} {len(accepted):8} {t_accepted * 1e6:8.1f} "
+                f"{r_accepted * 1e6:8.1f} {r_accepted / t_accepted:6.2f} {len(renderable):8} "
+                f"{t_normal * 1e6:8.1f} {r_rejected * 1e6:8.1f} {r_rejected / t_normal:6.2f}"
+            )
     worst = max(ratios)
-    print(f"accepted conversations, R/T: median {statistics.median(ratios):.2f}, max {worst:.2f} "
-          f"(target <= {TARGET}: {'met' if worst <= TARGET else 'MISSED'})")
+    print(
+        f"accepted conversations, R/T: median {statistics.median(ratios):.2f}, max {worst:.2f} "
+        f"(target <= {TARGET}: {'met' if worst <= TARGET else 'MISSED'})"
+    )
     return 0 if worst <= TARGET else 1
 
 

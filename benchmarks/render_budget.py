@@ -31,8 +31,9 @@ def plain_environment():  # noqa: ANN201 - jinja2 type
 
     from templatekit import environment as tk
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[tk.GenerationExtension, jinja2.ext.loopcontrols])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[tk.GenerationExtension, jinja2.ext.loopcontrols]
+    )
     env.filters["tojson"] = tk._tojson
     env.globals["raise_exception"] = tk._raise_exception
     env.globals["strftime_now"] = tk._strftime_now
@@ -65,8 +66,13 @@ def main() -> int:
         start = time.perf_counter()
         for pair in pairs:
             for case in cases:
-                variables = {"messages": case["messages"], "add_generation_prompt": case["add_generation_prompt"],
-                             "tools": case.get("tools"), "documents": None, **tokens}
+                variables = {
+                    "messages": case["messages"],
+                    "add_generation_prompt": case["add_generation_prompt"],
+                    "tools": case.get("tools"),
+                    "documents": None,
+                    **tokens,
+                }
                 try:
                     outputs.append(render_compiled(pair[1], **variables) if index else pair[0].render(**variables))
                 except Exception as error:  # noqa: BLE001 - errors are outcomes, compared too

@@ -35,9 +35,13 @@ def raw_rate(original: str, relaxed: str, cases: list[dict], special_tokens: dic
     for case in cases:
         for template in compiled:
             try:
-                template.render(messages=case["messages"], tools=case["tools"],
-                                add_generation_prompt=case["add_generation_prompt"], **special_tokens,
-                                **case["kwargs"])
+                template.render(
+                    messages=case["messages"],
+                    tools=case["tools"],
+                    add_generation_prompt=case["add_generation_prompt"],
+                    **special_tokens,
+                    **case["kwargs"],
+                )
             except Exception:  # noqa: BLE001 - a refusal is an outcome, as in the verifier
                 pass
     return len(cases) / (time.perf_counter() - start)
@@ -93,8 +97,10 @@ def main() -> int:
     print(f"verify, fidelity + tolerance:          {plain:8.0f} conversations/s  ({plain / raw:.2f}x)")
     print(f"verify, + merge normalize (as relax):  {merge:8.0f} conversations/s  ({merge / raw:.2f}x)")
     print(f"verify, + merge normalize, jobs=2:     {parallel:8.0f} conversations/s  ({parallel / raw:.2f}x)")
-    print(f"peak Python allocations during one verify run: {traced_peak / 2**20:.1f} MiB; "
-          f"process max RSS: {max_rss:.0f} MiB")
+    print(
+        f"peak Python allocations during one verify run: {traced_peak / 2**20:.1f} MiB; "
+        f"process max RSS: {max_rss:.0f} MiB"
+    )
     ratio = min(plain, merge) / raw
     print(f"target: verify >= {TARGET_RATIO}x raw: {'met' if ratio >= TARGET_RATIO else 'MISSED'} ({ratio:.2f}x)")
     return 0 if ratio >= TARGET_RATIO else 1

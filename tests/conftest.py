@@ -50,12 +50,18 @@ def fake_hub(request: pytest.FixtureRequest):
         yield hub
 
 
-def run_templatekit(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
-                    timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def run_templatekit(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     """Run the ``templatekit`` CLI in a fresh interpreter (so HF_* variables apply); bytes out."""
-    return subprocess.run([sys.executable, "-c", "from templatekit_cli.main import main; main()", *args],
-                          input=stdin, capture_output=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", "from templatekit_cli.main import main; main()", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=REPO_ROOT,
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,8 +72,9 @@ def analysis_of(path: Path) -> Analysis:
 
 def role_structure_corpus() -> list[Path]:
     """The corpus templates with a role-structure check (alternation, system placement, role support)."""
-    return [path for path in corpus_files()
-            if any(site.check_class in ROLE_STRUCTURE for site in analysis_of(path).sites)]
+    return [
+        path for path in corpus_files() if any(site.check_class in ROLE_STRUCTURE for site in analysis_of(path).sites)
+    ]
 
 
 ROLE_STRUCTURE_TEMPLATES = 39
@@ -78,8 +85,9 @@ regression fails the tests instead of quietly shrinking the corpus cases."""
 # --- vLLM (.venv-vllm, made by tests/vllm_setup.sh) -------------------------------------------
 
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
-VLLM_MISSING = (f"vLLM venv not found at {VLLM_PYTHON.parent.parent} (create it with tests/vllm_setup.sh, "
-                "as .ci/run does)")
+VLLM_MISSING = (
+    f"vLLM venv not found at {VLLM_PYTHON.parent.parent} (create it with tests/vllm_setup.sh, as .ci/run does)"
+)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +102,15 @@ def vllm_python() -> Path:
 def vllm_model(vllm_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama model folder (``tests/vllm_model.py``), built once per session."""
     folder = tmp_path_factory.mktemp("vllm-model")
-    subprocess.run([str(vllm_python), str(REPO_ROOT / "tests" / "vllm_model.py"), str(folder),
-                    str(FIXTURES / "templates" / "parity_check.jinja")],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            str(vllm_python),
+            str(REPO_ROOT / "tests" / "vllm_model.py"),
+            str(folder),
+            str(FIXTURES / "templates" / "parity_check.jinja"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return folder

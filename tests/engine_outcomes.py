@@ -15,7 +15,9 @@ from conftest import FIXTURES, corpus_files, read_template
 
 from templatekit.engines import EngineError, render_with
 
-PARITY_CASES: list[dict[str, Any]] = json.loads((FIXTURES / "conversations" / "parity.json").read_text(encoding="utf-8"))
+PARITY_CASES: list[dict[str, Any]] = json.loads(
+    (FIXTURES / "conversations" / "parity.json").read_text(encoding="utf-8")
+)
 TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
 
 
@@ -23,8 +25,14 @@ def outcome(engine: str, template: str, case: dict[str, Any]) -> tuple[str, str]
     """``("ok", text)`` or ``("error", the engine's message)``."""
     variables = {**TOKENS, **case.get("kwargs", {}), "tools": case.get("tools"), "documents": case.get("documents")}
     try:
-        return "ok", render_with(engine, template, case["messages"], tools=None,
-                                 add_generation_prompt=case.get("add_generation_prompt", False), variables=variables)
+        return "ok", render_with(
+            engine,
+            template,
+            case["messages"],
+            tools=None,
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            variables=variables,
+        )
     except EngineError as error:
         return "error", error.message
 
@@ -38,5 +46,6 @@ def corpus_outcomes(engine: str, extra: str = "[]") -> dict[tuple[str, str], tup
     """(template file, case id) -> outcome, for every corpus template x parity case (+ ``extra``,
     JSON cases of the caller's)."""
     cases = PARITY_CASES + json.loads(extra)
-    return {(path.name, case["id"]): outcome(engine, read_template(path), case)
-            for path in corpus_files() for case in cases}
+    return {
+        (path.name, case["id"]): outcome(engine, read_template(path), case) for path in corpus_files() for case in cases
+    }

@@ -89,8 +89,10 @@ class _Repo:
         self.private = bool(spec.get("private", False))
         self.granted = frozenset(spec.get("granted", known_tokens))
         self.revisions: dict[str, dict[str, bytes]] = {
-            name: {path: content.encode("utf-8") if isinstance(content, str) else bytes(content)
-                   for path, content in files.items()}
+            name: {
+                path: content.encode("utf-8") if isinstance(content, str) else bytes(content)
+                for path, content in files.items()
+            }
             for name, files in spec["revisions"].items()
         }
         self.commits = {name: self._commit_id(name, files) for name, files in self.revisions.items()}
@@ -112,16 +114,18 @@ class _Repo:
 class FakeHub:
     """A Hub serving ``repos`` on ``http://127.0.0.1:<free port>`` (see the module docstring)."""
 
-    def __init__(self, repos: Mapping[str, Mapping[str, Any]], *, tokens: Iterable[str] = (),
-                 lifetime: float = 600.0) -> None:
+    def __init__(
+        self, repos: Mapping[str, Mapping[str, Any]], *, tokens: Iterable[str] = (), lifetime: float = 600.0
+    ) -> None:
         self.tokens = frozenset(tokens)
         self._repos = {repo_id: _Repo(repo_id, spec, self.tokens) for repo_id, spec in repos.items()}
         self.requests: list[tuple[str, str, str | None]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fakehub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakehub", daemon=True
+        )
         self._thread.start()
         self._deadline = threading.Timer(lifetime, self.close)
         self._deadline.daemon = True
@@ -198,8 +202,7 @@ class FakeHub:
         if not head:
             handler.wfile.write(body)
 
-    def _route(self, path: str, query: dict[str, list[str]], token: str | None
-               ) -> tuple[int, dict[str, str], bytes]:
+    def _route(self, path: str, query: dict[str, list[str]], token: str | None) -> tuple[int, dict[str, str], bytes]:
         if path == "/api/agent-harnesses":
             return _json({"harnesses": {}, "standardEnvVars": []})
         if match := _RESOLVE.match(path):
@@ -210,10 +213,21 @@ class FakeHub:
             if match["kind"] == "tree":
                 recursive = query.get("recursive", ["false"])[0].lower() == "true"
                 return _json(_tree(files, unquote(match["path"] or ""), recursive=recursive))
-            return _json({"_id": commit[:24], "id": repo.repo_id, "modelId": repo.repo_id, "sha": commit,
-                          "private": repo.private, "gated": "manual" if repo.gated else False,
-                          "disabled": False, "downloads": 0, "likes": 0, "tags": [],
-                          "siblings": [{"rfilename": name} for name in sorted(files)]})
+            return _json(
+                {
+                    "_id": commit[:24],
+                    "id": repo.repo_id,
+                    "modelId": repo.repo_id,
+                    "sha": commit,
+                    "private": repo.private,
+                    "gated": "manual" if repo.gated else False,
+                    "disabled": False,
+                    "downloads": 0,
+                    "likes": 0,
+                    "tags": [],
+                    "siblings": [{"rfilename": name} for name in sorted(files)],
+                }
+            )
         raise _Reply(404, None, "Not Found")
 
     def _visible_repo(self, repo_id: str, token: str | None) -> _Repo:
@@ -222,21 +236,36 @@ class FakeHub:
             raise _Reply(401 if token is None else 404, "RepoNotFound", "Repository not found")
         return repo
 
-    def _resolve(self, repo_id: str, revision: str, path: str, token: str | None
-                 ) -> tuple[int, dict[str, str], bytes]:
+    def _resolve(self, repo_id: str, revision: str, path: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
         repo = self._visible_repo(repo_id, token)
         if repo.gated and token not in repo.granted:
             if token is None:
-                raise _Reply(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access "
-                                               "to it and be authenticated to access it. Please log in.")
-            raise _Reply(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in the "
-                                           f"authorized list. Visit {self.endpoint}/{repo_id} to ask for access.")
+                raise _Reply(
+                    401,
+                    "GatedRepo",
+                    f"Access to model {repo_id} is restricted. You must have access "
+                    "to it and be authenticated to access it. Please log in.",
+                )
+            raise _Reply(
+                403,
+                "GatedRepo",
+                f"Access to model {repo_id} is restricted and you are not in the "
+                f"authorized list. Visit {self.endpoint}/{repo_id} to ask for access.",
+            )
         commit, files = repo.resolve(revision)
         if path not in files:
             raise _Reply(404, "EntryNotFound", "Entry not found")
         content = files[path]
-        return 200, {"Content-Type": "application/octet-stream", "X-Repo-Commit": commit,
-                     "ETag": f'"{_blob_id(content)}"', "Accept-Ranges": "bytes"}, content
+        return (
+            200,
+            {
+                "Content-Type": "application/octet-stream",
+                "X-Repo-Commit": commit,
+                "ETag": f'"{_blob_id(content)}"',
+                "Accept-Ranges": "bytes",
+            },
+            content,
+        )
 
 
 def hub_environment(endpoint: str, home: str | Path, *, offline: bool = False) -> dict[str, str]:
@@ -268,8 +297,7 @@ def hub_environment(endpoint: str, home: str | Path, *, offline: bool = False) -
 def files_from_folder(folder: str | Path) -> dict[str, bytes]:
     """Every file under ``folder`` as ``{"relative/posix/path": bytes}``, ready for a revision."""
     root = Path(folder)
-    return {path.relative_to(root).as_posix(): path.read_bytes()
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def _bearer_token(authorization: str | None) -> str | None:
@@ -290,13 +318,14 @@ def _tree(files: Mapping[str, bytes], folder: str, *, recursive: bool) -> list[d
     for path in sorted(files):
         if not path.startswith(prefix):
             continue
-        parts = path[len(prefix):].split("/")
+        parts = path[len(prefix) :].split("/")
         for depth in range(1, len(parts)):
             if depth > 1 and not recursive:
                 break
             sub = prefix + "/".join(parts[:depth])
-            entries.setdefault(sub, {"type": "directory", "path": sub, "size": 0,
-                                     "oid": hashlib.sha1(sub.encode()).hexdigest()})
+            entries.setdefault(
+                sub, {"type": "directory", "path": sub, "size": 0, "oid": hashlib.sha1(sub.encode()).hexdigest()}
+            )
         if recursive or len(parts) == 1:
             content = files[path]
             entries[path] = {"type": "file", "path": path, "size": len(content), "oid": _blob_id(content)}

@@ -19,16 +19,37 @@ import numpy as np
 __all__ = ["VOCABULARY", "write_gguf", "write_sparse_gguf", "tokenizer_config", "data_section"]
 
 # Special tokens of the Gemma 3 and Mistral templates, and a few plain ones.
-VOCABULARY = ("<unk>", "<s>", "</s>", "<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>",
-              "[INST]", "[/INST]", "hello", "world")
+VOCABULARY = (
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<bos>",
+    "<eos>",
+    "<pad>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "[INST]",
+    "[/INST]",
+    "hello",
+    "world",
+)
 
 
-def write_gguf(path: Path, templates: Mapping[str, str] | None, *, bos: str = "<s>", eos: str = "</s>",
-               add_bos: bool | None = None, alignment: int | None = None, big_endian: bool = False,
-               extra: Callable[[gguf.GGUFWriter], None] | None = None) -> Path:
+def write_gguf(
+    path: Path,
+    templates: Mapping[str, str] | None,
+    *,
+    bos: str = "<s>",
+    eos: str = "</s>",
+    add_bos: bool | None = None,
+    alignment: int | None = None,
+    big_endian: bool = False,
+    extra: Callable[[gguf.GGUFWriter], None] | None = None,
+) -> Path:
     """A small llama-architecture GGUF file: vocabulary, special tokens, ``templates``, three tensors."""
-    writer = gguf.GGUFWriter(str(path), "llama",
-                             endianess=gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE)
+    writer = gguf.GGUFWriter(
+        str(path), "llama", endianess=gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE
+    )
     if alignment is not None:
         writer.add_custom_alignment(alignment)
     writer.add_name("tiny test model")
@@ -76,20 +97,24 @@ def write_sparse_gguf(path: Path, template: str, *, hole_bytes: int, tail_bytes:
     with path.open("r+b") as handle:
         handle.truncate(data_offset)
         for position in range(0, tail_bytes, len(pattern)):
-            os.pwrite(handle.fileno(), pattern[:tail_bytes - position], tail_offset + position)
+            os.pwrite(handle.fileno(), pattern[: tail_bytes - position], tail_offset + position)
         handle.truncate(tail_offset + tail_bytes)
     return path
 
 
-def tokenizer_config(folder: Path, templates: Mapping[str, str], *, bos: str = "<s>", eos: str = "</s>",
-                     add_bos: bool | None = None) -> Path:
+def tokenizer_config(
+    folder: Path, templates: Mapping[str, str], *, bos: str = "<s>", eos: str = "</s>", add_bos: bool | None = None
+) -> Path:
     """``folder/tokenizer_config.json`` with the same templates and special tokens as ``write_gguf``."""
     folder.mkdir(parents=True, exist_ok=True)
     config: dict = {"bos_token": bos, "eos_token": eos}
     if add_bos is not None:
         config["add_bos_token"] = add_bos
-    config["chat_template"] = (templates["default"] if list(templates) == ["default"] else
-                               [{"name": name, "template": text} for name, text in templates.items()])
+    config["chat_template"] = (
+        templates["default"]
+        if list(templates) == ["default"]
+        else [{"name": name, "template": text} for name, text in templates.items()]
+    )
     path = folder / "tokenizer_config.json"
     path.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
     return path
@@ -97,4 +122,4 @@ def tokenizer_config(folder: Path, templates: Mapping[str, str], *, bos: str = "
 
 def data_section(path: Path) -> bytes:
     """The bytes of the tensor data section, located by ``gguf.GGUFReader``."""
-    return path.read_bytes()[gguf.GGUFReader(str(path)).data_offset:]
+    return path.read_bytes()[gguf.GGUFReader(str(path)).data_offset :]

@@ -19,8 +19,13 @@ def minijinja_render(template: str, case: dict[str, Any]) -> tuple[str, str]:
     """
     variables = {**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {}), "tools": case.get("tools")}
     try:
-        return "ok", render_with("minijinja", template, case["messages"], tools=None,
-                                 add_generation_prompt=case.get("add_generation_prompt", False),
-                                 variables=variables)
+        return "ok", render_with(
+            "minijinja",
+            template,
+            case["messages"],
+            tools=None,
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            variables=variables,
+        )
     except EngineError as error:
         return "error", error.message

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPECIAL_TOKENS = ("<bos>", "<start_of_turn>", "<end_of_turn>", "<s>", "</s>", "<|user|>", "<|assistant|>",
-                  "<|system|>", "<|end|>")
+SPECIAL_TOKENS = (
+    "<bos>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<s>",
+    "</s>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|end|>",
+)
 TRAINING_LINES = (
     "user\nhello there, how are you?",
     "model\nI am fine, thanks. What is the weather in Paris?",
     "a b c d e f g h i j k l m n o p q r s t u v w x y z",
     "Please write a short poem about cats.\n\nSure, here you go.",
-    "The quick brown fox jumps over the lazy dog. 0123456789 {} [] \"quoted\"",
+    'The quick brown fox jumps over the lazy dog. 0123456789 {} [] "quoted"',
 )
 
 
@@ -26,8 +35,12 @@ def tokenizer_json() -> str:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(TRAINING_LINES, trainer)
     return tokenizer.to_str()
 

@@ -34,7 +34,8 @@ def test_readme_calls_work_in_a_fresh_interpreter() -> None:
         "report = templatekit.verify(text, result.text, normalize='merge', examples=50)\n"
         "print(result.status, report.ok)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["relaxed", "True"]

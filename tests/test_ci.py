@@ -16,8 +16,9 @@ def readme_commands() -> list[str]:
 
 def test_ci_runs_exactly_the_readmes_test_command() -> None:
     script = REPO_ROOT / ".ci" / "run"
-    lines = [line for line in script.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line for line in script.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")
+    ]
     assert os.access(script, os.X_OK)
     assert "set -euo pipefail" in lines
     install_and_relax, test_command = readme_commands()

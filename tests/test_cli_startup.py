@@ -19,11 +19,17 @@ HEAVY_PACKAGES = {"transformers", "tokenizers", "huggingface_hub", "hypothesis",
 
 def imported_packages(*arguments: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     """Top-level packages imported by ``templatekit ARGUMENTS`` (run in a fresh interpreter)."""
-    code = f"import sys; sys.argv = ['templatekit', *{list(arguments)!r}]; from templatekit_cli.main import main; main()"
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                            timeout=120, check=False)
-    packages = {line.rsplit("|", 1)[1].strip().split(".")[0]
-                for line in result.stderr.splitlines() if line.startswith("import time:") and line.count("|") == 2}
+    code = (
+        f"import sys; sys.argv = ['templatekit', *{list(arguments)!r}]; from templatekit_cli.main import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    packages = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
     return packages, result
 
 

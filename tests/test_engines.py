@@ -17,9 +17,11 @@ from templatekit.engines import ENGINES, EngineError, available_engines, engine_
 from templatekit.engines import runners
 from templatekit.errors import EngineUnavailableError
 
-MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": "hé \"q\""}]
-CHAT = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<assistant>{% endif %}")
+MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": 'hé "q"'}]
+CHAT = (
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
 
 
 def needs(engine: str) -> None:
@@ -32,7 +34,7 @@ def needs(engine: str) -> None:
 def test_every_engine_renders_a_chat(engine: str) -> None:
     needs(engine)
     text = render_with(engine, CHAT, MESSAGES, add_generation_prompt=True, variables={"bos_token": "<s>"})
-    assert text == "<system>S\n<user>hé \"q\"\n<assistant>"
+    assert text == '<system>S\n<user>hé "q"\n<assistant>'
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -77,16 +79,24 @@ def test_a_missing_engine_is_one_line_naming_the_install(tmp_path, monkeypatch: 
         with pytest.raises(EngineUnavailableError) as raised:
             render_with(engine, "x", MESSAGES)
         assert "templatekit engines install" in str(raised.value) and "\n" not in str(raised.value)
-    listing = subprocess.run([sys.executable, "-m", "templatekit_cli", "engines", "list"], capture_output=True,
-                             text=True, env={**os.environ, "TEMPLATEKIT_ENGINES_DIR": str(tmp_path)})
+    listing = subprocess.run(
+        [sys.executable, "-m", "templatekit_cli", "engines", "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TEMPLATEKIT_ENGINES_DIR": str(tmp_path)},
+    )
     assert listing.returncode == 0 and "jinja2     available" in listing.stdout
     assert "llama.cpp  missing: " in listing.stdout and "Traceback" not in listing.stderr
 
 
 def test_installing_without_node_says_what_to_install(tmp_path) -> None:
     env = {**os.environ, "TEMPLATEKIT_ENGINES_DIR": str(tmp_path), "PATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "templatekit_cli", "engines", "install", "hf-jinja"],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "templatekit_cli", "engines", "install", "hf-jinja"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 11 and "Traceback" not in done.stderr
     assert "hf-jinja needs node and npm" in done.stderr
 

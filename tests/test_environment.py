@@ -49,6 +49,7 @@ ORACLE_PYTHON_VARIABLE = "TEMPLATEKIT_ORACLE_PYTHON"
 
 # --- outcomes and the oracle ---------------------------------------------------------------
 
+
 def our_outcome(template: str, case: dict[str, Any], profile: str) -> dict[str, str]:
     """What ``render`` gives for ``case``, in the oracle's format.
 
@@ -57,9 +58,17 @@ def our_outcome(template: str, case: dict[str, Any], profile: str) -> dict[str, 
     """
     case = json.loads(json.dumps(case))  # a fresh copy, as the oracle gets
     try:
-        text = render(template, case["messages"], tools=case.get("tools"), documents=case.get("documents"),
-                      add_generation_prompt=case.get("add_generation_prompt", False),
-                      special_tokens=SPECIAL_TOKENS, now=FIXED_NOW, profile=profile, **case.get("kwargs", {}))
+        text = render(
+            template,
+            case["messages"],
+            tools=case.get("tools"),
+            documents=case.get("documents"),
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            special_tokens=SPECIAL_TOKENS,
+            now=FIXED_NOW,
+            profile=profile,
+            **case.get("kwargs", {}),
+        )
     except TemplateRaise as error:
         return {"error": "jinja2.exceptions.TemplateError", "message": str(error)}
     except Exception as error:  # noqa: BLE001 - every error is an outcome to compare
@@ -69,16 +78,29 @@ def our_outcome(template: str, case: dict[str, Any], profile: str) -> dict[str, 
 
 def run_oracle(python: str, templates: list[Path], cases: list[dict[str, Any]]) -> tuple[str, list[list[dict]]]:
     """``(transformers version, outcomes per template per case)`` from the interpreter ``python``."""
-    job = {"templates": [str(path) for path in templates], "cases": cases,
-           "special_tokens": SPECIAL_TOKENS, "now": FIXED_NOW.isoformat()}
+    job = {
+        "templates": [str(path) for path in templates],
+        "cases": cases,
+        "special_tokens": SPECIAL_TOKENS,
+        "now": FIXED_NOW.isoformat(),
+    }
     environment = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([python, str(ORACLE_SCRIPT)], input=json.dumps(job), capture_output=True,
-                            text=True, encoding="utf-8", env=environment, timeout=600, check=False)
+    result = subprocess.run(
+        [python, str(ORACLE_SCRIPT)],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=environment,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, f"oracle {python} failed:\n{result.stderr[-3000:]}"
     answer = json.loads(result.stdout)
     assert answer["jinja2"] == jinja2.__version__, (
         f"oracle {python} renders with jinja2 {answer['jinja2']}, templatekit with {jinja2.__version__}: "
-        "install the same jinja2 in both to compare renderers")
+        "install the same jinja2 in both to compare renderers"
+    )
     return answer["version"], answer["outcomes"]
 
 
@@ -92,12 +114,24 @@ def oracle_pythons() -> list[Any]:
     if importlib.util.find_spec("transformers") is not None:
         pythons.append(pytest.param(sys.executable, id="installed-transformers"))
     else:
-        pythons.append(pytest.param(sys.executable, id="installed-transformers",
-                                    marks=pytest.mark.skip(reason="transformers is not installed")))
+        pythons.append(
+            pytest.param(
+                sys.executable,
+                id="installed-transformers",
+                marks=pytest.mark.skip(reason="transformers is not installed"),
+            )
+        )
     extra = os.environ.get(ORACLE_PYTHON_VARIABLE)
     extra = extra and os.path.abspath(extra)  # relative to where pytest started, whatever tests chdir to
-    pythons.append(pytest.param(extra, id="oracle-python", marks=pytest.mark.skipif(
-        not extra, reason=f"set {ORACLE_PYTHON_VARIABLE} to a python with another transformers release (5.23)")))
+    pythons.append(
+        pytest.param(
+            extra,
+            id="oracle-python",
+            marks=pytest.mark.skipif(
+                not extra, reason=f"set {ORACLE_PYTHON_VARIABLE} to a python with another transformers release (5.23)"
+            ),
+        )
+    )
     return pythons
 
 
@@ -117,8 +151,9 @@ def compare(templates: list[Path], oracle: list[list[dict]], profile: str) -> Ta
         for case, expected in zip(PARITY_CASES, expected_row):
             ours = our_outcome(template, case, profile)
             if ours != expected:
-                differences.append(f"{path.name} x {case['id']}:\n  ours:         {ours!r:.400}\n"
-                                   f"  transformers: {expected!r:.400}")
+                differences.append(
+                    f"{path.name} x {case['id']}:\n  ours:         {ours!r:.400}\n  transformers: {expected!r:.400}"
+                )
             elif "text" in ours:
                 texts += 1
             else:
@@ -127,6 +162,7 @@ def compare(templates: list[Path], oracle: list[list[dict]], profile: str) -> Ta
 
 
 # --- parity over the corpus ----------------------------------------------------------------
+
 
 def test_parity_fixture_is_varied() -> None:
     assert len(PARITY_CASES) >= 30
@@ -149,10 +185,12 @@ def test_render_is_byte_identical_to_transformers_over_the_corpus(corpus: list[P
     version, oracle = run_oracle(python, corpus, PARITY_CASES)
     profile = profile_for(version)
     tally = compare(corpus, oracle, profile)
-    print(f"\ntransformers {version} vs profile {profile!r}: {tally.pairs} pairs "
-          f"({len(corpus)} templates x {len(PARITY_CASES)} conversations), "
-          f"{tally.identical_texts} identical outputs, {tally.identical_errors} identical errors, "
-          f"{len(tally.differences)} differences")
+    print(
+        f"\ntransformers {version} vs profile {profile!r}: {tally.pairs} pairs "
+        f"({len(corpus)} templates x {len(PARITY_CASES)} conversations), "
+        f"{tally.identical_texts} identical outputs, {tally.identical_errors} identical errors, "
+        f"{len(tally.differences)} differences"
+    )
     assert not tally.differences, "\n".join(tally.differences[:20])
     assert tally.identical_texts + tally.identical_errors == tally.pairs
     # not vacuous: most pairs render, some raise through raise_exception, the clock is shared
@@ -166,53 +204,115 @@ def test_render_is_byte_identical_to_transformers_over_the_corpus(corpus: list[P
 # (id, template, messages, kwargs, outcome under transformers<5.23, outcome under >=5.23).
 # Every input is plain JSON, so the same probes also run through the real transformers oracles.
 SECURITY = "jinja2.exceptions.SecurityError"
-UNDERSCORE_MESSAGE = ("Chat templates cannot store underscore-prefixed attributes on a namespace, but got {!r}. "
-                      "Please rename the attribute.")
+UNDERSCORE_MESSAGE = (
+    "Chat templates cannot store underscore-prefixed attributes on a namespace, but got {!r}. "
+    "Please rename the attribute."
+)
 PROFILE_PROBES: list[tuple[str, str, list[dict], dict, dict, dict]] = [
-    ("none-valued-key-dropped", "{{ 'content' in messages[0] }}|{{ messages[0].content }}",
-     [{"role": "assistant", "content": None}], {},
-     {"text": "True|None"}, {"text": "False|"}),
-    ("none-tool-calls-dropped", "{{ messages[0].tool_calls is defined }}",
-     [{"role": "assistant", "content": "hi", "tool_calls": None}], {},
-     {"text": "True"}, {"text": "False"}),
-    ("reasoning-aliased", "{{ messages[0] | tojson }}",
-     [{"role": "assistant", "content": "4", "reasoning": "2+2"}], {},
-     {"text": '{"role": "assistant", "content": "4", "reasoning": "2+2"}'},
-     {"text": '{"thinking": "2+2", "role": "assistant", "content": "4", "reasoning": "2+2", '
-              '"reasoning_content": "2+2"}'}),
-    ("thinking-aliased", "{{ messages[0].reasoning_content }}",
-     [{"role": "assistant", "content": "4", "thinking": "2+2"}], {},
-     {"text": ""}, {"text": "2+2"}),
-    ("namespace-underscore-argument", "{% set ns = namespace(_seen=1) %}ok",
-     [{"role": "user", "content": "hi"}], {},
-     {"text": "ok"}, {"error": SECURITY, "message": UNDERSCORE_MESSAGE.format("_seen")}),
-    ("namespace-underscore-assignment", "{% set ns = namespace() %}{% set ns._count = 2 %}ok",
-     [{"role": "user", "content": "hi"}], {},
-     {"text": "ok"}, {"error": SECURITY, "message": UNDERSCORE_MESSAGE.format("_count")}),
-    ("namespace-missing-attribute-message", "{% set ns = namespace(a=1) %}{{ ns.b.c }}",
-     [{"role": "user", "content": "hi"}], {},
-     {"error": "jinja2.exceptions.UndefinedError", "message": "'jinja2.utils.Namespace object' has no attribute 'b'"},
-     {"error": "jinja2.exceptions.UndefinedError",
-      "message": "'transformers.utils.chat_template_utils.TemplateNamespace object' has no attribute 'b'"}),
-    ("dict-missing-attribute-message", "{{ dict.foo.bar }}",
-     [{"role": "user", "content": "hi"}], {},
-     {"text": ""},
-     {"error": "jinja2.exceptions.UndefinedError",
-      "message": "'transformers.utils.chat_template_utils.TemplateDict object' has no attribute 'foo'"}),
-    ("namespace-plain-attributes", "{% set ns = namespace(a=1) %}{% set ns.b = 2 %}{{ ns.a + ns.b }}",
-     [{"role": "user", "content": "hi"}], {},
-     {"text": "3"}, {"text": "3"}),
-    ("dict-global-exposes-only-construction", "{{ dict(a=1) }}|{{ dict.fromkeys(['k']) }}|{{ dict.keys is defined }}",
-     [{"role": "user", "content": "hi"}], {},
-     {"text": "{'a': 1}|{'k': None}|True"}, {"text": "{'a': 1}|{'k': None}|False"}),
+    (
+        "none-valued-key-dropped",
+        "{{ 'content' in messages[0] }}|{{ messages[0].content }}",
+        [{"role": "assistant", "content": None}],
+        {},
+        {"text": "True|None"},
+        {"text": "False|"},
+    ),
+    (
+        "none-tool-calls-dropped",
+        "{{ messages[0].tool_calls is defined }}",
+        [{"role": "assistant", "content": "hi", "tool_calls": None}],
+        {},
+        {"text": "True"},
+        {"text": "False"},
+    ),
+    (
+        "reasoning-aliased",
+        "{{ messages[0] | tojson }}",
+        [{"role": "assistant", "content": "4", "reasoning": "2+2"}],
+        {},
+        {"text": '{"role": "assistant", "content": "4", "reasoning": "2+2"}'},
+        {
+            "text": '{"thinking": "2+2", "role": "assistant", "content": "4", "reasoning": "2+2", '
+            '"reasoning_content": "2+2"}'
+        },
+    ),
+    (
+        "thinking-aliased",
+        "{{ messages[0].reasoning_content }}",
+        [{"role": "assistant", "content": "4", "thinking": "2+2"}],
+        {},
+        {"text": ""},
+        {"text": "2+2"},
+    ),
+    (
+        "namespace-underscore-argument",
+        "{% set ns = namespace(_seen=1) %}ok",
+        [{"role": "user", "content": "hi"}],
+        {},
+        {"text": "ok"},
+        {"error": SECURITY, "message": UNDERSCORE_MESSAGE.format("_seen")},
+    ),
+    (
+        "namespace-underscore-assignment",
+        "{% set ns = namespace() %}{% set ns._count = 2 %}ok",
+        [{"role": "user", "content": "hi"}],
+        {},
+        {"text": "ok"},
+        {"error": SECURITY, "message": UNDERSCORE_MESSAGE.format("_count")},
+    ),
+    (
+        "namespace-missing-attribute-message",
+        "{% set ns = namespace(a=1) %}{{ ns.b.c }}",
+        [{"role": "user", "content": "hi"}],
+        {},
+        {
+            "error": "jinja2.exceptions.UndefinedError",
+            "message": "'jinja2.utils.Namespace object' has no attribute 'b'",
+        },
+        {
+            "error": "jinja2.exceptions.UndefinedError",
+            "message": "'transformers.utils.chat_template_utils.TemplateNamespace object' has no attribute 'b'",
+        },
+    ),
+    (
+        "dict-missing-attribute-message",
+        "{{ dict.foo.bar }}",
+        [{"role": "user", "content": "hi"}],
+        {},
+        {"text": ""},
+        {
+            "error": "jinja2.exceptions.UndefinedError",
+            "message": "'transformers.utils.chat_template_utils.TemplateDict object' has no attribute 'foo'",
+        },
+    ),
+    (
+        "namespace-plain-attributes",
+        "{% set ns = namespace(a=1) %}{% set ns.b = 2 %}{{ ns.a + ns.b }}",
+        [{"role": "user", "content": "hi"}],
+        {},
+        {"text": "3"},
+        {"text": "3"},
+    ),
+    (
+        "dict-global-exposes-only-construction",
+        "{{ dict(a=1) }}|{{ dict.fromkeys(['k']) }}|{{ dict.keys is defined }}",
+        [{"role": "user", "content": "hi"}],
+        {},
+        {"text": "{'a': 1}|{'k': None}|True"},
+        {"text": "{'a': 1}|{'k': None}|False"},
+    ),
 ]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize(("probe_id", "template", "messages", "kwargs", "before", "after"), PROFILE_PROBES,
-                         ids=[probe[0] for probe in PROFILE_PROBES])
-def test_profiles_differ_exactly_as_documented(profile: str, probe_id: str, template: str, messages: list,
-                                               kwargs: dict, before: dict, after: dict) -> None:
+@pytest.mark.parametrize(
+    ("probe_id", "template", "messages", "kwargs", "before", "after"),
+    PROFILE_PROBES,
+    ids=[probe[0] for probe in PROFILE_PROBES],
+)
+def test_profiles_differ_exactly_as_documented(
+    profile: str, probe_id: str, template: str, messages: list, kwargs: dict, before: dict, after: dict
+) -> None:
     case = {"messages": messages, "kwargs": kwargs}
     assert our_outcome(template, case, profile) == (after if profile == "transformers>=5.23" else before)
 
@@ -255,15 +355,22 @@ class Opaque:
         return "opaque-object"
 
 
-RICH_TEMPLATE = ("{{ messages[0].content.shout is defined }}|{{ messages[0].parts[0] }}|{{ messages[0].parts[1] }}|"
-                 "{{ messages[0].parts[2] }}|{{ messages[0].parts[3] }}|{{ messages[0].parts is sequence }}")
+RICH_TEMPLATE = (
+    "{{ messages[0].content.shout is defined }}|{{ messages[0].parts[0] }}|{{ messages[0].parts[1] }}|"
+    "{{ messages[0].parts[2] }}|{{ messages[0].parts[3] }}|{{ messages[0].parts is sequence }}"
+)
 
 
 def test_plain_json_rebuild_replaces_rich_objects_only_under_523() -> None:
     numpy = pytest.importorskip("numpy")
-    messages = [{"role": "user", "content": Shade("hi"),
-                 "parts": (Picture("a.png"), Model(), numpy.bool_(False), Opaque()),
-                 "meta": MappingProxyType({"k": 1})}]
+    messages = [
+        {
+            "role": "user",
+            "content": Shade("hi"),
+            "parts": (Picture("a.png"), Model(), numpy.bool_(False), Opaque()),
+            "meta": MappingProxyType({"k": 1}),
+        }
+    ]
     before = render(RICH_TEMPLATE, messages)
     after = render(RICH_TEMPLATE, messages, profile="transformers>=5.23")
     assert before.startswith("True|Picture(url='a.png')|<") and before.endswith("|False|opaque-object|True")
@@ -292,6 +399,7 @@ def test_tools_and_documents_must_be_dicts_in_every_profile() -> None:
 
 # --- the environment -----------------------------------------------------------------------
 
+
 def test_environment_matches_transformers_configuration() -> None:
     for profile in PROFILES:
         environment = make_environment(profile)
@@ -309,8 +417,9 @@ def test_environment_matches_transformers_configuration() -> None:
 def test_tojson_keeps_order_and_unicode_and_takes_json_dumps_options() -> None:
     data = {"b": "<é&>", "a": [1, 2]}
     assert render("{{ x | tojson }}", [], x=data) == '{"b": "<é&>", "a": [1, 2]}'
-    assert render("{{ x | tojson(sort_keys=true, ensure_ascii=true) }}", [], x=data) == \
-        '{"a": [1, 2], "b": "<\\u00e9&>"}'
+    assert (
+        render("{{ x | tojson(sort_keys=true, ensure_ascii=true) }}", [], x=data) == '{"a": [1, 2], "b": "<\\u00e9&>"}'
+    )
     assert render("{{ x | tojson(indent=2, separators=(',', ':')) }}", [], x={"a": 1}) == '{\n  "a":1\n}'
 
 
@@ -368,22 +477,36 @@ def test_compile_cache_is_reused_per_profile() -> None:
 
 def test_rendering_from_8_threads_is_byte_identical_to_sequential() -> None:
     templates = [read_template(path) for path in corpus_files()[::12]] or [
-        "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"]
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+    ]
     templates.append("{{ strftime_now('%d %B %Y %H:%M:%S') }}|{{ messages | length }}")
     dates = [datetime(2020 + index, 1 + index, 1 + index, index, index, index) for index in range(8)]
-    jobs = [(template_index, case_index, date_index, profile)
-            for template_index in range(len(templates)) for case_index in range(len(PARITY_CASES))
-            for date_index in range(len(dates)) if (case_index + date_index) % 4 == 0 for profile in PROFILES]
+    jobs = [
+        (template_index, case_index, date_index, profile)
+        for template_index in range(len(templates))
+        for case_index in range(len(PARITY_CASES))
+        for date_index in range(len(dates))
+        if (case_index + date_index) % 4 == 0
+        for profile in PROFILES
+    ]
 
     def outcome(job: tuple[int, int, int, str]) -> dict[str, str]:
         template_index, case_index, date_index, profile = job
         case = PARITY_CASES[case_index]
         try:
-            return {"text": render(templates[template_index], case["messages"], tools=case.get("tools"),
-                                   documents=case.get("documents"),
-                                   add_generation_prompt=case.get("add_generation_prompt", False),
-                                   special_tokens=SPECIAL_TOKENS, now=dates[date_index], profile=profile,
-                                   **case.get("kwargs", {}))}
+            return {
+                "text": render(
+                    templates[template_index],
+                    case["messages"],
+                    tools=case.get("tools"),
+                    documents=case.get("documents"),
+                    add_generation_prompt=case.get("add_generation_prompt", False),
+                    special_tokens=SPECIAL_TOKENS,
+                    now=dates[date_index],
+                    profile=profile,
+                    **case.get("kwargs", {}),
+                )
+            }
         except Exception as error:  # noqa: BLE001 - errors must be identical too
             return {"error": type(error).__name__, "message": str(error)}
 
@@ -404,21 +527,20 @@ def test_rendering_from_8_threads_is_byte_identical_to_sequential() -> None:
 QUICK = RenderBudget(milliseconds=300, megabytes=32)
 TIME_BOMBS = {
     "nested ranges in the message loop": "{% for m in messages %}{% for i in range(100000) %}"
-                                         "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endfor %}",
+    "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endfor %}",
     "nested ranges outside it": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "a macro forking itself": "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
-                              "{{ f(60) }}",
-    "a recursive loop": "{% for x in [[1] * 100000] * 100000 recursive %}{{ loop(x) if x is iterable }}"
-                        "{% endfor %}",
+    "{{ f(60) }}",
+    "a recursive loop": "{% for x in [[1] * 100000] * 100000 recursive %}{{ loop(x) if x is iterable }}{% endfor %}",
 }
 MEMORY_BOMBS = {
     "str times int": "{{ 'x' * 10**9 }}",
     "list times int": "{{ [1] * 10**8 }}",
     "a huge power": "{{ 10 ** (10 ** 9) }}",
     "doubling with ~": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
-                       "{% endfor %}",
+    "{% endfor %}",
     "doubling with +": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}"
-                       "{% endfor %}",
+    "{% endfor %}",
     "join of ranges": "{{ range(100000) | join(range(100000) | join) }}",
     "join of one string many times": "{% set s = 'x' * 20000000 %}{{ ([s] * 1000) | join }}",
     "map replace fan-out": "{% set s = range(100000) | join %}{{ range(100000) | map('replace', '', s) | list }}",
@@ -432,7 +554,7 @@ MEMORY_BOMBS = {
     "list printed": "{{ ((range(100000) | list) * 50) | string }}",
     "output": "{% for i in range(1000) %}{{ 'x' * 1000000 }}{% endfor %}",
     "a macro's output": "{% macro m() %}{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}{% endmacro %}"
-                        "{{ m() | length }}",
+    "{{ m() | length }}",
 }
 
 
@@ -459,9 +581,11 @@ def test_a_command_budget_is_shared_by_its_renders() -> None:
 
 
 def test_the_budget_never_changes_an_output_or_an_error() -> None:
-    template = ("{% for m in messages %}{{ (m.role ~ ': ' + m.content) | replace('a', 'b') | center(12) }}"
-                "{{ '%-4s|' % loop.index }}{{ '{:>3}'.format(loop.length) }}{{ ([m.role] * 2) | join(',') }}"
-                "{% endfor %}{{ 2 ** 10 }}{{ 'x'.ljust(3) }}")
+    template = (
+        "{% for m in messages %}{{ (m.role ~ ': ' + m.content) | replace('a', 'b') | center(12) }}"
+        "{{ '%-4s|' % loop.index }}{{ '{:>3}'.format(loop.length) }}{{ ([m.role] * 2) | join(',') }}"
+        "{% endfor %}{{ 2 ** 10 }}{{ 'x'.ljust(3) }}"
+    )
     messages = [{"role": "user", "content": "abc"}, {"role": "assistant", "content": "a"}]
     plain = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     assert render(template, messages) == plain.from_string(template).render(messages=messages)

@@ -28,20 +28,30 @@ def documented() -> dict[str, int]:
 
 def test_help_prints_the_readme_table_verbatim() -> None:
     assert EXIT_CODES_HELP.split("Exit codes:\n", 1)[1].rstrip("\n") == "\n".join(
-        "  " + line for line in readme_table().splitlines())
+        "  " + line for line in readme_table().splitlines()
+    )
     shown = run_templatekit("relax", "--help")
     assert shown.returncode == 0 and "12 render budget exceeded (time/size)" in shown.stdout.decode()
 
 
 CODES = documented()
-SYNTAX, NOT_FOUND, MALFORMED, USAGE = (CODES["template is not valid Jinja"], CODES["not found (repo, revision, file)"],
-                                       CODES["malformed JSON/GGUF input file"], CODES["usage error"])
+SYNTAX, NOT_FOUND, MALFORMED, USAGE = (
+    CODES["template is not valid Jinja"],
+    CODES["not found (repo, revision, file)"],
+    CODES["malformed JSON/GGUF input file"],
+    CODES["usage error"],
+)
 
 
 def commands(source: str) -> dict[str, list[str]]:
-    return {"show": ["show", source], "lint": ["lint", source], "relax": ["relax", source],
-            "verify": ["verify", source, PARITY], "render": ["render", source, "--messages", "CONVERSATION"],
-            "diff": ["diff", source, PARITY, "--messages", "CONVERSATION"]}
+    return {
+        "show": ["show", source],
+        "lint": ["lint", source],
+        "relax": ["relax", source],
+        "verify": ["verify", source, PARITY],
+        "render": ["render", source, "--messages", "CONVERSATION"],
+        "diff": ["diff", source, PARITY, "--messages", "CONVERSATION"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +64,21 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("command", list(commands("X")))
-@pytest.mark.parametrize(("problem", "source", "code"), [
-    ("invalid Jinja", "invalid.jinja", SYNTAX),
-    ("missing file", "missing.jinja", NOT_FOUND),
-    ("malformed JSON", "tokenizer_config.json", MALFORMED),
-])
-def test_every_command_exits_with_the_documented_code(command: str, problem: str, source: str, code: int,
-                                                      inputs: Path) -> None:
-    args = [str(inputs / "conversation.json") if arg == "CONVERSATION" else arg
-            for arg in commands(str(inputs / source))[command]]
+@pytest.mark.parametrize(
+    ("problem", "source", "code"),
+    [
+        ("invalid Jinja", "invalid.jinja", SYNTAX),
+        ("missing file", "missing.jinja", NOT_FOUND),
+        ("malformed JSON", "tokenizer_config.json", MALFORMED),
+    ],
+)
+def test_every_command_exits_with_the_documented_code(
+    command: str, problem: str, source: str, code: int, inputs: Path
+) -> None:
+    args = [
+        str(inputs / "conversation.json") if arg == "CONVERSATION" else arg
+        for arg in commands(str(inputs / source))[command]
+    ]
     result = run_templatekit(*args)
     stderr = result.stderr.decode()
     assert result.returncode == code, f"{command} on {problem}: {result.returncode}\n{stderr}"

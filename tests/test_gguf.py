@@ -36,8 +36,9 @@ MISTRAL = CORPUS_DIR / "mistralai--Mistral-7B-Instruct-v0.1.jinja"
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=timeout)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
@@ -73,11 +74,13 @@ def equivalent(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Pa
 
 
 def comparable(findings: list) -> list[tuple]:
-    return [(finding.code, finding.template_name, finding.line, finding.column, finding.message)
-            for finding in findings]
+    return [
+        (finding.code, finding.template_name, finding.line, finding.column, finding.message) for finding in findings
+    ]
 
 
 # --- reading ------------------------------------------------------------------------------------
+
 
 def test_a_gguf_file_reads_as_its_tokenizer_config_does(equivalent: tuple[Path, Path]) -> None:
     model, config = equivalent
@@ -113,8 +116,9 @@ def test_show_and_lint_cli_agree_with_the_tokenizer_config(equivalent: tuple[Pat
     assert run("show", str(model)).stdout == run("show", str(config)).stdout
     ours, theirs = run("lint", str(model), "--format", "json"), run("lint", str(config), "--format", "json")
     assert ours.returncode == theirs.returncode
-    assert _template_positions(ours.stdout.replace(str(model), "X")) == \
-        _template_positions(theirs.stdout.replace(str(config), "X"))
+    assert _template_positions(ours.stdout.replace(str(model), "X")) == _template_positions(
+        theirs.stdout.replace(str(config), "X")
+    )
 
 
 def _template_positions(report: str) -> list[dict]:
@@ -124,12 +128,13 @@ def _template_positions(report: str) -> list[dict]:
     for finding in findings:
         position = re.search(r" \(template line (\d+):(\d+)\)$", finding["message"])
         if position is not None:
-            finding["message"] = finding["message"][:position.start()]
+            finding["message"] = finding["message"][: position.start()]
             finding["line"], finding["column"] = int(position.group(1)), int(position.group(2))
         finding.pop("end_line", None)
         finding.pop("end_column", None)
-    return sorted(findings, key=lambda finding: (finding["line"], finding["column"], finding["code"],
-                                                 finding["message"]))
+    return sorted(
+        findings, key=lambda finding: (finding["line"], finding["column"], finding["code"], finding["message"])
+    )
 
 
 def test_show_list_names_the_gguf_templates_and_tokens(tmp_path: Path) -> None:
@@ -166,6 +171,7 @@ def test_reading_stops_before_the_tensor_data(tmp_path: Path) -> None:
 
 # --- the relaxed copy ---------------------------------------------------------------------------
 
+
 def fields_of(path: Path) -> dict[str, tuple]:
     reader = gguf.GGUFReader(str(path))
     return {name: (tuple(field.types), field.contents()) for name, field in reader.fields.items()}
@@ -173,27 +179,33 @@ def fields_of(path: Path) -> dict[str, tuple]:
 
 @pytest.mark.parametrize("alignment", [None, 64])
 def test_relaxed_copy_changes_the_template_only(tmp_path: Path, alignment: int | None) -> None:
-    model = write_gguf(tmp_path / "model.gguf", {"default": PARITY, "tool_use": SYSTEM_REFUSAL},
-                       alignment=alignment)
+    model = write_gguf(tmp_path / "model.gguf", {"default": PARITY, "tool_use": SYSTEM_REFUSAL}, alignment=alignment)
     out = tmp_path / "model.relaxed.gguf"
     result = run("relax", str(model), "-o", str(out), "--all", "--examples", "60")
     assert result.returncode == 0, result.stderr
-    relaxed = {name: relax(template).text for name, template in
-               ((template.name, template) for template in load(str(model)).templates)}
+    relaxed = {
+        name: relax(template).text
+        for name, template in ((template.name, template) for template in load(str(model)).templates)
+    }
     before, after = fields_of(model), fields_of(out)
     assert after["tokenizer.chat_template"][1] == relaxed["default"] != PARITY
     assert after["tokenizer.chat_template.tool_use"][1] == relaxed["tool_use"] != SYSTEM_REFUSAL
     changed = {"tokenizer.chat_template", "tokenizer.chat_template.tool_use"}
-    assert {key: value for key, value in before.items() if key not in changed} == \
-           {key: value for key, value in after.items() if key not in changed}
+    assert {key: value for key, value in before.items() if key not in changed} == {
+        key: value for key, value in after.items() if key not in changed
+    }
     assert list(before) == list(after)  # same keys, same order
     assert data_section(out) == data_section(model)  # the tensor region, byte for byte
     source_reader, copy_reader = gguf.GGUFReader(str(model)), gguf.GGUFReader(str(out))
     assert copy_reader.alignment == source_reader.alignment == (alignment or 32)
     assert copy_reader.data_offset % copy_reader.alignment == 0
     for ours, theirs in zip(source_reader.tensors, copy_reader.tensors, strict=True):
-        assert (ours.name, ours.tensor_type, list(ours.shape), ours.data_offset - source_reader.data_offset) == \
-               (theirs.name, theirs.tensor_type, list(theirs.shape), theirs.data_offset - copy_reader.data_offset)
+        assert (ours.name, ours.tensor_type, list(ours.shape), ours.data_offset - source_reader.data_offset) == (
+            theirs.name,
+            theirs.tensor_type,
+            list(theirs.shape),
+            theirs.data_offset - copy_reader.data_offset,
+        )
         assert ours.data.tobytes() == theirs.data.tobytes()
     # every other key/value entry is the original's raw bytes
     source_metadata, copy_metadata = gguf_file.read_metadata(model), gguf_file.read_metadata(out)
@@ -201,10 +213,12 @@ def test_relaxed_copy_changes_the_template_only(tmp_path: Path, alignment: int |
     for key, field in source_metadata.fields.items():
         if key not in changed:
             copied = copy_metadata.fields[key]
-            assert source_bytes[field.start:field.end] == copy_bytes[copied.start:copied.end]
+            assert source_bytes[field.start : field.end] == copy_bytes[copied.start : copied.end]
     assert source_bytes[:24] == copy_bytes[:24]  # magic, version, counts
-    assert (source_bytes[source_metadata.tensor_info_start:source_metadata.tensor_info_end]
-            == copy_bytes[copy_metadata.tensor_info_start:copy_metadata.tensor_info_end])
+    assert (
+        source_bytes[source_metadata.tensor_info_start : source_metadata.tensor_info_end]
+        == copy_bytes[copy_metadata.tensor_info_start : copy_metadata.tensor_info_end]
+    )
 
 
 def test_a_big_endian_file_is_read_and_copied_in_its_byte_order(tmp_path: Path) -> None:
@@ -258,9 +272,11 @@ def test_write_copy_refuses_a_template_the_file_lacks(tmp_path: Path) -> None:
 
 # --- atomicity and memory -----------------------------------------------------------------------
 
+
 def start_relax(model: Path, out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*CLI, "relax", str(model), "-o", str(out), "--no-verify"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*CLI, "relax", str(model), "-o", str(out), "--no-verify"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def wait_for_temporary(folder: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> Path:
@@ -308,9 +324,15 @@ def test_copying_a_multi_gigabyte_file_takes_constant_memory(large_input: Path, 
         f"done = subprocess.run({[*CLI, 'relax', str(large_input), '-o', str(out), '--no-verify']!r}, "
         "preexec_fn=cap, capture_output=True, text=True)\n"
         "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.stderr.write(done.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", measure], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        "sys.stderr.write(done.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", measure],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
     code, peak_kib = (int(value) for value in result.stdout.split())
     assert code == 0, result.stderr
     assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
@@ -350,13 +372,26 @@ def gguf_hub(hub_files: dict[str, bytes]):
     from fakehub import FakeHub
 
     repos = {
-        HUB_MODEL: {"revisions": {"main": {"tiny-Q4_K_M.gguf": hub_files["main"], "README.md": "tiny"},
-                                  "v0": {"tiny-Q4_K_M.gguf": hub_files["older"]}}},
-        "org/gated-GGUF": {"revisions": {"main": {"tiny.gguf": hub_files["main"]}}, "gated": True,
-                           "granted": {"hf_granted"}},
-        HUB_SOURCE: {"revisions": {"main": {"tokenizer_config.json":
-                                            '{"chat_template": ' + __import__("json").dumps(SYSTEM_REFUSAL)
-                                            + ', "bos_token": "<s>", "eos_token": "</s>"}'}}},
+        HUB_MODEL: {
+            "revisions": {
+                "main": {"tiny-Q4_K_M.gguf": hub_files["main"], "README.md": "tiny"},
+                "v0": {"tiny-Q4_K_M.gguf": hub_files["older"]},
+            }
+        },
+        "org/gated-GGUF": {
+            "revisions": {"main": {"tiny.gguf": hub_files["main"]}},
+            "gated": True,
+            "granted": {"hf_granted"},
+        },
+        HUB_SOURCE: {
+            "revisions": {
+                "main": {
+                    "tokenizer_config.json": '{"chat_template": '
+                    + __import__("json").dumps(SYSTEM_REFUSAL)
+                    + ', "bos_token": "<s>", "eos_token": "</s>"}'
+                }
+            }
+        },
     }
     with FakeHub(repos, tokens={"hf_granted", "hf_other"}) as hub:
         yield hub
@@ -375,8 +410,15 @@ def test_a_hub_gguf_is_read_by_name_with_revision_and_cache(gguf_hub, tmp_path: 
     assert offline.returncode == 0 and offline.stdout == PARITY, offline.stderr
     missing = run("show", HUB_MODEL, "--file", "nope.gguf", env=env)
     assert_one_line_error(missing, 3, "nope.gguf")
-    uncached = run("show", HUB_MODEL, "--file", "tiny-Q4_K_M.gguf", "--revision", "v0",
-                   env={**gguf_hub.environment(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"})
+    uncached = run(
+        "show",
+        HUB_MODEL,
+        "--file",
+        "tiny-Q4_K_M.gguf",
+        "--revision",
+        "v0",
+        env={**gguf_hub.environment(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"},
+    )
     assert_one_line_error(uncached, 5, "offline")
 
 
@@ -395,16 +437,27 @@ def test_a_hub_gguf_relaxes_to_a_local_copy_and_lints_against_its_source(gguf_hu
     relaxed = run("relax", HUB_MODEL, "--file", "tiny-Q4_K_M.gguf", "-o", str(out), "--examples", "60", env=env)
     assert relaxed.returncode == 0, relaxed.stderr
     assert gguf.GGUFReader(str(out)).fields["tokenizer.chat_template"].contents() != PARITY
-    drift = run("lint", HUB_MODEL, "--file", "tiny-Q4_K_M.gguf", "--against", HUB_SOURCE, "--select", "TK701",
-                env=env)
+    drift = run("lint", HUB_MODEL, "--file", "tiny-Q4_K_M.gguf", "--against", HUB_SOURCE, "--select", "TK701", env=env)
     assert drift.returncode == 1, drift.stderr
     assert "TK701" in drift.stdout and HUB_SOURCE in drift.stdout
-    same = run("lint", HUB_MODEL, "--file", "tiny-Q4_K_M.gguf", "--revision", "v0", "--against", HUB_SOURCE,
-               "--select", "TK701", env=env)
+    same = run(
+        "lint",
+        HUB_MODEL,
+        "--file",
+        "tiny-Q4_K_M.gguf",
+        "--revision",
+        "v0",
+        "--against",
+        HUB_SOURCE,
+        "--select",
+        "TK701",
+        env=env,
+    )
     assert same.returncode == 0 and "TK701" not in same.stdout, same.stdout + same.stderr
 
 
 # --- drift --------------------------------------------------------------------------------------
+
 
 def test_lint_against_reports_text_and_token_drift(tmp_path: Path) -> None:
     model = write_gguf(tmp_path / "model.gguf", {"default": PARITY}, eos="<eos>")
@@ -440,6 +493,7 @@ def test_diff_without_messages_compares_the_template_texts(tmp_path: Path) -> No
 
 # --- bad inputs ---------------------------------------------------------------------------------
 
+
 def with_version(data: bytes, version: int) -> bytes:
     return data[:4] + struct.pack("<I", version) + data[8:]
 
@@ -459,7 +513,7 @@ def bad_inputs(folder: Path) -> dict[str, tuple[Path, int, str]]:
     files = {
         "not-gguf": (b"{{ messages }}", 6, "is not a GGUF file"),
         "empty": (b"", 6, "is not a GGUF file"),
-        "truncated-metadata": (good[:metadata_end // 2], 6, "is truncated"),
+        "truncated-metadata": (good[: metadata_end // 2], 6, "is truncated"),
         "truncated-tensors": (good[:-8], 6, "is truncated"),
         "version-1": (with_version(good, 1), 6, "GGUF version 1"),
         "version-4": (with_version(good, 4), 6, "GGUF version 4"),
@@ -468,10 +522,16 @@ def bad_inputs(folder: Path) -> dict[str, tuple[Path, int, str]]:
     for name, (data, _, _) in files.items():
         cases[name][0].write_bytes(data)
     cases["no-template"] = (write_gguf(folder / "no-template.gguf", None), 7, "no chat template")
-    cases["template-type"] = (write_gguf(folder / "template-type.gguf", None, extra=template_as_integer), 6,
-                              "tokenizer.chat_template is UINT32, expected a string")
-    cases["token-id-type"] = (write_gguf(folder / "token-id-type.gguf", {"default": PARITY}, extra=unk_id_as_string),
-                              6, "tokenizer.ggml.unknown_token_id is STRING, expected an integer")
+    cases["template-type"] = (
+        write_gguf(folder / "template-type.gguf", None, extra=template_as_integer),
+        6,
+        "tokenizer.chat_template is UINT32, expected a string",
+    )
+    cases["token-id-type"] = (
+        write_gguf(folder / "token-id-type.gguf", {"default": PARITY}, extra=unk_id_as_string),
+        6,
+        "tokenizer.ggml.unknown_token_id is STRING, expected an integer",
+    )
     (folder / "good.gguf").unlink()
     return cases
 
@@ -493,8 +553,12 @@ def test_bad_gguf_inputs_give_one_line_and_their_exit_code_and_write_nothing(tmp
     messages = tmp_path.parent / f"{tmp_path.name}-messages.json"
     messages.write_text('[{"role": "user", "content": "hi"}]', encoding="utf-8")
     for name, (path, code, message) in cases.items():
-        arguments = {"show": [], "lint": [], "relax": ["-o", str(tmp_path / "out.gguf")],
-                     "render": ["--messages", str(messages)]}[command]
+        arguments = {
+            "show": [],
+            "lint": [],
+            "relax": ["-o", str(tmp_path / "out.gguf")],
+            "render": ["--messages", str(messages)],
+        }[command]
         result = run(command, str(path), *arguments)
         assert_one_line_error(result, code, message)
         assert str(path) in result.stderr, name
@@ -509,9 +573,11 @@ def test_the_vocabulary_names_the_special_tokens(tmp_path: Path) -> None:
 
 
 def test_lint_of_a_jinja_file_never_imports_gguf() -> None:
-    code = ("import sys; sys.argv = ['templatekit', 'lint', '--no-probe', %r]; "
-            "from templatekit_cli.main import cli\n"
-            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
-            "print('gguf' in sys.modules, 'numpy' in sys.modules)") % str(FIXTURES / "lint" / "clean.jinja")
+    code = (
+        "import sys; sys.argv = ['templatekit', 'lint', '--no-probe', %r]; "
+        "from templatekit_cli.main import cli\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        "print('gguf' in sys.modules, 'numpy' in sys.modules)"
+    ) % str(FIXTURES / "lint" / "clean.jinja")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split()[-2:] == ["False", "False"], result.stdout + result.stderr

@@ -29,7 +29,7 @@ from conftest import FIXTURES, REPO_ROOT
 
 HOSTILE = FIXTURES / "hostile"
 PARITY = FIXTURES / "templates" / "parity_check.jinja"
-ADDRESS_SPACE = 2 * 1024 ** 3
+ADDRESS_SPACE = 2 * 1024**3
 PEAK_MB = 400
 BOMB_SECONDS = 15
 SECONDS = 10
@@ -66,18 +66,28 @@ def templatekit(*args: str, cwd: Path, seconds: float = SECONDS, stdin: bytes = 
     """Run the CLI in ``cwd``; fail past ``seconds``; measure its peak RSS."""
     out, err, peak = cwd / ".stdout", cwd / ".stderr", cwd / ".peak"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(peak), *args], stdin=subprocess.PIPE,
-                                   stdout=stdout, stderr=stderr, cwd=cwd, start_new_session=True,
-                                   env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests")},
-                                   preexec_fn=_limit_memory)
+        process = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, str(peak), *args],
+            stdin=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests")},
+            preexec_fn=_limit_memory,
+        )
         try:
             process.communicate(stdin, timeout=seconds)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             pytest.fail(f"{args} ran past its budget of {seconds} s")
-    run = Run(process.returncode, out.read_text(errors="replace"), err.read_text(errors="replace"),
-              int(peak.read_text()) / 1024)
+    run = Run(
+        process.returncode,
+        out.read_text(errors="replace"),
+        err.read_text(errors="replace"),
+        int(peak.read_text()) / 1024,
+    )
     for path in (out, err, peak):
         path.unlink()
     assert run.peak_mb < PEAK_MB, f"{args}: peak RSS {run.peak_mb:.0f} MB"
@@ -109,13 +119,23 @@ def test_lint_reports_a_render_bomb_as_tk701(name: str, work: Path) -> None:
     assert len(budget) == 1 and budget[0]["message"].startswith(f"rendering exceeds {unit} on conversation ")
 
 
-@pytest.mark.parametrize(("command", "name"), [  # relax renders only templates it rewrites (with a check)
-    ("render", "cpu_in_message_loop"), ("verify", "cpu_in_message_loop"), ("relax", "cpu_in_message_loop"),
-    ("render", "string_multiply"), ("verify", "string_multiply")])
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [  # relax renders only templates it rewrites (with a check)
+        ("render", "cpu_in_message_loop"),
+        ("verify", "cpu_in_message_loop"),
+        ("relax", "cpu_in_message_loop"),
+        ("render", "string_multiply"),
+        ("verify", "string_multiply"),
+    ],
+)
 def test_render_verify_relax_stop_a_bomb_with_exit_12(command: str, name: str, work: Path) -> None:
     template = str(HOSTILE / f"{name}.jinja")
-    args = {"render": [template, "--messages", "conversation.json"], "verify": [template, template],
-            "relax": [template, "-o", "out.jinja"]}[command]
+    args = {
+        "render": [template, "--messages", "conversation.json"],
+        "verify": [template, template],
+        "relax": [template, "-o", "out.jinja"],
+    }[command]
     run = templatekit(command, *args, cwd=work, seconds=BOMB_SECONDS)
     assert run.returncode == 12, run.stderr
     assert "rendering exceeds" in run.error_line and run.stdout == ""
@@ -128,6 +148,7 @@ def test_deep_recursion_is_a_render_error_not_a_crash(work: Path) -> None:
 
 
 # --- inputs too large, too deep, not text ------------------------------------------------------
+
 
 def _write(folder: Path, name: str, text: str | bytes) -> str:
     path = folder / name
@@ -143,10 +164,19 @@ NESTED = {  # parsing fails on the first two; the sums parse but do not compile
 }
 
 
-@pytest.mark.parametrize(("command", "name"), [
-    ("lint", "ifs.jinja"), ("lint", "parentheses.jinja"), ("lint", "sum.jinja"), ("render", "ifs.jinja"),
-    ("render", "short-sum.jinja"), ("relax", "parentheses.jinja"), ("relax", "short-sum.jinja"),
-    ("show", "short-sum.jinja")])
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ("lint", "ifs.jinja"),
+        ("lint", "parentheses.jinja"),
+        ("lint", "sum.jinja"),
+        ("render", "ifs.jinja"),
+        ("render", "short-sum.jinja"),
+        ("relax", "parentheses.jinja"),
+        ("relax", "short-sum.jinja"),
+        ("show", "short-sum.jinja"),
+    ],
+)
 def test_templates_nested_too_deeply_exit_13(command: str, name: str, work: Path) -> None:
     path = _write(work, name, NESTED[name])
     args = [path, "--messages", "conversation.json"] if command == "render" else [path]
@@ -202,6 +232,7 @@ def test_a_negative_seed_is_a_usage_error_everywhere(work: Path) -> None:
 
 # --- one bad file never hides the rest --------------------------------------------------------
 
+
 def test_lint_reports_a_bad_file_and_lints_the_others(work: Path) -> None:
     (work / "bad").mkdir()
     _write(work, "bad/tokenizer_config.json", "{ not json")
@@ -219,6 +250,7 @@ def test_missing_ok_skips_a_folder_without_templates(work: Path) -> None:
 
 
 # --- special files and symlinks ---------------------------------------------------------------
+
 
 def test_output_to_a_fifo_is_written_through(work: Path) -> None:
     fifo = work / "pipe"
@@ -273,9 +305,22 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(signum: int, work: Pat
     whole = templatekit("relax", "big.jinja", "--no-verify", "-o", "-", cwd=work, seconds=30).stdout
     caught = 0
     for _ in range(2):
-        process = subprocess.Popen([sys.executable, "-c", "from templatekit_cli.main import main; main()", "relax",
-                                    "big.jinja", "--no-verify", "-o", "out.jinja"], cwd=work,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_limit_memory)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from templatekit_cli.main import main; main()",
+                "relax",
+                "big.jinja",
+                "--no-verify",
+                "-o",
+                "out.jinja",
+            ],
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_limit_memory,
+        )
         deadline = time.monotonic() + SECONDS
         while process.poll() is None and time.monotonic() < deadline:
             if leftovers(work):
@@ -295,6 +340,7 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(signum: int, work: Pat
 
 
 # --- contracts ---------------------------------------------------------------------------------
+
 
 def test_relax_refuses_a_sandbox_escape_unless_allowed(work: Path) -> None:
     template = str(HOSTILE / "sandbox_escape.jinja")
@@ -323,13 +369,26 @@ def test_verification_that_checked_nothing_fails(work: Path) -> None:
 
 def test_an_old_jinja2_is_refused(work: Path) -> None:
     """jinja2 3.1.5 has CVE-2025-27516; its version string alone must make render refuse."""
-    process = subprocess.run([sys.executable, "-c", "import jinja2; jinja2.__version__ = '3.1.5'; "
-                              "from templatekit_cli.main import main; main()", "render", str(PARITY), "--messages",
-                              "conversation.json"], cwd=work, capture_output=True, text=True, timeout=SECONDS)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import jinja2; jinja2.__version__ = '3.1.5'; from templatekit_cli.main import main; main()",
+            "render",
+            str(PARITY),
+            "--messages",
+            "conversation.json",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS,
+    )
     assert process.returncode == 14 and process.stdout == ""
     assert process.stderr.strip().splitlines() == [
         "templatekit: error: jinja2 3.1.5 has known sandbox escapes (CVE-2024-56201, CVE-2024-56326, "
-        "CVE-2025-27516); refusing to render: install jinja2>=3.1.6"]
+        "CVE-2025-27516); refusing to render: install jinja2>=3.1.6"
+    ]
 
 
 @pytest.mark.parametrize("flags", [["--diff", "--check"], ["--in-place", "--check"], ["--in-place", "--diff"]])
@@ -341,8 +400,11 @@ def test_conflicting_relax_flags_are_refused(flags: list[str], work: Path) -> No
 
 
 def test_in_place_on_tokenizer_config_changes_only_the_template(work: Path) -> None:
-    text = ('{\n    "bos_token": "<s>",\n    "note": "caf\\u00e9",\n    "chat_template": '
-            + json.dumps(PARITY.read_text()) + ',\n    "z": [1,2]\n}\n')
+    text = (
+        '{\n    "bos_token": "<s>",\n    "note": "caf\\u00e9",\n    "chat_template": '
+        + json.dumps(PARITY.read_text())
+        + ',\n    "z": [1,2]\n}\n'
+    )
     (work / "tokenizer_config.json").write_text(text)
     run = templatekit("relax", "tokenizer_config.json", "--in-place", cwd=work, seconds=30)
     assert run.returncode == 0, run.stderr
@@ -353,8 +415,9 @@ def test_in_place_on_tokenizer_config_changes_only_the_template(work: Path) -> N
 
 
 def test_lint_places_findings_of_a_json_template_on_its_json_line(work: Path) -> None:
-    (work / "tokenizer_config.json").write_text('{\n  "eos_token": "</s>",\n  "chat_template": '
-                                                + json.dumps(PARITY.read_text()) + "\n}\n")
+    (work / "tokenizer_config.json").write_text(
+        '{\n  "eos_token": "</s>",\n  "chat_template": ' + json.dumps(PARITY.read_text()) + "\n}\n"
+    )
     run = templatekit("lint", "tokenizer_config.json", "--select", "TK101", "--format", "github", cwd=work)
     assert run.returncode == 1
     assert run.stdout.startswith("::warning file=tokenizer_config.json,line=3,col=20,title=TK101::")

@@ -21,14 +21,20 @@ LINT = FIXTURES / "lint"
 STRICT = str(LINT / "strict.jinja")
 CLEAN = str(LINT / "clean.jinja")
 HEAVY = ("huggingface_hub", "hypothesis", "transformers", "tokenizers")
-HUB_REPOS = {"org/strict": {"revisions": {"main": {"chat_template.jinja": (LINT / "strict.jinja").read_bytes()}}},
-             "org/named": {"revisions": {"main": files_from_folder(FIXTURES / "sources" / "config-list")}}}
+HUB_REPOS = {
+    "org/strict": {"revisions": {"main": {"chat_template.jinja": (LINT / "strict.jinja").read_bytes()}}},
+    "org/named": {"revisions": {"main": files_from_folder(FIXTURES / "sources" / "config-list")}},
+}
 
 
 def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """The CLI run from ``folder`` (where pyproject.toml discovery starts)."""
-    return subprocess.run([sys.executable, "-c", "from templatekit_cli.main import main; main()", *args],
-                          capture_output=True, timeout=60, cwd=folder)
+    return subprocess.run(
+        [sys.executable, "-c", "from templatekit_cli.main import main; main()", *args],
+        capture_output=True,
+        timeout=60,
+        cwd=folder,
+    )
 
 
 def test_clean_template_exits_0() -> None:
@@ -44,8 +50,10 @@ def test_findings_at_or_above_fail_on_exit_1() -> None:
     result = run_templatekit("lint", STRICT)
     assert result.returncode == 1
     lines = result.stdout.decode().splitlines()
-    assert f"{STRICT}:13:12: TK101 role-alternation check fails on [assistant]: raise_exception(" \
-           "'Conversation roles must alternate user/assistant/user/assistant/...')" in lines
+    assert (
+        f"{STRICT}:13:12: TK101 role-alternation check fails on [assistant]: raise_exception("
+        "'Conversation roles must alternate user/assistant/user/assistant/...')" in lines
+    )
     assert "  help: `templatekit relax` rewrites it to merge (or skip) consecutive same-role messages" in lines
     assert "\x1b[" not in result.stdout.decode(), "no colour when stdout is not a terminal"
     assert run_templatekit("lint", STRICT, "--fail-on", "error").returncode == 0
@@ -73,8 +81,10 @@ def test_formats_json_sarif_github() -> None:
     sarif = json.loads(run_templatekit("lint", STRICT, "--format", "sarif").stdout)
     assert sarif["version"] == "2.1.0" and any(result["ruleId"] == "TK101" for result in sarif["runs"][0]["results"])
     annotations = run_templatekit("lint", STRICT, "--format", "github").stdout.decode().splitlines()
-    assert f"::warning file={STRICT},line=13,col=12,endLine=13,endColumn=98,title=TK101::" \
-           "role-alternation check fails" in "\n".join(annotations)
+    assert (
+        f"::warning file={STRICT},line=13,col=12,endLine=13,endColumn=98,title=TK101::"
+        "role-alternation check fails" in "\n".join(annotations)
+    )
 
 
 def test_witness_replays_with_templatekit_render(tmp_path: Path) -> None:
@@ -156,18 +166,21 @@ def test_stdin() -> None:
 
 
 def test_lint_of_a_jinja_file_imports_nothing_heavy() -> None:
-    code = ("import sys; sys.argv = ['templatekit', 'lint', %r]\n"
-            "from templatekit_cli.main import cli\n"
-            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(name for name in sys.modules if name.split('.')[0] in %r))") % (STRICT, HEAVY)
+    code = (
+        "import sys; sys.argv = ['templatekit', 'lint', %r]\n"
+        "from templatekit_cli.main import cli\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in %r))"
+    ) % (STRICT, HEAVY)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:] + result.stderr[-500:]
 
 
 def test_rule_command() -> None:
     listing = run_templatekit("rule", "--list").stdout.decode().splitlines()
-    assert listing[0].startswith("TK001  syntax-error") and any(line.startswith("TK101  alternation-check")
-                                                                for line in listing)
+    assert listing[0].startswith("TK001  syntax-error") and any(
+        line.startswith("TK101  alternation-check") for line in listing
+    )
     doc = run_templatekit("rule", "TK101").stdout.decode()
     assert doc.startswith("# TK101 alternation-check\n") and "## Fix safety" in doc
     assert run_templatekit("rule", "alternation-check").stdout.decode() == doc
@@ -177,8 +190,14 @@ def test_rule_command() -> None:
 
 def test_help_teaches_with_examples() -> None:
     text = run_templatekit("lint", "--help").stdout.decode()
-    for needle in ("templatekit lint google/gemma-3-12b-it", "--format sarif", "templatekit: ignore[TK101] reason:",
-                   "--fail-on", "Exit codes", "1  findings at or above --fail-on"):
+    for needle in (
+        "templatekit lint google/gemma-3-12b-it",
+        "--format sarif",
+        "templatekit: ignore[TK101] reason:",
+        "--fail-on",
+        "Exit codes",
+        "1  findings at or above --fail-on",
+    ):
         assert needle in text
 
 

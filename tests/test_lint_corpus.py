@@ -45,8 +45,7 @@ def linted() -> list[Linted]:
         text = read_template(path)
         parsed = parse(text)
         analysis = analyze(parsed)
-        results.append(Linted(path, text, analysis, find_witnesses(parsed, analysis),
-                              lint(load(str(path)).get())))
+        results.append(Linted(path, text, analysis, find_witnesses(parsed, analysis), lint(load(str(path)).get())))
     return results
 
 
@@ -82,9 +81,14 @@ def test_witnesses_replay_on_the_plain_renderer(linted: list[Linted]) -> None:
                 continue
             case = witness.to_dict()
             with pytest.raises(TemplateRaise) as raised:
-                render(item.text, case["messages"], tools=case["tools"],
-                       add_generation_prompt=case["add_generation_prompt"], special_tokens=PLACEHOLDER_TOKENS,
-                       **case["kwargs"])
+                render(
+                    item.text,
+                    case["messages"],
+                    tools=case["tools"],
+                    add_generation_prompt=case["add_generation_prompt"],
+                    special_tokens=PLACEHOLDER_TOKENS,
+                    **case["kwargs"],
+                )
             if site.message_is_literal:
                 assert raised.value.template_message == site.message, f"{item.path.name}:{site.line}"
 
@@ -95,12 +99,17 @@ def test_lint_findings_cover_every_site(linted: list[Linted]) -> None:
         reported = [finding for finding in item.findings if finding.code in site_codes]
         assert len(reported) == len(item.analysis.sites), item.path.name
         assert {(finding.line, finding.column) for finding in reported} == {
-            (site.line, site.column) for site in item.analysis.sites}, item.path.name
+            (site.line, site.column) for site in item.analysis.sites
+        }, item.path.name
 
 
 def test_no_sandbox_escape_or_syntax_error_in_real_templates(linted: list[Linted]) -> None:
-    flagged = [(item.path.name, finding.code) for item in linted for finding in item.findings
-               if finding.code in ("TK001", "TK601", "TK602")]
+    flagged = [
+        (item.path.name, finding.code)
+        for item in linted
+        for finding in item.findings
+        if finding.code in ("TK001", "TK601", "TK602")
+    ]
     assert flagged == []
 
 
@@ -108,14 +117,17 @@ def test_table_of_classes_and_witnesses(linted: list[Linted]) -> None:
     """The table of classes and witnesses is the assertion's message: shown on failure only
     (printing it would put a statistics table into every test run's output)."""
     sites = Counter(site.check_class for item in linted for site in item.analysis.sites)
-    witnessed = Counter(site.check_class for item in linted for site in item.analysis.sites
-                        if item.witnesses[site.index] is not None)
+    witnessed = Counter(
+        site.check_class for item in linted for site in item.analysis.sites if item.witnesses[site.index] is not None
+    )
     rows = [f"{'class':<18}{'sites':>7}{'witnessed':>11}"]
     rows += [f"{name:<18}{sites[name]:>7}{witnessed[name]:>11}" for name in CHECK_CLASSES]
     rows.append(f"{'total':<18}{sum(sites.values()):>7}{sum(witnessed.values()):>11}")
     codes = Counter(finding.code for item in linted for finding in item.findings)
-    rows.append(f"{len(linted)} templates; findings by code: "
-                + ", ".join(f"{code} {count}" for code, count in sorted(codes.items())))
+    rows.append(
+        f"{len(linted)} templates; findings by code: "
+        + ", ".join(f"{code} {count}" for code, count in sorted(codes.items()))
+    )
     assert sum(witnessed.values()) <= sum(sites.values()), "\n".join(rows)
 
 

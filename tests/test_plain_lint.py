@@ -26,7 +26,10 @@ def test_same_report_and_exit_code_as_the_click_command(flags: list[str], tmp_pa
     assert run_templatekit("lint", *flags, *files, env=cache).stdout == plain.stdout  # from the cache
     through_click = run_templatekit("lint", "--format", "text", *flags, *files)  # an option: the click command
     assert (plain.returncode, plain.stdout, plain.stderr) == (
-        through_click.returncode, through_click.stdout, through_click.stderr)
+        through_click.returncode,
+        through_click.stdout,
+        through_click.stderr,
+    )
 
 
 @pytest.mark.parametrize("path", LINT, ids=[path.stem for path in LINT])
@@ -34,20 +37,34 @@ def test_each_fixture_exits_as_the_click_command(path: Path) -> None:
     plain = run_templatekit("lint", "--no-cache", str(path))
     through_click = run_templatekit("lint", "--format", "text", str(path))
     assert (plain.returncode, plain.stdout, plain.stderr) == (
-        through_click.returncode, through_click.stdout, through_click.stderr)
+        through_click.returncode,
+        through_click.stdout,
+        through_click.stderr,
+    )
 
 
-@pytest.mark.parametrize("arguments", [["missing.jinja"], [str(FIXTURES / "lint")], ["-"], ["--help"],
-                                       [str(LINT[0]), "--select", "TK1"], [str(FIXTURES / "sources" / "x.json")]],
-                         ids=["missing", "folder", "stdin", "help", "option", "json"])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["missing.jinja"],
+        [str(FIXTURES / "lint")],
+        ["-"],
+        ["--help"],
+        [str(LINT[0]), "--select", "TK1"],
+        [str(FIXTURES / "sources" / "x.json")],
+    ],
+    ids=["missing", "folder", "stdin", "help", "option", "json"],
+)
 def test_anything_else_goes_to_the_click_command(arguments: list[str]) -> None:
     assert main.plain_lint(arguments) is None
 
 
 def test_a_plain_lint_never_imports_click() -> None:
-    code = ("import sys; sys.argv = ['templatekit', 'lint', %r]\n"
-            "import atexit; atexit.register(lambda: sys.stderr.write(str('click' in sys.modules)))\n"
-            "from templatekit_cli.main import main; main()") % str(FIXTURES / "lint" / "strict.jinja")
+    code = (
+        "import sys; sys.argv = ['templatekit', 'lint', %r]\n"
+        "import atexit; atexit.register(lambda: sys.stderr.write(str('click' in sys.modules)))\n"
+        "from templatekit_cli.main import main; main()"
+    ) % str(FIXTURES / "lint" / "strict.jinja")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stderr == "False", result.stderr[-2000:]
 
@@ -55,10 +72,18 @@ def test_a_plain_lint_never_imports_click() -> None:
 def run_in(folder: Path, cache: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     """``templatekit ARGUMENTS`` in ``folder`` with the cache in ``cache``; the last stderr line says
     whether jinja2 was imported."""
-    code = ("import atexit, sys; atexit.register(lambda: sys.stderr.write(str('jinja2' in sys.modules)))\n"
-            "from templatekit_cli.main import main; main()")
-    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True, cwd=folder,
-                          env={**os.environ, "TEMPLATEKIT_CACHE_DIR": str(cache)}, timeout=60)
+    code = (
+        "import atexit, sys; atexit.register(lambda: sys.stderr.write(str('jinja2' in sys.modules)))\n"
+        "from templatekit_cli.main import main; main()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={**os.environ, "TEMPLATEKIT_CACHE_DIR": str(cache)},
+        timeout=60,
+    )
 
 
 def test_cache_hits_misses_and_stays_out_of_the_users_folder(tmp_path: Path) -> None:
@@ -91,12 +116,24 @@ def test_cache_hits_misses_and_stays_out_of_the_users_folder(tmp_path: Path) -> 
 
 def test_cache_key_covers_version_settings_and_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     def key(**changes: object) -> str:
-        settings: dict = {"path": "t.jinja", "data": b"{{ messages }}", "select": None, "ignore": (), "probe": True,
-                          **changes}
+        settings: dict = {
+            "path": "t.jinja",
+            "data": b"{{ messages }}",
+            "select": None,
+            "ignore": (),
+            "probe": True,
+            **changes,
+        }
         return lint_cache.entry_key(settings.pop("path"), settings.pop("data"), **settings)
 
-    keys = {key(), key(path="u.jinja"), key(data=b"{{ message }}"), key(select=("ALL",)), key(ignore=("TK1",)),
-            key(probe=False)}
+    keys = {
+        key(),
+        key(path="u.jinja"),
+        key(data=b"{{ message }}"),
+        key(select=("ALL",)),
+        key(ignore=("TK1",)),
+        key(probe=False),
+    }
     monkeypatch.setattr(lint_cache, "__version__", "0.0.0-other")
     keys.add(key())
     assert len(keys) == 7

@@ -26,13 +26,28 @@ from templatekit.syntax import parse
 ROWS = [(construct, engine) for construct in CONSTRUCTS for engine in construct.engines]
 ENGINES = ("minijinja", "hf-jinja", "llama.cpp")
 # beyond parity.json: the inputs on which a flagged construct shows (list system content with tools)
-EXTRA_CASES = json.dumps([
-    {"id": "parts-system-with-tools", "add_generation_prompt": True,
-     "messages": [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
-                  {"role": "user", "content": "Hi"}],
-     "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                                                 "parameters": {"type": "object", "properties": {}}}}]},
-])
+EXTRA_CASES = json.dumps(
+    [
+        {
+            "id": "parts-system-with-tools",
+            "add_generation_prompt": True,
+            "messages": [
+                {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                {"role": "user", "content": "Hi"},
+            ],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "Weather",
+                        "parameters": {"type": "object", "properties": {}},
+                    },
+                }
+            ],
+        },
+    ]
+)
 # corpus inputs on which an engine differs for reasons the table does not name yet (counted, kept
 # from growing): minijinja on a Cohere tool template's whitespace and Gemma 3's content check with
 # null content; @huggingface/jinja on GigaChat3's calls, Cohere's whitespace-only content, MiniCPM3
@@ -113,10 +128,14 @@ def test_static_rows_flag_no_template_the_engine_renders_like_transformers(corpu
 
 def test_tk701_names_the_engines_and_their_effect() -> None:
     (finding,) = lint("{% for m in messages %}{{ loop.cycle('a', 'b') }}{% endfor %}", select=["TK801"])
-    assert finding.message == ("`loop.cycle(...)`: @huggingface/jinja (transformers.js) fails when it runs; "
-                               "llama.cpp (llama-server) fails when it runs")
-    assert lint("{% for m in messages %}{{ m.content if m.content is string else '' }}{% endfor %}",
-                select=["TK801"]) == []
+    assert finding.message == (
+        "`loop.cycle(...)`: @huggingface/jinja (transformers.js) fails when it runs; "
+        "llama.cpp (llama-server) fails when it runs"
+    )
+    assert (
+        lint("{% for m in messages %}{{ m.content if m.content is string else '' }}{% endfor %}", select=["TK801"])
+        == []
+    )
 
 
 def test_tk701_leaves_content_concatenation_alone_where_the_template_checked_the_type() -> None:

@@ -12,8 +12,17 @@ from templatekit.analysis import analyze
 from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
 from templatekit.errors import MalformedFileError
-from templatekit.probes import (PLACEHOLDER_TOKENS, capabilities, clock_dependence, eos_after_assistant,
-                                find_witnesses, harness_for, leading_bos_count, prefix_break, silent_drops)
+from templatekit.probes import (
+    PLACEHOLDER_TOKENS,
+    capabilities,
+    clock_dependence,
+    eos_after_assistant,
+    find_witnesses,
+    harness_for,
+    leading_bos_count,
+    prefix_break,
+    silent_drops,
+)
 from templatekit.syntax import parse
 
 LINT = FIXTURES / "lint"
@@ -28,8 +37,14 @@ def probed(text: str, special_tokens: dict[str, str] | None = None):
 def replay(text: str, witness: Case) -> str:
     """Render a witness exactly as `templatekit render --messages` would: from its JSON."""
     case = json.loads(witness.to_json())
-    return render(text, case["messages"], tools=case["tools"], add_generation_prompt=case["add_generation_prompt"],
-                  special_tokens=PLACEHOLDER_TOKENS, **case["kwargs"])
+    return render(
+        text,
+        case["messages"],
+        tools=case["tools"],
+        add_generation_prompt=case["add_generation_prompt"],
+        special_tokens=PLACEHOLDER_TOKENS,
+        **case["kwargs"],
+    )
 
 
 def test_alternation_witness_is_minimal_and_replays() -> None:
@@ -44,9 +59,11 @@ def test_alternation_witness_is_minimal_and_replays() -> None:
 
 
 def test_two_sites_with_the_same_message_are_told_apart() -> None:
-    text = ("{% for m in messages %}{% if m['role'] == 'system' and not loop.first %}{{ raise_exception('bad') }}"
-            "{% elif m['content'] is not string %}{{ raise_exception('bad') }}{% endif %}"
-            "{{ m['content'] }}{% endfor %}")
+    text = (
+        "{% for m in messages %}{% if m['role'] == 'system' and not loop.first %}{{ raise_exception('bad') }}"
+        "{% elif m['content'] is not string %}{{ raise_exception('bad') }}{% endif %}"
+        "{{ m['content'] }}{% endfor %}"
+    )
     parsed, analysis, harness = probed(text)
     witnesses = find_witnesses(parsed, analysis)
     first, second = analysis.sites
@@ -69,10 +86,12 @@ def test_budget_bounds_the_search() -> None:
 
 
 def test_keyword_arguments_and_tools_come_from_the_condition() -> None:
-    text = ("{% if enable_thinking is defined and enable_thinking is false %}"
-            "{{ raise_exception('Disabling thinking is not supported.') }}{% endif %}"
-            "{% if tools and tools[0].type != 'function' %}{{ raise_exception('only functions') }}{% endif %}"
-            "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    text = (
+        "{% if enable_thinking is defined and enable_thinking is false %}"
+        "{{ raise_exception('Disabling thinking is not supported.') }}{% endif %}"
+        "{% if tools and tools[0].type != 'function' %}{{ raise_exception('only functions') }}{% endif %}"
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
     parsed, analysis, _ = probed(text)
     witnesses = find_witnesses(parsed, analysis)
     thinking, tools = (witnesses[site.index] for site in analysis.sites)
@@ -92,8 +111,10 @@ def test_required_variables_are_discovered_and_carried_by_witnesses() -> None:
 
 
 def test_capabilities_of_a_plain_chatml_template() -> None:
-    text = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    text = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
     results = capabilities(probed(text)[2])
     assert results["system-role"].supported is True
     assert results["generation-prompt"].supported is True
@@ -105,8 +126,10 @@ def test_capabilities_of_a_plain_chatml_template() -> None:
 
 
 def test_capability_refused_by_a_raise_names_the_site() -> None:
-    text = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
-            "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    text = (
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
     result = capabilities(probed(text)[2])["system-role"]
     assert result.supported is False and result.site == 0
     assert result.detail == "raise_exception at line 1: 'System role not supported'"
@@ -149,20 +172,29 @@ def test_leading_bos_count_and_eos_after_assistant() -> None:
 
 
 def test_witness_json_is_the_render_replay_format() -> None:
-    witness = Case(({"role": "user", "content": None},), tools=None, add_generation_prompt=True,
-                   kwargs={"enable_thinking": False})
-    assert json.loads(witness.to_json()) == {"messages": [{"role": "user", "content": None}], "tools": None,
-                                             "add_generation_prompt": True, "kwargs": {"enable_thinking": False}}
+    witness = Case(
+        ({"role": "user", "content": None},), tools=None, add_generation_prompt=True, kwargs={"enable_thinking": False}
+    )
+    assert json.loads(witness.to_json()) == {
+        "messages": [{"role": "user", "content": None}],
+        "tools": None,
+        "add_generation_prompt": True,
+        "kwargs": {"enable_thinking": False},
+    }
     assert Case.from_json(witness.to_json()) == witness
     assert witness.describe() == "[user (content null)] with add_generation_prompt, enable_thinking=false"
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ('{"messages": "hi"}', 'a "messages" list'), ('[{"role": "user"}, 2]', 'a "messages" list'),
-    ('{"messages": [], "kwargs": []}', '"kwargs" must be an object'),
-    ('{"messages": [], "tools": {"name": "f"}}', '"tools" must be a list or null'),
-    ('{"messages": [', "case.json:1:15: invalid JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"messages": "hi"}', 'a "messages" list'),
+        ('[{"role": "user"}, 2]', 'a "messages" list'),
+        ('{"messages": [], "kwargs": []}', '"kwargs" must be an object'),
+        ('{"messages": [], "tools": {"name": "f"}}', '"tools" must be a list or null'),
+        ('{"messages": [', "case.json:1:15: invalid JSON"),
+    ],
+)
 def test_replay_files_are_checked_with_one_clear_error(text: str, problem: str) -> None:
     with pytest.raises(MalformedFileError, match=re.escape(problem)):
         Case.from_json(text, "case.json")

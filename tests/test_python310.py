@@ -26,12 +26,18 @@ SCRIPT = Path(sys.executable).parent / "templatekit"
 
 def _python310() -> str | None:
     """A working 3.10 interpreter (a pyenv shim on PATH may name one that is not selected: it must run)."""
-    candidates = [os.environ.get("TEMPLATEKIT_PYTHON310"),
-                  *map(str, sorted(Path.home().glob(".pyenv/versions/3.10.*/bin/python3.10"), reverse=True)),
-                  shutil.which("python3.10")]
+    candidates = [
+        os.environ.get("TEMPLATEKIT_PYTHON310"),
+        *map(str, sorted(Path.home().glob(".pyenv/versions/3.10.*/bin/python3.10"), reverse=True)),
+        shutil.which("python3.10"),
+    ]
     for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"],
-                               capture_output=True, timeout=60, check=False)
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         if probe.returncode == 0:
             return candidate
     return None
@@ -49,8 +55,9 @@ def templatekit310() -> Path:
     if not (VENV / "bin" / "python").is_file():
         created = _run([python, "-m", "venv", str(VENV)], ROOT)
         assert created.returncode == 0, created.stderr
-    installed = _run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--force-reinstall",
-                      "--no-deps", str(ROOT)], ROOT)
+    installed = _run(
+        [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(ROOT)], ROOT
+    )
     assert installed.returncode == 0, installed.stderr
     dependencies = _run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", f"{ROOT}[engines]"], ROOT)
     assert dependencies.returncode == 0, dependencies.stderr
@@ -59,8 +66,14 @@ def templatekit310() -> Path:
 
 def _inputs() -> list[Path]:
     fixtures = sorted((ROOT / "fixtures" / "lint").glob("*.jinja")) + [ROOT / "fixtures/templates/parity_check.jinja"]
-    corpus = [CORPUS / name for name in ("google--gemma-3-27b-it.jinja", "mistralai--Mistral-Nemo-Instruct-2407.jinja",
-                                         "meta-llama--Llama-2-7b-chat-hf.jinja")]
+    corpus = [
+        CORPUS / name
+        for name in (
+            "google--gemma-3-27b-it.jinja",
+            "mistralai--Mistral-Nemo-Instruct-2407.jinja",
+            "meta-llama--Llama-2-7b-chat-hf.jinja",
+        )
+    ]
     return fixtures + [path for path in corpus if path.is_file()]
 
 
@@ -76,5 +89,9 @@ def test_same_output_on_python310(templatekit310: Path, tmp_path: Path) -> None:
         _same(["relax", "--examples", "100", str(template)], SCRIPT, templatekit310, tmp_path)
         relaxed = tmp_path / f"{template.stem}.relaxed.jinja"
         if _run([str(SCRIPT), "relax", "--no-verify", str(template), "-o", str(relaxed)], tmp_path).returncode == 0:
-            _same(["verify", str(template), str(relaxed), "--normalize", "merge", "--examples", "100"],
-                  SCRIPT, templatekit310, tmp_path)
+            _same(
+                ["verify", str(template), str(relaxed), "--normalize", "merge", "--examples", "100"],
+                SCRIPT,
+                templatekit310,
+                tmp_path,
+            )

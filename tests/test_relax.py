@@ -73,8 +73,11 @@ def test_fixture_holds_under_verification(name: str, strategy: str) -> None:
 def test_a_template_that_handles_developer_keeps_developer_turns() -> None:
     text = _fixture("developer_handled.jinja")
     assert not role_policy(text).developer_as_system
-    messages = [{"role": "developer", "content": "d"}, {"role": "user", "content": "a"},
-                {"role": "user", "content": "b"}]
+    messages = [
+        {"role": "developer", "content": "d"},
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"},
+    ]
     assert render(relax(text).text, messages) == "[developer] d\n[user] a\n\nb\n"
 
 
@@ -108,15 +111,18 @@ def _bodies_with_edits_reverted(relaxed: str) -> list[str]:
     for start in opening.finditer(relaxed):
         end = closing.search(relaxed, start.end())
         assert end is not None
-        body = relaxed[start.end():end.start()]
+        body = relaxed[start.end() : end.start()]
         body = re.sub(rf"({names}_(?:reject|raise)\([^\n]*?\}}\}})\{{% break %\}}", r"\1", body)
         body = re.sub(rf"{names}_(?:flag|defer_if)\(\((.*?)\), .*?\)(?= or | and |\)| %\}})", r"\1", body)
         bodies.append(re.sub(rf"\b{names}_(reject|raise|defer)\(", "raise_exception(", body))
     return bodies
 
 
-@pytest.mark.parametrize("path", [*sorted(TEMPLATES.glob("*.jinja")), *sorted((FIXTURES / "adversarial").glob("*.jinja")),
-                                  *role_structure_corpus()], ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "path",
+    [*sorted(TEMPLATES.glob("*.jinja")), *sorted((FIXTURES / "adversarial").glob("*.jinja")), *role_structure_corpus()],
+    ids=lambda path: path.name,
+)
 @pytest.mark.parametrize("strategy", ["merge", "skip"])
 def test_everything_outside_the_rewritten_spots_is_byte_identical(path: Path, strategy: str) -> None:
     text = read_template(path)
@@ -131,8 +137,11 @@ def test_every_corpus_role_structure_check_is_rewritten(corpus: list[Path]) -> N
     templates = role_structure_corpus()
     assert len(templates) == ROLE_STRUCTURE_TEMPLATES, [path.name for path in templates]
     for path in templates:
-        expected = [site.index for site in analysis_of(path).sites
-                    if site.check_class in ("alternation", "system-role", "role-unsupported")]
+        expected = [
+            site.index
+            for site in analysis_of(path).sites
+            if site.check_class in ("alternation", "system-role", "role-unsupported")
+        ]
         for strategy in ("merge", "skip"):
             result = relax(read_template(path), strategy=strategy)
             assert result.status == "relaxed", (path.name, result.reason)
@@ -140,6 +149,7 @@ def test_every_corpus_role_structure_check_is_rewritten(corpus: list[Path]) -> N
 
 
 # --- the prompts users get ---------------------------------------------------------------------
+
 
 def test_gemma2_folds_a_system_message_into_the_first_user_turn() -> None:
     text = _corpus_template("google--gemma-2-2b-it")
@@ -151,12 +161,18 @@ def test_gemma2_folds_a_system_message_into_the_first_user_turn() -> None:
 
 def test_mistral_takes_a_mid_conversation_system_message_as_user_text() -> None:
     text = _corpus_template("mistralai--Mistral-Nemo-Instruct-2407")
-    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-                {"role": "system", "content": "Answer in French."}, {"role": "user", "content": "How are you?"}]
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "How are you?"},
+    ]
     with pytest.raises(TemplateRaise):
         _render(text, messages)
-    assert _render(relax(text).text, messages) == \
-        "<s>[INST]Hi[/INST]Hello</s>[INST]Answer in French.\n\nHow are you?[/INST]"
+    assert (
+        _render(relax(text).text, messages)
+        == "<s>[INST]Hi[/INST]Hello</s>[INST]Answer in French.\n\nHow are you?[/INST]"
+    )
     skipped = _render(relax(text, strategy="skip").text, messages)
     assert "Answer in French." in skipped and "How are you?" in skipped
 
@@ -173,8 +189,11 @@ def test_llama2_reads_a_developer_message_as_its_system_prompt() -> None:
 
 def test_skip_keeps_both_system_texts_of_a_system_run() -> None:
     text = _corpus_template("meta-llama--Llama-2-7b-chat-hf")
-    messages = [{"role": "system", "content": "S1"}, {"role": "system", "content": "S2"},
-                {"role": "user", "content": "Hi"}]
+    messages = [
+        {"role": "system", "content": "S1"},
+        {"role": "system", "content": "S2"},
+        {"role": "user", "content": "Hi"},
+    ]
     assert _render(relax(text, strategy="skip").text, messages) == "<s>[INST] <<SYS>>\nS1\n\nS2\n<</SYS>>\n\nHi [/INST]"
 
 
@@ -185,8 +204,12 @@ def test_gemma3_decides_developer_per_conversation() -> None:
     assert _render(relaxed, accepted) == _render(text, accepted), "T renders it: R must render it the same"
     rejected = [{"role": "developer", "content": "dev"}, {"role": "user", "content": "u"}]
     assert _render(relaxed, rejected) == "<s><start_of_turn>user\ndev\n\nu<end_of_turn>\n"
-    mid_system = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                  {"role": "system", "content": "mid"}, {"role": "user", "content": "c"}]
+    mid_system = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "system", "content": "mid"},
+        {"role": "user", "content": "c"},
+    ]
     assert "<start_of_turn>system" not in _render(relaxed, mid_system)
 
 
@@ -204,22 +227,32 @@ def test_a_history_the_original_refuses_even_normalised_renders_cleanly() -> Non
     """[assistant, developer, developer]: N joins the two system messages but still opens with the
     assistant, which the template refuses; R renders the normalised history, nothing of its own."""
     text = read_template(FIXTURES / "adversarial" / "messages_as_json.jinja")
-    messages = [{"role": "assistant", "content": "a"}, {"role": "developer", "content": "b"},
-                {"role": "developer", "content": "c"}]
-    assert _render(relax(text).text, messages) == \
-        '[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b\\n\\nc"}]'
-    assert _render(relax(text, strategy="skip").text, messages) == \
-        '[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]'
+    messages = [
+        {"role": "assistant", "content": "a"},
+        {"role": "developer", "content": "b"},
+        {"role": "developer", "content": "c"},
+    ]
+    assert (
+        _render(relax(text).text, messages)
+        == '[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b\\n\\nc"}]'
+    )
+    assert (
+        _render(relax(text, strategy="skip").text, messages)
+        == '[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]'
+    )
 
 
 def test_developer_everywhere_by_hand_fails_verification() -> None:
     text = _corpus_template("google--gemma-3-27b-it")
-    mapped = relax(text).text.replace("{%- set messages = tk_n.messages if tk_pass == 2 else messages %}",
-                                      "{%- set messages = tk_n.messages if tk_pass == 2 else messages %}"
-                                      "{%- set tk_developer = [] %}")
-    by_hand = ("{%- set tk_all = namespace(m=[]) %}{%- for tk_x in messages %}{% set tk_all.m = tk_all.m + "
-               "[{'role': 'system' if tk_x.role == 'devel' ~ 'oper' else tk_x.role, 'content': tk_x.content}] %}"
-               "{% endfor %}{%- set messages = tk_all.m %}" + mapped)
+    mapped = relax(text).text.replace(
+        "{%- set messages = tk_n.messages if tk_pass == 2 else messages %}",
+        "{%- set messages = tk_n.messages if tk_pass == 2 else messages %}{%- set tk_developer = [] %}",
+    )
+    by_hand = (
+        "{%- set tk_all = namespace(m=[]) %}{%- for tk_x in messages %}{% set tk_all.m = tk_all.m + "
+        "[{'role': 'system' if tk_x.role == 'devel' ~ 'oper' else tk_x.role, 'content': tk_x.content}] %}"
+        "{% endfor %}{%- set messages = tk_all.m %}" + mapped
+    )
     result = verify(text, by_hand, normalize="merge", examples=300)
     assert not result.ok and result.counterexample.property == "fidelity"
     assert any(message["role"] == "developer" for message in result.counterexample.case.messages)
@@ -227,25 +260,40 @@ def test_developer_everywhere_by_hand_fails_verification() -> None:
 
 # --- normalize ---------------------------------------------------------------------------------
 
+
 def test_normalize_joins_string_runs_with_a_blank_line() -> None:
-    messages = [{"role": "user", "content": "a", "name": "x"}, {"role": "user", "content": "b", "name": "y"},
-                {"role": "assistant", "content": "c"}]
-    assert normalize(messages) == [{"role": "user", "content": "a\n\nb", "name": "x"},
-                                   {"role": "assistant", "content": "c"}]
+    messages = [
+        {"role": "user", "content": "a", "name": "x"},
+        {"role": "user", "content": "b", "name": "y"},
+        {"role": "assistant", "content": "c"},
+    ]
+    assert normalize(messages) == [
+        {"role": "user", "content": "a\n\nb", "name": "x"},
+        {"role": "assistant", "content": "c"},
+    ]
 
 
 def test_normalize_concatenates_parts_and_joins_touching_text_parts() -> None:
     first = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "look"}]}
     second = {"role": "user", "content": "what is it?"}
     third = {"role": "user", "content": [{"type": "image"}]}
-    assert normalize([first, second, third]) == [{"role": "user", "content": [
-        {"type": "image"}, {"type": "text", "text": "look\n\nwhat is it?"}, {"type": "image"}]}]
+    assert normalize([first, second, third]) == [
+        {
+            "role": "user",
+            "content": [{"type": "image"}, {"type": "text", "text": "look\n\nwhat is it?"}, {"type": "image"}],
+        }
+    ]
 
 
 def test_normalize_never_merges_tool_traffic() -> None:
     call = {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}
-    messages = [{"role": "user", "content": "q"}, call, {"role": "assistant", "content": "thinking"},
-                {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"}]
+    messages = [
+        {"role": "user", "content": "q"},
+        call,
+        {"role": "assistant", "content": "thinking"},
+        {"role": "tool", "content": "1"},
+        {"role": "tool", "content": "2"},
+    ]
     assert normalize(messages) == messages
 
 
@@ -263,8 +311,12 @@ def test_normalize_does_not_modify_its_input() -> None:
 
 
 def test_skip_joins_system_runs_only() -> None:
-    messages = [{"role": "system", "content": "a"}, {"role": "developer", "content": "b"},
-                {"role": "user", "content": "c"}, {"role": "user", "content": "d"}]
+    messages = [
+        {"role": "system", "content": "a"},
+        {"role": "developer", "content": "b"},
+        {"role": "user", "content": "c"},
+        {"role": "user", "content": "d"},
+    ]
     assert normalize(messages, "skip") == [{"role": "system", "content": "a\n\nb"}, *messages[2:]]
 
 
@@ -275,9 +327,12 @@ def test_normalize_returns_what_the_template_accepts_unchanged() -> None:
 
 
 def test_the_policy_comes_from_the_ast_and_from_rendering() -> None:
-    assert role_policy(_fixture("parity_check.jinja")) == RolePolicy(developer_as_system=True,
-                                                                     system_placement="leading")
-    handles_developer = "{% for m in messages %}{% if m.role == 'developer' %}[dev]{% endif %}{{ m.content }}{% endfor %}"
+    assert role_policy(_fixture("parity_check.jinja")) == RolePolicy(
+        developer_as_system=True, system_placement="leading"
+    )
+    handles_developer = (
+        "{% for m in messages %}{% if m.role == 'developer' %}[dev]{% endif %}{{ m.content }}{% endfor %}"
+    )
     assert not role_policy(handles_developer).developer_as_system
 
 

@@ -21,10 +21,18 @@ GEMMA3 = CORPUS_DIR / "google--gemma-3-27b-it.jinja"
 CLI = [sys.executable, "-c", "from templatekit_cli.main import main; main()"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          cwd=cwd, input=stdin, timeout=120)
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        input=stdin,
+        timeout=120,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> None:
@@ -83,9 +91,13 @@ def test_refuses_to_overwrite_its_input(tmp_path: Path) -> None:
 def test_in_place_keeps_a_backup(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
-    config = {"bos_token": "<bos>", "chat_template": [
-        {"name": "default", "template": read_template(PARITY)},
-        {"name": "plain", "template": read_template(FIXTURES / "templates" / "no_checks.jinja")}]}
+    config = {
+        "bos_token": "<bos>",
+        "chat_template": [
+            {"name": "default", "template": read_template(PARITY)},
+            {"name": "plain", "template": read_template(FIXTURES / "templates" / "no_checks.jinja")},
+        ],
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     result = run("relax", str(folder), "--all", "--in-place", "--examples", "100")
     assert result.returncode == 0, result.stderr
@@ -93,16 +105,22 @@ def test_in_place_keeps_a_backup(tmp_path: Path) -> None:
     rewritten = json.loads((folder / "tokenizer_config.json").read_text())
     assert rewritten["bos_token"] == "<bos>"
     templates = {entry["name"]: entry["template"] for entry in rewritten["chat_template"]}
-    assert templates["default"].startswith("{# templatekit") and templates["plain"] == config["chat_template"][1][
-        "template"]
+    assert (
+        templates["default"].startswith("{# templatekit")
+        and templates["plain"] == config["chat_template"][1]["template"]
+    )
 
 
 def test_tokenizer_config_format_keeps_named_templates(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
-    config = {"eos_token": {"content": "</s>"}, "chat_template": [
-        {"name": "default", "template": read_template(PARITY)},
-        {"name": "tool_use", "template": read_template(FIXTURES / "templates" / "namespace_counter.jinja")}]}
+    config = {
+        "eos_token": {"content": "</s>"},
+        "chat_template": [
+            {"name": "default", "template": read_template(PARITY)},
+            {"name": "tool_use", "template": read_template(FIXTURES / "templates" / "namespace_counter.jinja")},
+        ],
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     out = tmp_path / "tokenizer_config.json"
     result = run("relax", str(folder), "--all", "--format", "tokenizer-config", "-o", str(out), "--examples", "100")
@@ -116,13 +134,24 @@ def test_tokenizer_config_format_keeps_named_templates(tmp_path: Path) -> None:
 def test_chat_template_json_format_holds_the_processor_template(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": read_template(PARITY)}),
-                                                  encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": read_template(PARITY)}), encoding="utf-8"
+    )
     processor = read_template(FIXTURES / "templates" / "namespace_counter.jinja")
     (folder / "chat_template.json").write_text(json.dumps({"chat_template": processor}), encoding="utf-8")
     out = tmp_path / "chat_template.json"
-    result = run("relax", str(folder), "--template-name", "processor", "--format", "chat-template-json",
-                 "-o", str(out), "--examples", "100")
+    result = run(
+        "relax",
+        str(folder),
+        "--template-name",
+        "processor",
+        "--format",
+        "chat-template-json",
+        "-o",
+        str(out),
+        "--examples",
+        "100",
+    )
     assert result.returncode == 0, result.stderr
     written = json.loads(out.read_text(encoding="utf-8"))
     assert list(written) == ["chat_template"] and written["chat_template"].startswith("{# templatekit")
@@ -148,8 +177,13 @@ def gemma_hub():
     if not GEMMA3.is_file():
         pytest.skip(f"the Gemma 3 template is read from {GEMMA3} (clone with ../shared beside it)")
     config = {"bos_token": "<bos>", "eos_token": "<eos>", "chat_template": read_template(GEMMA3)}
-    repos = {"google/gemma-3-12b-it": {"gated": True, "granted": {"hf_granted"},
-                                       "revisions": {"main": {"tokenizer_config.json": json.dumps(config)}}}}
+    repos = {
+        "google/gemma-3-12b-it": {
+            "gated": True,
+            "granted": {"hf_granted"},
+            "revisions": {"main": {"tokenizer_config.json": json.dumps(config)}},
+        }
+    }
     with FakeHub(repos, tokens={"hf_granted", "hf_other"}) as hub:
         yield hub
 
@@ -162,16 +196,20 @@ def test_relax_gemma3_from_the_hub_end_to_end(gemma_hub: FakeHub, tmp_path: Path
     assert "vllm serve google/gemma-3-12b-it --chat-template" in result.stderr
     relaxed = out.read_text(encoding="utf-8")
     assert f"google/gemma-3-12b-it@{gemma_hub.commit('google/gemma-3-12b-it', 'main')}" in relaxed
-    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-               {"role": "user", "content": "Tell me a joke"}, {"role": "user", "content": "Are you there?"}]
+    history = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Tell me a joke"},
+        {"role": "user", "content": "Are you there?"},
+    ]
     output = render(relaxed, history, special_tokens={"bos_token": "<bos>"}, add_generation_prompt=True)
-    assert output.endswith("<start_of_turn>user\nTell me a joke\n\nAre you there?<end_of_turn>\n"
-                           "<start_of_turn>model\n")
+    assert output.endswith("<start_of_turn>user\nTell me a joke\n\nAre you there?<end_of_turn>\n<start_of_turn>model\n")
 
 
 def test_relax_gemma3_without_a_token_says_how_to_get_access(gemma_hub: FakeHub, tmp_path: Path) -> None:
-    result = run("relax", "google/gemma-3-12b-it", "-o", str(tmp_path / "g.jinja"),
-                 env=gemma_hub.environment(tmp_path / "home"))
+    result = run(
+        "relax", "google/gemma-3-12b-it", "-o", str(tmp_path / "g.jinja"), env=gemma_hub.environment(tmp_path / "home")
+    )
     assert_one_line_error(result, 4)
     assert "token" in result.stderr.lower()
     assert not (tmp_path / "g.jinja").exists()
@@ -181,8 +219,13 @@ def test_relax_to_a_tokenizer_config_from_the_hub_reads_the_snapshot_only(gemma_
     def relax_from_the_hub(home: str, *args: str) -> int:
         """The number of Hub requests of one relax run with an empty cache."""
         before = len(gemma_hub.requests)
-        result = run("relax", "google/gemma-3-12b-it", "--no-verify", *args,
-                     env={**gemma_hub.environment(tmp_path / home), "HF_TOKEN": "hf_granted"})
+        result = run(
+            "relax",
+            "google/gemma-3-12b-it",
+            "--no-verify",
+            *args,
+            env={**gemma_hub.environment(tmp_path / home), "HF_TOKEN": "hf_granted"},
+        )
         assert result.returncode == 0, result.stderr
         return len(gemma_hub.requests) - before
 

@@ -111,8 +111,13 @@ def test_templates_relax_cannot_rewrite_are_left_alone(name: str, strategy: str)
 
 def _plain_histories(count: int, seed: int) -> list[list[dict[str, Any]]]:
     rng = random.Random(seed)
-    return [[{"role": rng.choice(("user", "assistant", "system", "developer")), "content": f"m{index}"}
-             for index in range(rng.randint(0, 7))] for _ in range(count)]
+    return [
+        [
+            {"role": rng.choice(("user", "assistant", "system", "developer")), "content": f"m{index}"}
+            for index in range(rng.randint(0, 7))
+        ]
+        for _ in range(count)
+    ]
 
 
 @pytest.mark.parametrize("name", RELAXED)
@@ -164,7 +169,11 @@ def test_a_test_with_effects_keeps_running() -> None:
 def test_system_runs_the_template_renders_stay_apart_when_nothing_else_is_wrong() -> None:
     text = _text("system_anywhere_previous.jinja")
     relaxed = relax(text).text
-    accepted = [{"role": "system", "content": "a"}, {"role": "system", "content": "b"}, {"role": "user", "content": "c"}]
+    accepted = [
+        {"role": "system", "content": "a"},
+        {"role": "system", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
     assert render(relaxed, accepted) == render(text, accepted) == "[SYS] a\n[SYS] b\n[user] c\n"
     rejected = [*accepted, {"role": "user", "content": "d"}]
     assert render(relaxed, rejected) == "[SYS] a\n\nb\n[user] c\n\nd\n"
@@ -172,9 +181,13 @@ def test_system_runs_the_template_renders_stay_apart_when_nothing_else_is_wrong(
 
 def _jinja2(template: str, case: dict[str, Any]) -> tuple[str, str]:
     try:
-        return "ok", render(template, case["messages"], tools=case.get("tools"),
-                            add_generation_prompt=case.get("add_generation_prompt", False),
-                            special_tokens={**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
+        return "ok", render(
+            template,
+            case["messages"],
+            tools=case.get("tools"),
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            special_tokens={**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})},
+        )
     except Exception as error:  # noqa: BLE001 - a failure is an outcome to compare
         return "error", str(error)
 
@@ -204,9 +217,14 @@ def test_merge_block_builds_what_normalize_builds_in_both_engines() -> None:
     text = _text("messages_as_json.jinja")
     relaxed = relax(text).text
     for case in cases_for(text, 300, seed=9):
-        expected = normalize(case["messages"], "merge", template=text, tools=case.get("tools"),
-                             add_generation_prompt=case.get("add_generation_prompt", False),
-                             **{**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
+        expected = normalize(
+            case["messages"],
+            "merge",
+            template=text,
+            tools=case.get("tools"),
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            **{**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})},
+        )
         for engine in (_jinja2, minijinja_render):
             outcome, output = engine(relaxed, case)
             assert outcome == "ok" and json.loads(output) == expected, (engine.__name__, case["messages"])

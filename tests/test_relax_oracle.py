@@ -40,9 +40,13 @@ def _oracle(template: str, case: dict[str, Any], messages: list[dict[str, Any]] 
 
     kwargs = {**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})}
     try:
-        rendered, _ = render_jinja_template([messages if messages is not None else case["messages"]],
-                                            tools=case.get("tools"), chat_template=template,
-                                            add_generation_prompt=case.get("add_generation_prompt", False), **kwargs)
+        rendered, _ = render_jinja_template(
+            [messages if messages is not None else case["messages"]],
+            tools=case.get("tools"),
+            chat_template=template,
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            **kwargs,
+        )
     except jinja2.TemplateError as error:
         return "raise", str(error.message if hasattr(error, "message") else error)
     except Exception as error:  # noqa: BLE001 - any other failure is an outcome too
@@ -55,13 +59,17 @@ def _texts(messages: list[dict[str, Any]]) -> list[str]:
     for message in messages:
         content = message.get("content")
         parts = content if isinstance(content, list) else [{"text": content}]
-        texts += [part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str)
-                  and part["text"]]
+        texts += [
+            part["text"]
+            for part in parts
+            if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]
+        ]
     return texts
 
 
-def check_corpus_template(original: str, strategy: str, examples: int = EXAMPLES, seed: int = 7
-                          ) -> tuple[dict[str, int], list[tuple[str, dict[str, Any]]]]:
+def check_corpus_template(
+    original: str, strategy: str, examples: int = EXAMPLES, seed: int = 7
+) -> tuple[dict[str, int], list[tuple[str, dict[str, Any]]]]:
     """Counts of conversations each property was checked on, and the failures."""
     relaxed = relax(original, strategy=strategy)  # type: ignore[arg-type]
     assert relaxed.status == "relaxed", relaxed.reason
@@ -82,9 +90,19 @@ def check_corpus_template(original: str, strategy: str, examples: int = EXAMPLES
             counts["tolerance"] += 1
             if after[0] == "raise" and after[1] in role_messages:
                 failures.append(("tolerance", case))
-        if before[0] == "raise" and role_rejection(
-                original, case["messages"], tools=case.get("tools"), add_generation_prompt=case["add_generation_prompt"],
-                variables=case.get("kwargs", {}), special_tokens=DEFAULT_SPECIAL_TOKENS, now=FIXED_NOW) is not None:
+        if (
+            before[0] == "raise"
+            and role_rejection(
+                original,
+                case["messages"],
+                tools=case.get("tools"),
+                add_generation_prompt=case["add_generation_prompt"],
+                variables=case.get("kwargs", {}),
+                special_tokens=DEFAULT_SPECIAL_TOKENS,
+                now=FIXED_NOW,
+            )
+            is not None
+        ):
             normalized = apply_policy(case["messages"], strategy, policy)  # type: ignore[arg-type]
             merged = _oracle(original, case, normalized)
             if merged[0] == "ok":
@@ -112,8 +130,9 @@ def test_relaxed_corpus_template_holds_under_the_transformers_oracle(path: Path,
     assert any(site.check_class in ROLE_STRUCTURE for site in analysis_of(path).sites)
 
 
-@pytest.mark.parametrize("path", [*role_structure_corpus(), *sorted((FIXTURES / "templates").glob("*.jinja"))],
-                         ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "path", [*role_structure_corpus(), *sorted((FIXTURES / "templates").glob("*.jinja"))], ids=lambda path: path.name
+)
 def test_rewritten_constructs_render_the_same_in_minijinja(path: Path) -> None:
     pytest.importorskip("minijinja")
     from templatekit.environment import render
@@ -124,9 +143,13 @@ def test_rewritten_constructs_render_the_same_in_minijinja(path: Path) -> None:
     for case in cases_for(original, 200, seed=3):
         mini_before = minijinja_render(original, case)
         try:
-            jinja_before = render(original, case["messages"], tools=case.get("tools"),
-                                  add_generation_prompt=case.get("add_generation_prompt", False),
-                                  special_tokens={**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
+            jinja_before = render(
+                original,
+                case["messages"],
+                tools=case.get("tools"),
+                add_generation_prompt=case.get("add_generation_prompt", False),
+                special_tokens={**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})},
+            )
         except Exception:  # noqa: BLE001 - only inputs both engines render alike are compared
             continue
         if mini_before != ("ok", jinja_before):

@@ -30,8 +30,11 @@ from templatekit.servers import vllm
 from templatekit.servers.llama_caps import llama_cpp_caps
 from templatekit.verification import cases_for
 
-TEMPLATES = [*role_structure_corpus(), *sorted((FIXTURES / "templates").glob("*.jinja")),
-             *sorted((FIXTURES / "adversarial").glob("*.jinja"))]
+TEMPLATES = [
+    *role_structure_corpus(),
+    *sorted((FIXTURES / "templates").glob("*.jinja")),
+    *sorted((FIXTURES / "adversarial").glob("*.jinja")),
+]
 ENGINE_CASES = 30
 
 
@@ -72,9 +75,14 @@ def test_llama_cpp_probes_the_same_capabilities(path: Path) -> None:
 
 def _outcome(engine: str, template: str, case: dict[str, Any]) -> tuple[str, str]:
     try:
-        return "ok", render_with(engine, template, case["messages"], tools=case.get("tools"),  # type: ignore[arg-type]
-                                 add_generation_prompt=case.get("add_generation_prompt", False),
-                                 variables={**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
+        return "ok", render_with(
+            engine,
+            template,
+            case["messages"],
+            tools=case.get("tools"),  # type: ignore[arg-type]
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            variables={**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})},
+        )
     except EngineError as error:
         return error.kind, error.message
 
@@ -84,9 +92,14 @@ def _target(original: str, strategy: str, case: dict[str, Any]) -> dict[str, Any
     normalised case where T refuses it for its roles (``None``: T refuses it otherwise)."""
     if _outcome("jinja2", original, case)[0] == "ok":
         return case
-    normalized = normalize(case["messages"], strategy, template=original, tools=case.get("tools"),  # type: ignore[arg-type]
-                           add_generation_prompt=case.get("add_generation_prompt", False),
-                           **{**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})})
+    normalized = normalize(
+        case["messages"],
+        strategy,
+        template=original,
+        tools=case.get("tools"),  # type: ignore[arg-type]
+        add_generation_prompt=case.get("add_generation_prompt", False),
+        **{**DEFAULT_SPECIAL_TOKENS, **case.get("kwargs", {})},
+    )
     return {**case, "messages": normalized} if normalized != case["messages"] else None
 
 

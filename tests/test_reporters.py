@@ -14,12 +14,28 @@ from templatekit.rules import RULES, lint, select_rules
 from templatekit.sources import load
 from templatekit.syntax import Span
 
-ALTERNATION = Finding("TK101", "alternation-check", Severity.WARNING, "role-alternation check fails on [assistant]",
-                      "templates/a b.jinja", 13, 12, 13, 98, Span(300, 386),
-                      fix=Fix("`templatekit relax` fixes it", "safe"))
+ALTERNATION = Finding(
+    "TK101",
+    "alternation-check",
+    Severity.WARNING,
+    "role-alternation check fails on [assistant]",
+    "templates/a b.jinja",
+    13,
+    12,
+    13,
+    98,
+    Span(300, 386),
+    fix=Fix("`templatekit relax` fixes it", "safe"),
+)
 SYNTAX = Finding("TK001", "syntax-error", Severity.ERROR, "invalid Jinja: unexpected '}'", "x.jinja", 3, 1)
-NAMED = Finding("TK202", "tools-not-rendered", Severity.INFO, "tools: 50%, a:b\nsecond line",
-                "tokenizer_config.json", template_name="tool_use")
+NAMED = Finding(
+    "TK202",
+    "tools-not-rendered",
+    Severity.INFO,
+    "tools: 50%, a:b\nsecond line",
+    "tokenizer_config.json",
+    template_name="tool_use",
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +67,33 @@ def test_json_schema_and_version(real_findings: list[Finding]) -> None:
     document = json.loads(json_reporter.render(real_findings))
     assert (document["schema"], document["version"]) == ("templatekit-lint", 1)
     assert document["summary"] == {"error": 0, "warning": 1, "info": len(real_findings) - 1}
-    keys = {"code", "name", "severity", "message", "path", "template_name", "line", "column", "end_line",
-            "end_column", "fix", "fix_applicability", "witness"}
+    keys = {
+        "code",
+        "name",
+        "severity",
+        "message",
+        "path",
+        "template_name",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "fix",
+        "fix_applicability",
+        "witness",
+    }
     assert all(set(item) == keys for item in document["findings"])
     (alternation,) = [item for item in document["findings"] if item["code"] == "TK101"]
-    assert alternation["witness"] == {"messages": [{"role": "assistant", "content": "hi"}], "tools": None,
-                                      "add_generation_prompt": False, "kwargs": {}}
+    assert alternation["witness"] == {
+        "messages": [{"role": "assistant", "content": "hi"}],
+        "tools": None,
+        "add_generation_prompt": False,
+        "kwargs": {},
+    }
     assert (alternation["fix"], alternation["fix_applicability"]) == (
-        "`templatekit relax` rewrites it to merge (or skip) consecutive same-role messages", "safe")
+        "`templatekit relax` rewrites it to merge (or skip) consecutive same-role messages",
+        "safe",
+    )
     assert all(item["fix_applicability"] is None for item in document["findings"] if item["fix"] is None)
 
 
@@ -94,9 +129,12 @@ def test_sarif_uris_are_relative_references() -> None:
 
 def test_github_annotations_escape_properties_and_data() -> None:
     lines = github.render([ALTERNATION, SYNTAX, NAMED]).splitlines()
-    assert lines[0] == ("::warning file=templates/a b.jinja,line=13,col=12,endLine=13,endColumn=98,title=TK101::"
-                        "role-alternation check fails on [assistant]%0A`templatekit relax` fixes it")
+    assert lines[0] == (
+        "::warning file=templates/a b.jinja,line=13,col=12,endLine=13,endColumn=98,title=TK101::"
+        "role-alternation check fails on [assistant]%0A`templatekit relax` fixes it"
+    )
     assert lines[1] == "::error file=x.jinja,line=3,col=1,title=TK001::invalid Jinja: unexpected '}'"
-    assert lines[2] == ("::notice file=tokenizer_config.json,line=1,col=1,title=TK202::"
-                        "[tool_use] tools: 50%25, a:b%0Asecond line")
+    assert lines[2] == (
+        "::notice file=tokenizer_config.json,line=1,col=1,title=TK202::[tool_use] tools: 50%25, a:b%0Asecond line"
+    )
     assert github.render([]) == ""

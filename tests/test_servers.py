@@ -25,8 +25,10 @@ from templatekit.servers import SERVERS, Prepared, available_servers, engine_of,
 from templatekit.servers.llama_caps import llama_cpp_caps
 from templatekit.syntax import parse
 
-CHAT = ("{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<assistant>{% endif %}")
+CHAT = (
+    "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
 NO_SYSTEM = "{% for m in messages %}{% if m.role == 'user' %}U:{{ m.content }}{% elif m.role == 'assistant' %}A:{{ m.content }}{% endif %}{% endfor %}"
 PROFILES = [name for name in SERVERS if name != "vllm"]  # vllm's profile has its own tests
 
@@ -38,8 +40,13 @@ def needs(engine: str) -> None:
 
 
 def prepare(server: str, template: str, messages, tools=None, add_generation_prompt=True, **variables) -> Prepared:
-    return profile(server).prepare(template, messages, tools=tools, add_generation_prompt=add_generation_prompt,
-                                   variables={"bos_token": "<s>", **variables})
+    return profile(server).prepare(
+        template,
+        messages,
+        tools=tools,
+        add_generation_prompt=add_generation_prompt,
+        variables={"bos_token": "<s>", **variables},
+    )
 
 
 def test_every_profile_names_its_engine_and_cites_its_source() -> None:
@@ -50,11 +57,17 @@ def test_every_profile_names_its_engine_and_cites_its_source() -> None:
 
 
 def test_llama_server_rewrites_requests_as_common_chat_does() -> None:
-    messages = [{"role": "developer", "content": "D"}, {"role": "user", "content": [
-        {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}, {"role": "assistant", "content": None}]
+    messages = [
+        {"role": "developer", "content": "D"},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": None},
+    ]
     prepared = prepare("llama-server", CHAT, messages, tools=[], add_generation_prompt=False)
-    assert prepared.messages == [{"role": "system", "content": "D"}, {"role": "user", "content": "a\nb"},
-                                 {"role": "assistant", "content": ""}]
+    assert prepared.messages == [
+        {"role": "system", "content": "D"},
+        {"role": "user", "content": "a\nb"},
+        {"role": "assistant", "content": ""},
+    ]
     assert prepared.tools is None and prepared.add_generation_prompt is None  # left undefined
     assert prepared.variables["enable_thinking"] is True and prepared.strip_leading == "<s>"
     gpt_oss = prepare("llama-server", CHAT + "<|channel|>", messages)
@@ -67,11 +80,24 @@ def test_llama_server_rewrites_requests_as_common_chat_does() -> None:
 
 def test_llama_server_strips_the_leading_bos_and_leaves_undefined_what_it_does_not_send() -> None:
     needs("llama.cpp")
-    probe = "{{ bos_token }}{{ 'T' if tools is defined else 'F' }}{{ 'T' if add_generation_prompt is defined else 'F' }}"
-    assert render(probe, [{"role": "user", "content": "x"}], server="llama-server",
-                  special_tokens={"bos_token": "<s>"}) == "FF"
-    assert render(probe, [{"role": "user", "content": "x"}], server="llama-server", add_generation_prompt=True,
-                  tools=[{"type": "function", "function": {"name": "f"}}], special_tokens={"bos_token": "<s>"}) == "TT"
+    probe = (
+        "{{ bos_token }}{{ 'T' if tools is defined else 'F' }}{{ 'T' if add_generation_prompt is defined else 'F' }}"
+    )
+    assert (
+        render(probe, [{"role": "user", "content": "x"}], server="llama-server", special_tokens={"bos_token": "<s>"})
+        == "FF"
+    )
+    assert (
+        render(
+            probe,
+            [{"role": "user", "content": "x"}],
+            server="llama-server",
+            add_generation_prompt=True,
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            special_tokens={"bos_token": "<s>"},
+        )
+        == "TT"
+    )
 
 
 def test_the_caps_port_agrees_with_llama_cpps_own_probe(corpus) -> None:
@@ -106,8 +132,9 @@ def test_the_caps_port_agrees_on_relaxed_templates_too() -> None:
             user = [{"role": "user", "content": "x"}]
             try:
                 real = real_caps(version)
-                alike = (render_with("llama.cpp", version, user, variables={"bos_token": ""})
-                         == render_with("jinja2", version, user, variables={"bos_token": ""}))
+                alike = render_with("llama.cpp", version, user, variables={"bos_token": ""}) == render_with(
+                    "jinja2", version, user, variables={"bos_token": ""}
+                )
             except EngineError:
                 alike = False
             if not alike:
@@ -116,8 +143,18 @@ def test_the_caps_port_agrees_on_relaxed_templates_too() -> None:
 
 
 def test_tgi_flattens_messages_and_renders_without_trim_blocks() -> None:
-    prepared = prepare("tgi", CHAT, [{"role": "user", "name": "bob", "content": [
-        {"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "u"}}]}], add_generation_prompt=False)
+    prepared = prepare(
+        "tgi",
+        CHAT,
+        [
+            {
+                "role": "user",
+                "name": "bob",
+                "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "u"}}],
+            }
+        ],
+        add_generation_prompt=False,
+    )
     assert prepared.messages == [{"role": "user", "content": "a![](u)"}] and prepared.add_generation_prompt is True
     assert prepared.variables["tools"] is None
     needs("minijinja")
@@ -131,10 +168,19 @@ def test_sglang_detects_the_content_format_and_passes_function_objects() -> None
     assert profile("sglang").content_format(CHAT) == "string"
     parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-    prepared = prepare("sglang", CHAT, [{"role": "user", "content": parts, "name": "x"},
-                                        {"role": "assistant", "content": None, "tool_calls": [
-                                            {"id": "1", "type": "function",
-                                             "function": {"name": "f", "arguments": '{"a": 1}'}}]}], tools=[tool])
+    prepared = prepare(
+        "sglang",
+        CHAT,
+        [
+            {"role": "user", "content": parts, "name": "x"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+            },
+        ],
+        tools=[tool],
+    )
     assert prepared.messages[0] == {"role": "user", "content": "a b"}
     assert prepared.messages[1]["tool_calls"][0]["function"]["arguments"] == {"a": 1}
     assert prepared.tools == [{"description": None, "name": "f", "parameters": {"type": "object"}, "strict": False}]
@@ -163,18 +209,32 @@ def test_server_pipelines_render_as_transformers_would_on_the_same_inputs_or_a_r
         for case in PARITY_CASES:
             variables = {**TOKENS, **case.get("kwargs", {})}
             try:
-                prepared = profile(server).prepare(text, case["messages"], tools=case.get("tools"),
-                                                   add_generation_prompt=case.get("add_generation_prompt", False),
-                                                   variables=variables)
+                prepared = profile(server).prepare(
+                    text,
+                    case["messages"],
+                    tools=case.get("tools"),
+                    add_generation_prompt=case.get("add_generation_prompt", False),
+                    variables=variables,
+                )
             except ValueError:
                 counts["rejected"] += 1  # the server answers 400 before rendering
                 continue
             outcomes = []
             for name in ("jinja2", engine):  # both given tools and add_generation_prompt defined, as jinja2 must be
                 try:
-                    outcomes.append(("ok", render_with(name, text, prepared.messages, tools=None,
-                                                       add_generation_prompt=bool(prepared.add_generation_prompt),
-                                                       variables={**prepared.variables, "tools": prepared.tools})))
+                    outcomes.append(
+                        (
+                            "ok",
+                            render_with(
+                                name,
+                                text,
+                                prepared.messages,
+                                tools=None,
+                                add_generation_prompt=bool(prepared.add_generation_prompt),
+                                variables={**prepared.variables, "tools": prepared.tools},
+                            ),
+                        )
+                    )
                 except EngineError as error:
                     outcomes.append(("error", error.message))
             expected, actual = outcomes
@@ -184,14 +244,21 @@ def test_server_pipelines_render_as_transformers_would_on_the_same_inputs_or_a_r
                 counts["explained"] += 1
             else:
                 unexplained.append((path.name, case["id"]))
-    print(f"{server}: {len(corpus[::3])} templates x {len(PARITY_CASES)} conversations: {counts}, "
-          f"unexplained {len(unexplained)}")
+    print(
+        f"{server}: {len(corpus[::3])} templates x {len(PARITY_CASES)} conversations: {counts}, "
+        f"unexplained {len(unexplained)}"
+    )
     assert len(unexplained) <= {"llama-server": 0, "transformers.js": 6, "sglang": 0}[server], unexplained
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "templatekit_cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "templatekit_cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_render_and_diff_with_server_on_the_command_line(tmp_path: Path) -> None:
@@ -201,8 +268,9 @@ def test_render_and_diff_with_server_on_the_command_line(tmp_path: Path) -> None
     for server in available_servers():
         if server == "vllm":
             continue
-        done = run_cli("render", str(template), "--messages", str(conversation), "--server", server,
-                       "--add-generation-prompt")
+        done = run_cli(
+            "render", str(template), "--messages", str(conversation), "--server", server, "--add-generation-prompt"
+        )
         assert done.returncode in (0, 1) and "Traceback" not in done.stderr, (server, done.stderr)
     if "llama-server" in available_servers():
         done = run_cli("render", str(template), "--messages", str(conversation), "--server", "llama-server")
@@ -212,8 +280,15 @@ def test_render_and_diff_with_server_on_the_command_line(tmp_path: Path) -> None
 def test_a_missing_engine_is_one_line_and_exit_11(tmp_path: Path) -> None:
     conversation = tmp_path / "conv.json"
     conversation.write_text('[{"role": "user", "content": "a"}]')
-    done = run_cli("render", str(FIXTURES / "templates" / "parity_check.jinja"), "--messages", str(conversation),
-                   "--server", "llama-server", env={"TEMPLATEKIT_ENGINES_DIR": str(tmp_path)})
+    done = run_cli(
+        "render",
+        str(FIXTURES / "templates" / "parity_check.jinja"),
+        "--messages",
+        str(conversation),
+        "--server",
+        "llama-server",
+        env={"TEMPLATEKIT_ENGINES_DIR": str(tmp_path)},
+    )
     assert done.returncode == 11 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "templatekit engines install llama.cpp" in done.stderr
 
@@ -225,8 +300,17 @@ def test_verify_under_servers_checks_the_relax_contract_there(tmp_path: Path) ->
     original = FIXTURES / "templates" / "parity_check.jinja"
     relaxed = tmp_path / "relaxed.jinja"
     relaxed.write_text(relax(read_template(original)).text, encoding="utf-8")
-    done = run_cli("verify", str(original), str(relaxed), "--normalize", "merge", "--examples", "200",
-                   "--servers", ",".join(servers))
+    done = run_cli(
+        "verify",
+        str(original),
+        str(relaxed),
+        "--normalize",
+        "merge",
+        "--examples",
+        "200",
+        "--servers",
+        ",".join(servers),
+    )
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
     for server in servers:  # each server reports on its own (llama-server may fail: relax's frame is not yet portable)
         assert f"\n{server}: " in "\n" + done.stdout, done.stdout

@@ -83,9 +83,14 @@ def test_shrinking_gives_short_plain_conversations() -> None:
     assert [message["role"] for message in with_call] == ["user", "assistant", "tool"]
     assert find(messages(), lambda m: True, settings=FIND) == {"role": "user", "content": "hi"}
     assert find(tool_calls(), lambda calls: True, settings=FIND) == [
-        {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
+        {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    ]
     assert find(cases(), lambda case: True, settings=FIND) == {
-        "messages": [{"role": "user", "content": "hi"}], "tools": None, "add_generation_prompt": False, "kwargs": {}}
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": None,
+        "add_generation_prompt": False,
+        "kwargs": {},
+    }
 
 
 @given(conversations(valid_for=STRICT))
@@ -110,8 +115,15 @@ def test_valid_for_learns_the_shape_from_probe_renders(corpus: list[Path]) -> No
     assert "image" in shape.role_forms["user"] and shape.tools == "never"
 
 
-@pytest.mark.parametrize("name", ["google--gemma-3-27b-it.jinja", "mistralai--Mistral-Nemo-Instruct-2407.jinja",
-                                  "meta-llama--Llama-2-7b-chat-hf.jinja", "meta-llama--Llama-3.1-8B-Instruct.jinja"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "google--gemma-3-27b-it.jinja",
+        "mistralai--Mistral-Nemo-Instruct-2407.jinja",
+        "meta-llama--Llama-2-7b-chat-hf.jinja",
+        "meta-llama--Llama-3.1-8B-Instruct.jinja",
+    ],
+)
 def test_valid_for_corpus_templates_rarely_needs_repair(corpus: list[Path], name: str) -> None:
     inputs = template_inputs(read_template(CORPUS_DIR / name))
     plan = Plan(learn_shape(inputs), (1, 0, 0), 8)
@@ -120,13 +132,24 @@ def test_valid_for_corpus_templates_rarely_needs_repair(corpus: list[Path], name
     assert accepted >= 180, f"only {accepted} of 200 constructed conversations accepted"
 
 
-@given(cases(valid_for=ChatTemplate(text=read_template(FIXTURES / "verify" / "strict.jinja"),
-                                    special_tokens={"bos_token": "<bos>"})))
+@given(
+    cases(
+        valid_for=ChatTemplate(
+            text=read_template(FIXTURES / "verify" / "strict.jinja"), special_tokens={"bos_token": "<bos>"}
+        )
+    )
+)
 @QUICK
 def test_cases_are_replayable_render_inputs(case: dict[str, Any]) -> None:
     assert set(case) == {"messages", "tools", "add_generation_prompt", "kwargs"}
-    output = render(STRICT, case["messages"], tools=case["tools"], add_generation_prompt=case["add_generation_prompt"],
-                    special_tokens={"bos_token": "<bos>"}, **case["kwargs"])
+    output = render(
+        STRICT,
+        case["messages"],
+        tools=case["tools"],
+        add_generation_prompt=case["add_generation_prompt"],
+        special_tokens={"bos_token": "<bos>"},
+        **case["kwargs"],
+    )
     assert output.startswith("<bos>")
 
 
@@ -147,26 +170,30 @@ def test_parts_only_and_alternating(conversation: list[dict[str, Any]]) -> None:
 
 @given(messages(roles=("tool",)), tool_calls(arguments="string", max_calls=2), tool_definitions())
 @QUICK
-def test_messages_tool_calls_and_definitions(message: dict[str, Any], calls: list[dict[str, Any]],
-                                             definitions: list[dict[str, Any]]) -> None:
+def test_messages_tool_calls_and_definitions(
+    message: dict[str, Any], calls: list[dict[str, Any]], definitions: list[dict[str, Any]]
+) -> None:
     assert message["role"] == "tool" and len(message["tool_call_id"]) == 9
     assert 1 <= len(calls) <= 2 and all(isinstance(call["function"]["arguments"], str) for call in calls)
     assert all(definition["function"]["parameters"]["type"] == "object" for definition in definitions)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: conversations(roles=()),
-    lambda: conversations(roles=("user", "wizard")),
-    lambda: conversations(content="html"),
-    lambda: conversations(max_turns=0),
-    lambda: conversations(tools="yes"),
-    lambda: conversations(history="sometimes"),
-    lambda: conversations(valid_for=STRICT, history="irregular"),
-    lambda: conversations(valid_for=42),
-    lambda: messages(reasoning=1),
-    lambda: tool_calls(max_calls=0),
-    lambda: tool_calls(arguments="xml"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: conversations(roles=()),
+        lambda: conversations(roles=("user", "wizard")),
+        lambda: conversations(content="html"),
+        lambda: conversations(max_turns=0),
+        lambda: conversations(tools="yes"),
+        lambda: conversations(history="sometimes"),
+        lambda: conversations(valid_for=STRICT, history="irregular"),
+        lambda: conversations(valid_for=42),
+        lambda: messages(reasoning=1),
+        lambda: tool_calls(max_calls=0),
+        lambda: tool_calls(arguments="xml"),
+    ],
+)
 def test_options_are_validated_when_the_strategy_is_built(make: Callable[[], Any]) -> None:
     with pytest.raises(InvalidArgument):
         make()

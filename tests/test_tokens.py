@@ -13,13 +13,18 @@ from templatekit.errors import SourceNotFoundError, TokenizerError
 from templatekit.tokens import Tokens, diff_tokens, format_token_diff, load_tokenizer
 
 TOKENIZER_JSON = tokenizer_json()
-GEMMA_LIKE = "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}"
+GEMMA_LIKE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}"
+)
 CONFIG = json.dumps({"chat_template": GEMMA_LIKE, "bos_token": "<bos>"})
 HUB_REPOS = {
     "org/model": {"revisions": {"main": {"tokenizer.json": TOKENIZER_JSON, "tokenizer_config.json": CONFIG}}},
     "org/no-tokenizer": {"revisions": {"main": {"tokenizer_config.json": CONFIG}}},
-    "org/gated": {"revisions": {"main": {"tokenizer.json": TOKENIZER_JSON, "tokenizer_config.json": CONFIG}},
-                  "gated": True, "granted": {"hf_good"}},
+    "org/gated": {
+        "revisions": {"main": {"tokenizer.json": TOKENIZER_JSON, "tokenizer_config.json": CONFIG}},
+        "gated": True,
+        "granted": {"hf_good"},
+    },
 }
 HUB_TOKENS = {"hf_good"}
 
@@ -35,8 +40,10 @@ def test_loads_from_file_folder_and_file_beside(tokenizer_dir: Path) -> None:
     config = tokenizer_dir / "tokenizer_config.json"
     config.write_text(CONFIG, encoding="utf-8")
     text = "<bos><start_of_turn>user\nhello<end_of_turn>\n"
-    encodings = {str(source): load_tokenizer(str(source)).encode(text)
-                 for source in (tokenizer_dir / "tokenizer.json", tokenizer_dir, config)}
+    encodings = {
+        str(source): load_tokenizer(str(source)).encode(text)
+        for source in (tokenizer_dir / "tokenizer.json", tokenizer_dir, config)
+    }
     assert len(set(encodings.values())) == 1
 
 
@@ -106,8 +113,15 @@ def _write_conversation(tmp_path: Path) -> Path:
 
 def test_tokenizer_from_the_hub(fake_hub, tmp_path: Path) -> None:
     conversation = _write_conversation(tmp_path)
-    result = run_templatekit("render", "org/model", "--messages", str(conversation), "--tokenizer", "org/model",
-                             env=fake_hub.environment(tmp_path))
+    result = run_templatekit(
+        "render",
+        "org/model",
+        "--messages",
+        str(conversation),
+        "--tokenizer",
+        "org/model",
+        env=fake_hub.environment(tmp_path),
+    )
     assert result.returncode == 0, result.stderr.decode()
     output = result.stdout.decode()
     assert output.startswith("<bos><start_of_turn>user\nhello<end_of_turn>\n")
@@ -117,13 +131,22 @@ def test_tokenizer_from_the_hub(fake_hub, tmp_path: Path) -> None:
 def test_hub_errors_keep_their_exit_codes(fake_hub, tmp_path: Path) -> None:
     conversation = _write_conversation(tmp_path)
     env = fake_hub.environment(tmp_path)
-    missing = run_templatekit("render", "org/model", "--messages", str(conversation), "--tokenizer",
-                              "org/no-tokenizer", env=env)
+    missing = run_templatekit(
+        "render", "org/model", "--messages", str(conversation), "--tokenizer", "org/no-tokenizer", env=env
+    )
     assert missing.returncode == 10
     assert "tokenizer.json" in missing.stderr.decode() and len(missing.stderr.decode().splitlines()) == 1
-    gated = run_templatekit("render", "org/model", "--messages", str(conversation), "--tokenizer", "org/gated",
-                            env=env)
+    gated = run_templatekit("render", "org/model", "--messages", str(conversation), "--tokenizer", "org/gated", env=env)
     assert gated.returncode == 4 and "gated" in gated.stderr.decode()
-    granted = run_templatekit("render", "org/model", "--messages", str(conversation), "--tokenizer", "org/gated",
-                              "--token", "hf_good", env=env)
+    granted = run_templatekit(
+        "render",
+        "org/model",
+        "--messages",
+        str(conversation),
+        "--tokenizer",
+        "org/gated",
+        "--token",
+        "hf_good",
+        env=env,
+    )
     assert granted.returncode == 0, granted.stderr.decode()

@@ -39,34 +39,58 @@ class Mutant:
 
 # the merge block that relax() inserts: "\n" instead of "\n\n", and a merged message dropped
 MERGE_NEWLINE = Mutant("merge-newline", "normalize", "tk_a ~ '\\n\\n' ~ tk_b %}", "tk_a ~ '\\n' ~ tk_b %}")
-MERGE_PARTS_NEWLINE = Mutant("merge-parts-newline", "normalize", "tk_a[-1].text ~ '\\n\\n' ~ tk_b[0].text",
-                             "tk_a[-1].text ~ '\\n' ~ tk_b[0].text")
+MERGE_PARTS_NEWLINE = Mutant(
+    "merge-parts-newline",
+    "normalize",
+    "tk_a[-1].text ~ '\\n\\n' ~ tk_b[0].text",
+    "tk_a[-1].text ~ '\\n' ~ tk_b[0].text",
+)
 MERGE_DROP = Mutant("dropped-message", "normalize", "[[tk_role, tk_c, tk_last[2], true, true]]", "[tk_last]")
 
 MUTANTS: dict[str, list[Mutant]] = {  # per template; the first fidelity mutant also applies to "skip"
     "strict.jinja (ours)": [
         Mutant("list-whitespace", "fidelity", "{{ part.text }}", "{{ ' ' + part.text }}"),
-        Mutant("image-url-whitespace", "fidelity", "{{ '<|image|>' }}",
-               "{{ '<|image|>' if part.type == 'image' else '<|image|> ' }}"),
-        Mutant("dropped-message", "fidelity", "{%- for message in turns -%}",
-               "{%- for message in turns if message.role != 'tool' -%}"),
-        MERGE_NEWLINE, MERGE_PARTS_NEWLINE,
+        Mutant(
+            "image-url-whitespace",
+            "fidelity",
+            "{{ '<|image|>' }}",
+            "{{ '<|image|>' if part.type == 'image' else '<|image|> ' }}",
+        ),
+        Mutant(
+            "dropped-message",
+            "fidelity",
+            "{%- for message in turns -%}",
+            "{%- for message in turns if message.role != 'tool' -%}",
+        ),
+        MERGE_NEWLINE,
+        MERGE_PARTS_NEWLINE,
     ],
     "google--gemma-3-27b-it.jinja": [
         Mutant("list-whitespace", "fidelity", "{{ item['text'] | trim }}", "{{ item['text'] | trim }}{{ ' ' }}"),
-        MERGE_NEWLINE, MERGE_PARTS_NEWLINE, MERGE_DROP,
+        MERGE_NEWLINE,
+        MERGE_PARTS_NEWLINE,
+        MERGE_DROP,
     ],
     "mistralai--Mistral-Nemo-Instruct-2407.jinja": [
-        Mutant("tool-result-whitespace", "fidelity", "'[TOOL_RESULTS]{\"content\": '",
-               "'[TOOL_RESULTS]{\"content\":  '"),
-        Mutant("dropped-message", "fidelity", '{%- for message in loop_messages %}\n    {%- if message["role"] == "user"',
-               '{%- for message in loop_messages if message.role != "tool" %}\n    {%- if message["role"] == "user"'),
+        Mutant(
+            "tool-result-whitespace", "fidelity", "'[TOOL_RESULTS]{\"content\": '", "'[TOOL_RESULTS]{\"content\":  '"
+        ),
+        Mutant(
+            "dropped-message",
+            "fidelity",
+            '{%- for message in loop_messages %}\n    {%- if message["role"] == "user"',
+            '{%- for message in loop_messages if message.role != "tool" %}\n    {%- if message["role"] == "user"',
+        ),
         MERGE_NEWLINE,
     ],
     "meta-llama--Llama-2-7b-chat-hf.jinja": [
         Mutant("system-newline", "fidelity", "'\\n<</SYS>>\\n\\n'", "'\\n<</SYS>>\\n'"),
-        Mutant("dropped-message", "fidelity", "{% set system_message = messages[0]['content'] %}",
-               "{% set system_message = '' %}"),
+        Mutant(
+            "dropped-message",
+            "fidelity",
+            "{% set system_message = messages[0]['content'] %}",
+            "{% set system_message = '' %}",
+        ),
         MERGE_NEWLINE,
     ],
 }
@@ -89,10 +113,12 @@ def _check_left_in_place(relaxed: str) -> str:
 
 
 def _texts(messages: list[dict]) -> list[str]:
-    return [part.get("text", "") if isinstance(part, dict) else part
-            for message in messages
-            for part in (message["content"] if isinstance(message.get("content"), list) else [message.get("content")])
-            if isinstance(part, (dict, str))]
+    return [
+        part.get("text", "") if isinstance(part, dict) else part
+        for message in messages
+        for part in (message["content"] if isinstance(message.get("content"), list) else [message.get("content")])
+        if isinstance(part, (dict, str))
+    ]
 
 
 @pytest.mark.parametrize("name", MUTANTS)
@@ -121,8 +147,10 @@ def test_skip_strategy_passes_and_its_planted_differences_are_caught(name: str) 
     relaxed = relax(original, strategy="skip").text
     assert verify(original, relaxed, normalize="skip").ok
     fidelity_mutant = next(mutant for mutant in MUTANTS[name] if mutant.property == "fidelity")
-    for mutant, expected_property in ((fidelity_mutant.apply(relaxed), "fidelity"),
-                                      (_check_left_in_place(relaxed), "tolerance")):
+    for mutant, expected_property in (
+        (fidelity_mutant.apply(relaxed), "fidelity"),
+        (_check_left_in_place(relaxed), "tolerance"),
+    ):
         result = verify(original, mutant, normalize="skip")
         assert not result.ok and result.counterexample.property == expected_property
         assert len(result.counterexample.case.messages) <= 2
@@ -149,14 +177,15 @@ def test_hand_relaxed_skip_template_keeps_fidelity_and_tolerance_but_does_not_me
     assert verify(STRICT, SKIP_RELAXED, normalize="skip").ok
     merged = verify(STRICT, SKIP_RELAXED, normalize="merge")
     assert not merged.ok and merged.counterexample.property == "normalize"
-    assert merged.counterexample.case.messages == ({"role": "user", "content": "a"},
-                                                   {"role": "user", "content": "b"})
+    assert merged.counterexample.case.messages == ({"role": "user", "content": "a"}, {"role": "user", "content": "b"})
 
 
 def test_other_raises_are_allowed_but_alternation_raises_are_not() -> None:
     # a relaxed template keeps checks of other classes: here an (invented) empty-content check
-    empty_check = ("{%- for message in turns -%}\n{%- if message.content is string and message.content == '' -%}"
-                   "{{ raise_exception('Empty messages are not supported') }}{%- endif -%}")
+    empty_check = (
+        "{%- for message in turns -%}\n{%- if message.content is string and message.content == '' -%}"
+        "{{ raise_exception('Empty messages are not supported') }}{%- endif -%}"
+    )
     original = STRICT.replace("{%- for message in turns -%}", empty_check)
     relaxed = relax(original).text
     with pytest.raises(TemplateRaise, match="Empty messages"):

@@ -40,13 +40,22 @@ def test_verify_passes_and_says_text_was_compared() -> None:
 
 def test_verify_failure_prints_seed_and_a_replayable_counterexample(merge_mutant: Path, tmp_path: Path) -> None:
     saved = tmp_path / "case.json"
-    code, out, _ = run("verify", str(STRICT), str(merge_mutant), "--normalize", "merge", "--seed", "4",
-                       "--save-counterexample", str(saved))
+    code, out, _ = run(
+        "verify",
+        str(STRICT),
+        str(merge_mutant),
+        "--normalize",
+        "merge",
+        "--seed",
+        "4",
+        "--save-counterexample",
+        str(saved),
+    )
     assert code == 1
     assert "(seed 4;" in out and "normalize: RELAXED renders differently" in out
     case = json.loads(saved.read_text(encoding="utf-8"))
     assert case["messages"] == [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
-    printed = out[out.index("{\n"):out.index("\n}\n") + 2]
+    printed = out[out.index("{\n") : out.index("\n}\n") + 2]
     assert json.loads(printed) == case
     assert "\n a\n-\n b<|end|>\n" in out  # the unified text diff: the blank line between a and b is lost
 
@@ -54,8 +63,10 @@ def test_verify_failure_prints_seed_and_a_replayable_counterexample(merge_mutant
     assert code == 0 and replay == "<s><|user|>\na\nb<|end|>\n"
     code, diff, _ = run("diff", str(SKIP_RELAXED), str(merge_mutant), "--messages", str(saved))
     assert code == 1
-    assert diff.splitlines()[:2] == ['A: "<s><|user|>\\na<|end|>\\n<|user|>\\nb<|end|>\\n"',
-                                     'B: "<s><|user|>\\na\\nb<|end|>\\n"']
+    assert diff.splitlines()[:2] == [
+        'A: "<s><|user|>\\na<|end|>\\n<|user|>\\nb<|end|>\\n"',
+        'B: "<s><|user|>\\na\\nb<|end|>\\n"',
+    ]
     assert "--- A\n+++ B\n" in diff
 
 
@@ -67,8 +78,7 @@ def test_verify_jobs_gives_the_same_report(merge_mutant: Path) -> None:
 
 def test_verify_with_a_tokenizer_prints_the_token_diff(merge_mutant: Path, tmp_path: Path) -> None:
     tokenizer = write_tokenizer(tmp_path / "tok")
-    code, out, _ = run("verify", str(STRICT), str(merge_mutant), "--normalize", "merge", "--tokenizer",
-                       str(tokenizer))
+    code, out, _ = run("verify", str(STRICT), str(merge_mutant), "--normalize", "merge", "--tokenizer", str(tokenizer))
     assert code == 1
     assert "compared text and token ids" in out
     assert "first token divergence" in out and "\n>> " in out
@@ -76,9 +86,15 @@ def test_verify_with_a_tokenizer_prints_the_token_diff(merge_mutant: Path, tmp_p
 
 def test_render_accepts_a_list_of_messages_and_prints_tokens(tmp_path: Path) -> None:
     conversation = tmp_path / "conv.json"
-    conversation.write_text(json.dumps([{"role": "system", "content": "Be brief."},
-                                        {"role": "user", "content": [{"type": "text", "text": "Look"},
-                                                                     {"type": "image"}]}]), encoding="utf-8")
+    conversation.write_text(
+        json.dumps(
+            [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image"}]},
+            ]
+        ),
+        encoding="utf-8",
+    )
     code, out, _ = run("render", str(STRICT), "--messages", str(conversation), "--add-generation-prompt")
     assert code == 0
     assert out == "<s><|system|>\nBe brief.<|end|>\n<|user|>\nLook<|image|><|end|>\n<|assistant|>\n"
@@ -92,8 +108,9 @@ def test_render_accepts_a_list_of_messages_and_prints_tokens(tmp_path: Path) -> 
 
 def test_render_of_a_rejected_conversation_exits_1(tmp_path: Path) -> None:
     conversation = tmp_path / "conv.json"
-    conversation.write_text(json.dumps([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]),
-                            encoding="utf-8")
+    conversation.write_text(
+        json.dumps([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]), encoding="utf-8"
+    )
     code, out, err = run("render", str(STRICT), "--messages", str(conversation))
     assert code == 1 and out == ""
     assert "Conversation roles must alternate" in err
@@ -106,12 +123,15 @@ def test_diff_of_identical_outputs_exits_0(tmp_path: Path) -> None:
     assert code == 0 and out.startswith("identical")
 
 
-@pytest.mark.parametrize(("content", "code", "message"), [
-    (None, 3, "no such messages file"),
-    ("[{", 6, "invalid JSON"),
-    ('{"conversation": []}', 6, 'expected a list of message objects'),
-    ('{"messages": [], "kwargs": []}', 6, '"kwargs" must be an object'),
-])
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        (None, 3, "no such messages file"),
+        ("[{", 6, "invalid JSON"),
+        ('{"conversation": []}', 6, "expected a list of message objects"),
+        ('{"messages": [], "kwargs": []}', 6, '"kwargs" must be an object'),
+    ],
+)
 def test_bad_messages_files(tmp_path: Path, content: str | None, code: int, message: str) -> None:
     path = tmp_path / "conv.json"
     if content is not None:

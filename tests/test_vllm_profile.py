@@ -34,16 +34,29 @@ def predicted_outcome(template: str, case: dict[str, Any]) -> dict[str, str]:
     """What templatekit says vLLM builds for ``case``, in the oracle's format."""
     case = json.loads(json.dumps(case))
     try:
-        prepared = vllm.prepare(template, case["messages"], tools=case.get("tools"),
-                                add_generation_prompt=case.get("add_generation_prompt", False),
-                                variables={**SPECIAL_TOKENS, **case.get("kwargs", {}),
-                                           **({"documents": case["documents"]} if "documents" in case else {})})
+        prepared = vllm.prepare(
+            template,
+            case["messages"],
+            tools=case.get("tools"),
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            variables={
+                **SPECIAL_TOKENS,
+                **case.get("kwargs", {}),
+                **({"documents": case["documents"]} if "documents" in case else {}),
+            },
+        )
     except vllm.RequestRejected as error:
         return {"error": "rejected", "message": str(error)}
     try:
-        text = render(template, prepared.messages, tools=prepared.tools,
-                      add_generation_prompt=bool(prepared.add_generation_prompt), now=FIXED_NOW,
-                      profile=vllm.RENDER_PROFILE, **prepared.variables)
+        text = render(
+            template,
+            prepared.messages,
+            tools=prepared.tools,
+            add_generation_prompt=bool(prepared.add_generation_prompt),
+            now=FIXED_NOW,
+            profile=vllm.RENDER_PROFILE,
+            **prepared.variables,
+        )
     except TemplateRaise as error:
         return {"error": "jinja2.exceptions.TemplateError", "message": str(error)}
     except Exception as error:  # noqa: BLE001 - every error is an outcome to compare
@@ -52,12 +65,30 @@ def predicted_outcome(template: str, case: dict[str, Any]) -> dict[str, str]:
 
 
 def run_oracle(model: Path, templates: list[Path], cases: list[dict[str, Any]]) -> dict[str, Any]:
-    job = {"model": str(model), "templates": [str(path) for path in templates], "cases": cases,
-           "now": FIXED_NOW.isoformat()}
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-                   "TRANSFORMERS_VERBOSITY": "error", "VLLM_LOGGING_LEVEL": "ERROR"}
-    result = subprocess.run([str(VLLM_PYTHON), str(ORACLE_SCRIPT)], input=json.dumps(job), capture_output=True,
-                            text=True, encoding="utf-8", env=environment, timeout=600, check=False)
+    job = {
+        "model": str(model),
+        "templates": [str(path) for path in templates],
+        "cases": cases,
+        "now": FIXED_NOW.isoformat(),
+    }
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "VLLM_LOGGING_LEVEL": "ERROR",
+    }
+    result = subprocess.run(
+        [str(VLLM_PYTHON), str(ORACLE_SCRIPT)],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=environment,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, f"vLLM oracle failed:\n{result.stderr[-3000:]}"
     return json.loads(result.stdout)
 
@@ -102,25 +133,37 @@ def test_vllm_profile_predicts_vllms_prompt_over_the_corpus(corpus_outcomes) -> 
                 differences.append(f"{path.name} x {case['id']}:\n  ours: {ours!r:.300}\n  vLLM: {theirs!r:.300}")
             else:
                 tally["equal text" if "text" in ours else "same error"] += 1
-    print(f"\nvLLM profile over {len(templates)} templates (relaxed ones included) x {len(PARITY_CASES)} conversations: {dict(tally)}")
+    print(
+        f"\nvLLM profile over {len(templates)} templates (relaxed ones included) x {len(PARITY_CASES)} conversations: {dict(tally)}"
+    )
     assert not differences, f"{len(differences)} differences:\n" + "\n".join(differences[:20])
     assert tally["equal text"] > tally["same error"] > 0
 
 
 # --- the detections, on templates written for one rule each ------------------------------------
 
-@pytest.mark.parametrize(("template", "expected"), [
-    ("{% for m in messages %}{{ m.content }}{% endfor %}", "string"),
-    ("{% for m in messages %}{% for p in m.content %}{{ p.text }}{% endfor %}{% endfor %}", "openai"),
-    ("{% for m in messages %}{% for p in m['content'] | list %}{% endfor %}{% endfor %}", "openai"),
-    ("{% set turns = messages[1:] %}{% for m in turns %}{% for p in m.content %}{% endfor %}{% endfor %}", "openai"),
-    ("{% macro parts(c) %}{% for p in c %}{{ p }}{% endfor %}{% endmacro %}"
-     "{% for m in messages %}{{ parts(m.content) }}{% endfor %}", "openai"),
-    ("{% macro parts(c) %}{% for p in c %}{{ p }}{% endfor %}{% endmacro %}{{ parts(messages) }}", "string"),
-    ("{% set content = messages[0].content %}{% for p in content %}{% endfor %}", "openai"),
-    ("{% for i, m in messages | enumerate %}{% endfor %}", "string"),   # a tuple target: vLLM gives up
-    ("{% for m in messages %}{% for p in m.content %}", "string"),       # does not parse
-])
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{% for m in messages %}{{ m.content }}{% endfor %}", "string"),
+        ("{% for m in messages %}{% for p in m.content %}{{ p.text }}{% endfor %}{% endfor %}", "openai"),
+        ("{% for m in messages %}{% for p in m['content'] | list %}{% endfor %}{% endfor %}", "openai"),
+        (
+            "{% set turns = messages[1:] %}{% for m in turns %}{% for p in m.content %}{% endfor %}{% endfor %}",
+            "openai",
+        ),
+        (
+            "{% macro parts(c) %}{% for p in c %}{{ p }}{% endfor %}{% endmacro %}"
+            "{% for m in messages %}{{ parts(m.content) }}{% endfor %}",
+            "openai",
+        ),
+        ("{% macro parts(c) %}{% for p in c %}{{ p }}{% endfor %}{% endmacro %}{{ parts(messages) }}", "string"),
+        ("{% set content = messages[0].content %}{% for p in content %}{% endfor %}", "openai"),
+        ("{% for i, m in messages | enumerate %}{% endfor %}", "string"),  # a tuple target: vLLM gives up
+        ("{% for m in messages %}{% for p in m.content %}", "string"),  # does not parse
+    ],
+)
 def test_content_format_follows_vllms_ast_rule(template: str, expected: str) -> None:
     assert vllm.content_format(template) == expected
 
@@ -144,65 +187,107 @@ PARTS_TEMPLATE = "{% for m in messages %}{% for p in m.content %}{{ p.text }}{% 
 
 
 def prepare(template: str, messages: list[dict[str, Any]], **options: Any) -> Any:
-    return vllm.prepare(template, messages, tools=options.get("tools"), add_generation_prompt=True,
-                        variables=options.get("variables", {}))
+    return vllm.prepare(
+        template,
+        messages,
+        tools=options.get("tools"),
+        add_generation_prompt=True,
+        variables=options.get("variables", {}),
+    )
 
 
 def test_prepare_flattens_or_wraps_content_by_format() -> None:
     parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache": 1}]
     assert prepare(STRING_TEMPLATE, [{"role": "user", "content": parts}]).messages == [
-        {"role": "user", "content": "a\nb"}]
-    assert prepare(PARTS_TEMPLATE, [{"role": "user", "content": "hi"}, {"role": "user", "content": parts}]).messages == [
+        {"role": "user", "content": "a\nb"}
+    ]
+    assert prepare(
+        PARTS_TEMPLATE, [{"role": "user", "content": "hi"}, {"role": "user", "content": parts}]
+    ).messages == [
         {"role": "user", "content": [{"type": "text", "text": "hi"}]},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache": 1}]}]
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache": 1}]},
+    ]
 
 
 def test_prepare_turns_developer_into_one_leading_system_message() -> None:
-    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "u"},
-                {"role": "developer", "content": "D", "tools": []}]
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "u"},
+        {"role": "developer", "content": "D", "tools": []},
+    ]
     assert prepare(STRING_TEMPLATE, messages).messages == [
-        {"role": "system", "content": "S\n\nD"}, {"role": "user", "content": "u"}]
+        {"role": "system", "content": "S\n\nD"},
+        {"role": "user", "content": "u"},
+    ]
     quoted = STRING_TEMPLATE + "{# 'developer' #}"
     assert [m["role"] for m in prepare(quoted, messages).messages] == ["system", "user", "developer"]
 
 
 def test_prepare_keeps_only_the_keys_vllm_keeps() -> None:
-    messages = [{"role": "user", "content": "q", "name": "ann", "extra": 1},
-                {"role": "assistant", "content": None, "reasoning_content": "why", "thinking": "t",
-                 "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}]},
-                {"role": "tool", "content": [{"type": "text", "text": "r"}], "tool_call_id": "c"}]
+    messages = [
+        {"role": "user", "content": "q", "name": "ann", "extra": 1},
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "why",
+            "thinking": "t",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}],
+        },
+        {"role": "tool", "content": [{"type": "text", "text": "r"}], "tool_call_id": "c"},
+    ]
     assert prepare(PARTS_TEMPLATE, messages).messages == [
         {"role": "user", "content": [{"type": "text", "text": "q"}], "name": "ann"},
-        {"role": "assistant", "content": [], "reasoning": "why", "reasoning_content": "why",
-         "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]},
-        {"role": "tool", "content": "r", "tool_call_id": "c"}]
+        {
+            "role": "assistant",
+            "content": [],
+            "reasoning": "why",
+            "reasoning_content": "why",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}],
+        },
+        {"role": "tool", "content": "r", "tool_call_id": "c"},
+    ]
     assert messages[1]["reasoning_content"] == "why"  # the input is left alone
 
 
 def test_prepare_rebuilds_tools_and_filters_kwargs() -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "return": {}}}]
-    prepared = prepare("{{ tools }}{{ enable_thinking }}{{ bos_token }}", [{"role": "user", "content": "q"}], tools=tools,
-                       variables={"bos_token": "<s>", "enable_thinking": False, "other": 1, "padding": True})
-    assert prepared.tools == [{"type": "function", "function": {"name": "f", "description": None,
-                                                                "parameters": {"type": "object"}}}]
+    prepared = prepare(
+        "{{ tools }}{{ enable_thinking }}{{ bos_token }}",
+        [{"role": "user", "content": "q"}],
+        tools=tools,
+        variables={"bos_token": "<s>", "enable_thinking": False, "other": 1, "padding": True},
+    )
+    assert prepared.tools == [
+        {"type": "function", "function": {"name": "f", "description": None, "parameters": {"type": "object"}}}
+    ]
     assert prepared.variables == {"bos_token": "<s>", "enable_thinking": False}
 
 
-@pytest.mark.parametrize("messages", [
-    [{"role": "user", "content": "q", "name": None}],
-    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}],
-    [{"role": "user", "content": [{"type": "image", "url": "x"}]}],
-    [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {}}}]}],
-])
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "q", "name": None}],
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}],
+        [{"role": "user", "content": [{"type": "image", "url": "x"}]}],
+        [
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {}}}],
+            }
+        ],
+    ],
+)
 def test_prepare_rejects_what_vllm_answers_400(messages: list[dict[str, Any]]) -> None:
     with pytest.raises(vllm.RequestRejected):
         prepare(STRING_TEMPLATE, messages)
 
 
 def test_profile_constants_match_the_installed_vllm(vllm_python: Path) -> None:
-    script = ("import inspect, json; from transformers import PythonBackend;"
-              "from vllm.renderers.chat_utils import _KNOWN_CONTENT_PART_FIELDS as fields;"
-              "print(json.dumps([sorted(fields), sorted(inspect.signature(PythonBackend.apply_chat_template).parameters)]))")
+    script = (
+        "import inspect, json; from transformers import PythonBackend;"
+        "from vllm.renderers.chat_utils import _KNOWN_CONTENT_PART_FIELDS as fields;"
+        "print(json.dumps([sorted(fields), sorted(inspect.signature(PythonBackend.apply_chat_template).parameters)]))"
+    )
     result = subprocess.run([str(vllm_python), "-c", script], capture_output=True, text=True, timeout=120, check=True)
     fields, parameters = json.loads(result.stdout.splitlines()[-1])
     assert frozenset(fields) == vllm.KNOWN_CONTENT_PART_FIELDS

@@ -64,8 +64,9 @@ class Server:
         self.log = log
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
                 return response.status, json.load(response)
@@ -73,9 +74,18 @@ class Server:
             return error.code, json.load(error)
 
     def chat(self, messages: list[dict[str, Any]], **options: Any) -> tuple[int, dict[str, Any]]:
-        return self.post("/v1/chat/completions", {"model": "tiny", "messages": messages, "max_tokens": 1,
-                                                   "temperature": 0, "return_prompt_text": True,
-                                                   "return_token_ids": True, **options})
+        return self.post(
+            "/v1/chat/completions",
+            {
+                "model": "tiny",
+                "messages": messages,
+                "max_tokens": 1,
+                "temperature": 0,
+                "return_prompt_text": True,
+                "return_token_ids": True,
+                **options,
+            },
+        )
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +101,41 @@ def templates(tmp_path_factory: pytest.TempPathFactory, vllm_python: Path) -> tu
 @pytest.fixture(scope="module")
 def server(vllm_model: Path, templates: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port, log = free_port(), tmp_path_factory.mktemp("vllm-serve") / "serve.log"
-    command = [str(VLLM_PYTHON.parent / "vllm"), "serve", str(vllm_model), "--served-model-name", "tiny",
-               "--host", "127.0.0.1", "--port", str(port), "--chat-template", str(templates[1]),
-               "--trust-request-chat-template", "--dtype", "float32", "--max-model-len", "512",
-               "--max-num-seqs", "16", "--enforce-eager", "--disable-log-stats", "--disable-uvicorn-access-log"]
-    environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-                   "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    command = [
+        str(VLLM_PYTHON.parent / "vllm"),
+        "serve",
+        str(vllm_model),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chat-template",
+        str(templates[1]),
+        "--trust-request-chat-template",
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "512",
+        "--max-num-seqs",
+        "16",
+        "--enforce-eager",
+        "--disable-log-stats",
+        "--disable-uvicorn-access-log",
+    ]
+    environment = {
+        **os.environ,
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_LOGGING_LEVEL": "WARNING",
+    }
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
     try:
         wait_until_healthy(process, Server(port, log))
         yield Server(port, log)
@@ -138,8 +174,14 @@ def stop(process: subprocess.Popen) -> None:
 
 def predicted_prompt(template: str, messages: list[dict[str, Any]]) -> str:
     prepared = vllm.prepare(template, messages, tools=None, add_generation_prompt=True, variables=SPECIAL_TOKENS)
-    return render(template, prepared.messages, tools=prepared.tools, add_generation_prompt=True,
-                  profile=vllm.RENDER_PROFILE, **prepared.variables)
+    return render(
+        template,
+        prepared.messages,
+        tools=prepared.tools,
+        add_generation_prompt=True,
+        profile=vllm.RENDER_PROFILE,
+        **prepared.variables,
+    )
 
 
 def token_ids(model: Path, text: str) -> list[int]:
@@ -158,24 +200,29 @@ def test_original_gemma3_template_refuses_the_seed_history(server: Server, templ
     assert "Conversation roles must alternate" in body["error"]["message"]
 
 
-def test_relaxed_template_serves_the_seed_history_as_predicted(server: Server, templates: tuple[str, Path],
-                                                               vllm_model: Path) -> None:
+def test_relaxed_template_serves_the_seed_history_as_predicted(
+    server: Server, templates: tuple[str, Path], vllm_model: Path
+) -> None:
     relaxed = read_template(templates[1])
     status, body = server.chat(SEED_HISTORY)
     assert status == 200, body
     expected = predicted_prompt(relaxed, SEED_HISTORY)
     assert body["prompt_text"] == expected
-    status, tokenized = server.post("/tokenize", {"model": "tiny", "messages": SEED_HISTORY,
-                                                  "add_generation_prompt": True})
+    status, tokenized = server.post(
+        "/tokenize", {"model": "tiny", "messages": SEED_HISTORY, "add_generation_prompt": True}
+    )
     assert status == 200, tokenized
     assert tokenized["tokens"] == token_ids(vllm_model, expected) == body["prompt_token_ids"]
 
 
-def test_original_template_on_an_alternating_history_tokenizes_as_predicted(server: Server, templates: tuple[str, Path],
-                                                                             vllm_model: Path) -> None:
+def test_original_template_on_an_alternating_history_tokenizes_as_predicted(
+    server: Server, templates: tuple[str, Path], vllm_model: Path
+) -> None:
     history = SEED_HISTORY[:-1]
-    status, tokenized = server.post("/tokenize", {"model": "tiny", "messages": history, "add_generation_prompt": True,
-                                                  "chat_template": templates[0]})
+    status, tokenized = server.post(
+        "/tokenize",
+        {"model": "tiny", "messages": history, "add_generation_prompt": True, "chat_template": templates[0]},
+    )
     assert status == 200, tokenized
     assert tokenized["tokens"] == token_ids(vllm_model, predicted_prompt(templates[0], history))
 

@@ -55,9 +55,13 @@ def fix_clock(now: _datetime.datetime) -> None:
 def render_case(tokenizer: Any, template: str, case: dict[str, Any]) -> dict[str, str]:
     try:
         text = tokenizer.apply_chat_template(
-            case["messages"], tools=case.get("tools"), documents=case.get("documents"),
-            chat_template=template, add_generation_prompt=case.get("add_generation_prompt", False),
-            tokenize=False, **case.get("kwargs", {}),
+            case["messages"],
+            tools=case.get("tools"),
+            documents=case.get("documents"),
+            chat_template=template,
+            add_generation_prompt=case.get("add_generation_prompt", False),
+            tokenize=False,
+            **case.get("kwargs", {}),
         )
     except Exception as error:  # noqa: BLE001 - every error is an outcome to compare
         return outcome_of_error(error)
@@ -77,7 +81,11 @@ def main() -> None:
             template = handle.read()
         # a fresh copy of every case, so no render can see another's mutations
         outcomes.append([render_case(tokenizer, template, case) for case in json.loads(json.dumps(job["cases"]))])
-    json.dump({"version": transformers.__version__, "jinja2": jinja2.__version__, "outcomes": outcomes}, sys.stdout, ensure_ascii=False)
+    json.dump(
+        {"version": transformers.__version__, "jinja2": jinja2.__version__, "outcomes": outcomes},
+        sys.stdout,
+        ensure_ascii=False,
+    )
 
 
 if __name__ == "__main__":

@@ -23,15 +23,26 @@ def write_model(folder: Path, template: str) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     vocabulary = json.loads(write_tokenizer(folder).read_text(encoding="utf-8"))["model"]["vocab"]
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 32768,
-              "chat_template": template, **SPECIAL_TOKENS}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": 32768,
+        "chat_template": template,
+        **SPECIAL_TOKENS,
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
     torch.manual_seed(0)
     model_config = LlamaConfig(
-        vocab_size=len(vocabulary), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=32768,
-        bos_token_id=vocabulary[SPECIAL_TOKENS["bos_token"]], eos_token_id=vocabulary[SPECIAL_TOKENS["eos_token"]],
-        pad_token_id=vocabulary[SPECIAL_TOKENS["pad_token"]], torch_dtype="float32",
+        vocab_size=len(vocabulary),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=32768,
+        bos_token_id=vocabulary[SPECIAL_TOKENS["bos_token"]],
+        eos_token_id=vocabulary[SPECIAL_TOKENS["eos_token"]],
+        pad_token_id=vocabulary[SPECIAL_TOKENS["pad_token"]],
+        torch_dtype="float32",
     )
     LlamaForCausalLM(model_config).save_pretrained(folder)
 

@@ -37,14 +37,24 @@ def build_renderer(model: str) -> Any:
     from vllm.renderers.registry import renderer_from_config
 
     model_config = ModelConfig(model=model, dtype="float32")
-    return OnlineRenderer(model_config, renderer_from_config(VllmConfig(model_config=model_config)),
-                          request_logger=None, chat_template=None, chat_template_content_format="auto",
-                          trust_request_chat_template=True, enable_auto_tools=True)
+    return OnlineRenderer(
+        model_config,
+        renderer_from_config(VllmConfig(model_config=model_config)),
+        request_logger=None,
+        chat_template=None,
+        chat_template_content_format="auto",
+        trust_request_chat_template=True,
+        enable_auto_tools=True,
+    )
 
 
 def request_body(template: str, case: dict[str, Any]) -> dict[str, Any]:
-    body = {"model": "tiny", "messages": case["messages"], "chat_template": template,
-            "add_generation_prompt": case.get("add_generation_prompt", False)}
+    body = {
+        "model": "tiny",
+        "messages": case["messages"],
+        "chat_template": template,
+        "add_generation_prompt": case.get("add_generation_prompt", False),
+    }
     for key in ("tools", "documents"):
         if case.get(key) is not None:
             body[key] = case[key]
@@ -94,8 +104,16 @@ def main() -> None:
             template = handle.read()
         # a fresh copy of every case, so no request can see another's mutations
         outcomes.append([render_case(online, loop, template, case) for case in json.loads(json.dumps(job["cases"]))])
-    json.dump({"vllm": vllm.__version__, "transformers": transformers.__version__, "jinja2": jinja2.__version__,
-               "outcomes": outcomes}, answer, ensure_ascii=False)
+    json.dump(
+        {
+            "vllm": vllm.__version__,
+            "transformers": transformers.__version__,
+            "jinja2": jinja2.__version__,
+            "outcomes": outcomes,
+        },
+        answer,
+        ensure_ascii=False,
+    )
 
 
 if __name__ == "__main__":

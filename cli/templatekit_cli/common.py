@@ -12,7 +12,24 @@ from typing import Any, TypeVar
 
 import click
 
-from .report import EXIT_ACCESS, EXIT_BUDGET, EXIT_ENGINE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LIMIT, EXIT_MALFORMED, EXIT_NOT_FOUND, EXIT_NO_TEMPLATE, EXIT_OFFLINE, EXIT_OK, EXIT_OUTPUT, EXIT_SYNTAX, EXIT_TOKENIZER, EXIT_UNSAFE_JINJA, EXIT_USAGE
+from .report import (
+    EXIT_ACCESS,
+    EXIT_BUDGET,
+    EXIT_ENGINE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_LIMIT,
+    EXIT_MALFORMED,
+    EXIT_NOT_FOUND,
+    EXIT_NO_TEMPLATE,
+    EXIT_OFFLINE,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_SYNTAX,
+    EXIT_TOKENIZER,
+    EXIT_UNSAFE_JINJA,
+    EXIT_USAGE,
+)
 
 # The default time budget for all the rendering one relax or verify command does (--timeout).
 COMMAND_SECONDS = 600.0
@@ -129,30 +146,42 @@ def handle_errors(command: F) -> F:
         except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
             if os.environ.get("TEMPLATEKIT_DEBUG"):
                 raise
-            fail(f"internal error: {type(error).__name__}: {error} (set TEMPLATEKIT_DEBUG=1 for a traceback)",
-                 EXIT_INTERNAL)
+            fail(
+                f"internal error: {type(error).__name__}: {error} (set TEMPLATEKIT_DEBUG=1 for a traceback)",
+                EXIT_INTERNAL,
+            )
 
     return wrapper  # type: ignore[return-value]
 
 
 def source_options(command: F) -> F:
     """``--revision``, ``--token``, ``--file``: how to reach a Hub source (the first two ignored for local files)."""
-    command = click.option("--file", "filename", default=None, metavar="NAME",
-                           help="Read only this file of a Hub repo or folder SOURCE, e.g. a .gguf "
-                                "(verify, diff: of the first source).")(command)
-    command = click.option("--token", envvar=None, default=None, metavar="TOKEN",
-                           help="Hub token (default: HF_TOKEN or the `hf auth login` token).")(command)
-    command = click.option("--revision", default=None, metavar="REV",
-                           help="Hub branch, tag or commit (default: main).")(command)
+    command = click.option(
+        "--file",
+        "filename",
+        default=None,
+        metavar="NAME",
+        help="Read only this file of a Hub repo or folder SOURCE, e.g. a .gguf (verify, diff: of the first source).",
+    )(command)
+    command = click.option(
+        "--token",
+        envvar=None,
+        default=None,
+        metavar="TOKEN",
+        help="Hub token (default: HF_TOKEN or the `hf auth login` token).",
+    )(command)
+    command = click.option(
+        "--revision", default=None, metavar="REV", help="Hub branch, tag or commit (default: main)."
+    )(command)
     return command
 
 
 def unified_diff(before: str, after: str, before_label: str, after_label: str) -> str:
     """The unified diff of two texts, a last line without newline marked as ``patch`` expects."""
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                 fromfile=before_label, tofile=after_label)
-    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=before_label, tofile=after_label
+    )
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def checked_template(template: Any) -> Any:

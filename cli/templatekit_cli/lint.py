@@ -49,36 +49,70 @@ others are still linted; the exit code is the highest that applies.
 """
 
 LINT_EXIT_CODES = EXIT_CODES_HELP.replace(
-    "1  findings / counterexample / check failed", "1  findings at or above --fail-on")
+    "1  findings / counterexample / check failed", "1  findings at or above --fail-on"
+)
 
 
 @click.command(epilog=LINT_EXAMPLES + "\n" + LINT_EXIT_CODES)
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Report format.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-              help="Exit 1 when a finding is at least this severe (default: pyproject.toml's, else warning).")
-@click.option("--select", default=None, metavar="CODES",
-              help="Comma-separated codes, prefixes (TK1), rule names or ALL to run (default: all).")
+@click.option(
+    "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format."
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Exit 1 when a finding is at least this severe (default: pyproject.toml's, else warning).",
+)
+@click.option(
+    "--select",
+    default=None,
+    metavar="CODES",
+    help="Comma-separated codes, prefixes (TK1), rule names or ALL to run (default: all).",
+)
 @click.option("--ignore", default=None, metavar="CODES", help="Comma-separated codes, prefixes or names to skip.")
-@click.option("--template-name", "-n", default=None, metavar="NAME",
-              help="Lint only this named template of each source (default: all of them).")
+@click.option(
+    "--template-name",
+    "-n",
+    default=None,
+    metavar="NAME",
+    help="Lint only this named template of each source (default: all of them).",
+)
 @click.option("--no-probe", is_flag=True, help="Static checks only: never render the template.")
-@click.option("--no-cache", is_flag=True,
-              help="Lint every file afresh (the findings cache serves text reports of .jinja files).")
-@click.option("--missing-ok", is_flag=True,
-              help="Skip sources that have no chat template instead of failing (for pre-commit).")
-@click.option("--against", default=None, metavar="SOURCE",
-              help="The source the templates were converted from (e.g. the Hub repo of a GGUF file): "
-                   "report where they differ (TK701). Read with --token, at its default revision.")
+@click.option(
+    "--no-cache", is_flag=True, help="Lint every file afresh (the findings cache serves text reports of .jinja files)."
+)
+@click.option(
+    "--missing-ok", is_flag=True, help="Skip sources that have no chat template instead of failing (for pre-commit)."
+)
+@click.option(
+    "--against",
+    default=None,
+    metavar="SOURCE",
+    help="The source the templates were converted from (e.g. the Hub repo of a GGUF file): "
+    "report where they differ (TK701). Read with --token, at its default revision.",
+)
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write the report to FILE (atomically).")
 @click.option("--color/--no-color", default=None, help="Colour text output (default: on a terminal).")
 @source_options
 @handle_errors
-def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, select: str | None,
-         ignore: str | None, template_name: str | None, no_probe: bool, no_cache: bool, missing_ok: bool,
-         against: str | None, output: str | None, color: bool | None, revision: str | None, token: str | None,
-         filename: str | None) -> None:
+def lint(
+    sources: tuple[str, ...],
+    output_format: str,
+    fail_on: str | None,
+    select: str | None,
+    ignore: str | None,
+    template_name: str | None,
+    no_probe: bool,
+    no_cache: bool,
+    missing_ok: bool,
+    against: str | None,
+    output: str | None,
+    color: bool | None,
+    revision: str | None,
+    token: str | None,
+    filename: str | None,
+) -> None:
     """Lint the chat templates of each SOURCE (Hub repo id, folder, tokenizer_config.json,
     chat_template.json, .jinja or .gguf file, or - for stdin)."""
     from templatekit.config import load_config
@@ -99,8 +133,9 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
     report = LintReport(Severity(fail_on) if fail_on else config.fail_on)
 
     reference = load(against, token=token) if against is not None else None
-    items = list(sources) if filename is not None else [item for source in sources
-                                                         for item in _expand(source, missing_ok)]
+    items = (
+        list(sources) if filename is not None else [item for source in sources for item in _expand(source, missing_ok)]
+    )
     with Progress("linting", len(items)) as progress:
         for item in items:
             progress.step(item)
@@ -108,17 +143,27 @@ def lint(sources: tuple[str, ...], output_format: str, fail_on: str | None, sele
                 for template in _templates(item, template_name, missing_ok, revision, token, filename):
                     counterpart = None
                     if reference is not None:
-                        counterpart = reference.get(template.name) if template.name in reference.names \
-                            else reference.get()
-                    report.findings += _in_json_file(template, lint_template(
-                        template, select=chosen_select, ignore=chosen_ignore, probe=not no_probe, against=counterpart))
+                        counterpart = (
+                            reference.get(template.name) if template.name in reference.names else reference.get()
+                        )
+                    report.findings += _in_json_file(
+                        template,
+                        lint_template(
+                            template,
+                            select=chosen_select,
+                            ignore=chosen_ignore,
+                            probe=not no_probe,
+                            against=counterpart,
+                        ),
+                    )
             except (TemplatekitError, RecursionError, MemoryError) as error:
                 # one bad source is reported and never hides the others' findings
                 progress.clear()
                 report.failures.append(report_error(error))
 
-    use_color = color if color is not None else (output is None and sys.stdout.isatty()
-                                                 and "NO_COLOR" not in os.environ)
+    use_color = (
+        color if color is not None else (output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    )
     text = reporters.render(output_format, report.sorted_findings, rules, color=use_color)
     if output is None:
         click.echo(text, nl=False)
@@ -136,17 +181,31 @@ def _in_json_file(template: ChatTemplate, findings: list[Finding]) -> list[Findi
     position = json_position(template) if findings else None
     if position is None:
         return findings
-    return [finding._replace(line=position[0], column=position[1], end_line=None, end_column=None, span=None,
-                             message=f"{finding.message} (template line {finding.line}:{finding.column})")
-            for finding in findings]
+    return [
+        finding._replace(
+            line=position[0],
+            column=position[1],
+            end_line=None,
+            end_column=None,
+            span=None,
+            message=f"{finding.message} (template line {finding.line}:{finding.column})",
+        )
+        for finding in findings
+    ]
 
 
 def _codes(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
-def _templates(reference: str, template_name: str | None, missing_ok: bool, revision: str | None,
-               token: str | None, filename: str | None) -> Iterator[ChatTemplate]:
+def _templates(
+    reference: str,
+    template_name: str | None,
+    missing_ok: bool,
+    revision: str | None,
+    token: str | None,
+    filename: str | None,
+) -> Iterator[ChatTemplate]:
     """The templates of one source to lint; source notes go to stderr."""
     from templatekit.errors import NoChatTemplateError
     from templatekit.sources import load
@@ -198,8 +257,9 @@ def rule(code: str | None, list_rules: bool) -> None:
             fail("--list lists every rule; drop CODE", EXIT_USAGE)
         width = max(len(candidate.name) for candidate in RULES.values())
         for candidate in sorted(RULES.values(), key=lambda item: item.code):
-            click.echo(f"{candidate.code}  {candidate.name:<{width}}  {candidate.severity.value:<7}  "
-                       f"{candidate.summary}")
+            click.echo(
+                f"{candidate.code}  {candidate.name:<{width}}  {candidate.severity.value:<7}  {candidate.summary}"
+            )
         return
     try:
         chosen = get_rule(code)

@@ -53,8 +53,9 @@ def plain_lint(arguments: list[str]) -> int | None:
     Each file's findings come from the findings cache (:mod:`templatekit.lint_cache`) unless
     ``--no-cache``; linting (jinja2 and the rules) is imported only for a file it does not hold."""
     files = [argument for argument in arguments if argument not in PLAIN_LINT_FLAGS]
-    if not files or any(name.startswith("-") or not name.endswith(".jinja") or not Path(name).is_file()
-                        for name in files):
+    if not files or any(
+        name.startswith("-") or not name.endswith(".jinja") or not Path(name).is_file() for name in files
+    ):
         return None
     if codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8" or (len(files) > 1 and sys.stderr.isatty()):
         return None
@@ -69,8 +70,13 @@ def plain_lint(arguments: list[str]) -> int | None:
         config = load_config()
         findings = []
         for name in files:
-            found = _findings_of(name, config.select, config.ignore, probe="--no-probe" not in arguments,
-                                 cache="--no-cache" not in arguments)
+            found = _findings_of(
+                name,
+                config.select,
+                config.ignore,
+                probe="--no-probe" not in arguments,
+                cache="--no-cache" not in arguments,
+            )
             if found is None:
                 return None
             findings += found
@@ -95,8 +101,9 @@ def plain_lint(arguments: list[str]) -> int | None:
     return report.exit_code
 
 
-def _findings_of(name: str, select: tuple[str, ...] | None, ignore: tuple[str, ...], *, probe: bool,
-                 cache: bool) -> list[Finding] | None:
+def _findings_of(
+    name: str, select: tuple[str, ...] | None, ignore: tuple[str, ...], *, probe: bool, cache: bool
+) -> list[Finding] | None:
     """The findings of every template of file ``name``, from the findings cache when it holds them,
     or ``None`` when the file is too large or loading it left a note (the click command says so)."""
     from templatekit import lint_cache
@@ -119,8 +126,11 @@ def _findings_of(name: str, select: tuple[str, ...] | None, ignore: tuple[str, .
     loaded = load(name)
     if loaded.notes:
         return None
-    found = [finding for template in loaded.templates
-             for finding in lint(template, select=select, ignore=ignore, probe=probe)]
+    found = [
+        finding
+        for template in loaded.templates
+        for finding in lint(template, select=select, ignore=ignore, probe=probe)
+    ]
     if key is not None:
         lint_cache.store_findings(key, found, rules={rule.code for rule in select_rules(select, ignore)})
     return found

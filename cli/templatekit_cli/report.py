@@ -11,22 +11,22 @@ if TYPE_CHECKING:
     from templatekit.findings import Finding, Severity
 
 EXIT_OK = 0
-EXIT_FINDINGS = 1          # lint findings at/above --fail-on, a counterexample, a failed check
-EXIT_USAGE = 2             # bad command line (click's own code)
-EXIT_NOT_FOUND = 3         # repo, revision, file or path does not exist
-EXIT_ACCESS = 4            # gated or private repo, missing/invalid token
-EXIT_OFFLINE = 5           # offline (HF_HUB_OFFLINE=1 or no network) and not cached
-EXIT_MALFORMED = 6         # malformed JSON or GGUF file, not UTF-8, lone surrogates, unexpected file shape
-EXIT_NO_TEMPLATE = 7       # no chat template, or unknown --template-name
-EXIT_SYNTAX = 8            # the template is not valid Jinja
-EXIT_OUTPUT = 9            # the result could not be written
-EXIT_TOKENIZER = 10        # the tokenizer could not be loaded
-EXIT_ENGINE = 11           # a Jinja engine is not installed (or could not be installed)
-EXIT_BUDGET = 12           # rendering exceeded its time or memory budget
-EXIT_LIMIT = 13            # an input too large or nested too deeply
-EXIT_UNSAFE_JINJA = 14     # the installed jinja2 has known sandbox escapes
-EXIT_INTERNAL = 70         # a bug in templatekit
-EXIT_INTERRUPTED = 130     # Ctrl-C (SIGTERM exits 143, as the shell reports it)
+EXIT_FINDINGS = 1  # lint findings at/above --fail-on, a counterexample, a failed check
+EXIT_USAGE = 2  # bad command line (click's own code)
+EXIT_NOT_FOUND = 3  # repo, revision, file or path does not exist
+EXIT_ACCESS = 4  # gated or private repo, missing/invalid token
+EXIT_OFFLINE = 5  # offline (HF_HUB_OFFLINE=1 or no network) and not cached
+EXIT_MALFORMED = 6  # malformed JSON or GGUF file, not UTF-8, lone surrogates, unexpected file shape
+EXIT_NO_TEMPLATE = 7  # no chat template, or unknown --template-name
+EXIT_SYNTAX = 8  # the template is not valid Jinja
+EXIT_OUTPUT = 9  # the result could not be written
+EXIT_TOKENIZER = 10  # the tokenizer could not be loaded
+EXIT_ENGINE = 11  # a Jinja engine is not installed (or could not be installed)
+EXIT_BUDGET = 12  # rendering exceeded its time or memory budget
+EXIT_LIMIT = 13  # an input too large or nested too deeply
+EXIT_UNSAFE_JINJA = 14  # the installed jinja2 has known sandbox escapes
+EXIT_INTERNAL = 70  # a bug in templatekit
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGTERM exits 143, as the shell reports it)
 
 # The README's "Exit codes" block, verbatim (tests/test_exit_codes.py keeps them in sync).
 EXIT_CODES_HELP = """\b

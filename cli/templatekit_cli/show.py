@@ -38,14 +38,29 @@ and exit code 8 (--list flags it; `templatekit lint` explains it).
 
 @click.command(epilog=EXAMPLES + "\n" + EXIT_CODES_HELP)
 @click.argument("source")
-@click.option("--template-name", "-n", default=None, metavar="NAME",
-              help="Which template to print (default: 'default', else the first). See --list.")
-@click.option("--list", "list_templates", is_flag=True,
-              help="List the names, kinds and origins of all templates, special tokens and notes.")
+@click.option(
+    "--template-name",
+    "-n",
+    default=None,
+    metavar="NAME",
+    help="Which template to print (default: 'default', else the first). See --list.",
+)
+@click.option(
+    "--list",
+    "list_templates",
+    is_flag=True,
+    help="List the names, kinds and origins of all templates, special tokens and notes.",
+)
 @source_options
 @handle_errors
-def show(source: str, template_name: str | None, list_templates: bool, revision: str | None,
-         token: str | None, filename: str | None) -> None:
+def show(
+    source: str,
+    template_name: str | None,
+    list_templates: bool,
+    revision: str | None,
+    token: str | None,
+    filename: str | None,
+) -> None:
     """Print the chat template of SOURCE exactly as shipped (no newline added or translated)."""
     from templatekit.errors import TemplateSyntaxError
     from templatekit.sources import load
@@ -78,12 +93,17 @@ def _listing(loaded: TemplateSource) -> str:
         try:
             parse(template.text)
         except TemplateSyntaxError as error:
-            remarks.append(f"invalid Jinja: line {error.line}: {error.message}" if error.line
-                           else f"invalid Jinja: {error.message}")
+            remarks.append(
+                f"invalid Jinja: line {error.line}: {error.message}"
+                if error.line
+                else f"invalid Jinja: {error.message}"
+            )
         rows.append((template.name, template.kind, template.origin, "; ".join(remarks)))
     name_width = max(len(row[0]) for row in rows)
-    lines = [f"{name:<{name_width}}  {kind:<9}  {origin}" + (f"  ({remarks})" if remarks else "")
-             for name, kind, origin, remarks in rows]
+    lines = [
+        f"{name:<{name_width}}  {kind:<9}  {origin}" + (f"  ({remarks})" if remarks else "")
+        for name, kind, origin, remarks in rows
+    ]
     tokens = chosen.special_tokens
     if tokens:
         lines.append("special tokens: " + ", ".join(f"{key}={value!r}" for key, value in tokens.items()))

@@ -78,18 +78,31 @@ Examples:
 
 
 def _template_options(command: Any) -> Any:
-    command = click.option("--profile", type=click.Choice(PROFILES), default=DEFAULT_PROFILE, show_default=True,
-                           help="Renderer behaviour of that transformers release range.")(command)
-    command = click.option("--template-name", default=None, metavar="NAME",
-                           help="Which named template of the source(s) (default, tool_use, rag, ...).")(command)
+    command = click.option(
+        "--profile",
+        type=click.Choice(PROFILES),
+        default=DEFAULT_PROFILE,
+        show_default=True,
+        help="Renderer behaviour of that transformers release range.",
+    )(command)
+    command = click.option(
+        "--template-name",
+        default=None,
+        metavar="NAME",
+        help="Which named template of the source(s) (default, tool_use, rag, ...).",
+    )(command)
     return command
 
 
 def _server_option(command: Any) -> Any:
     from templatekit.servers import SERVERS
 
-    return click.option("--server", type=click.Choice(list(SERVERS)), default=None,
-                        help="Render as this server does (default: as transformers).")(command)
+    return click.option(
+        "--server",
+        type=click.Choice(list(SERVERS)),
+        default=None,
+        help="Render as this server does (default: as transformers).",
+    )(command)
 
 
 def _servers_list(value: str | None) -> list[str]:
@@ -98,27 +111,49 @@ def _servers_list(value: str | None) -> list[str]:
     names = [name.strip() for name in (value or "").split(",") if name.strip()]
     unknown = [name for name in names if name not in SERVERS]
     if unknown:
-        raise click.BadParameter(f"unknown server {unknown[0]!r}; expected one of {', '.join(SERVERS)}",
-                                 param_hint="--servers")
+        raise click.BadParameter(
+            f"unknown server {unknown[0]!r}; expected one of {', '.join(SERVERS)}", param_hint="--servers"
+        )
     return names
 
 
 def _tokenizer_option(command: Any) -> Any:
-    return click.option("--tokenizer", "tokenizer_source", default=None, metavar="SOURCE",
-                        help="tokenizer.json, a model folder or a Hub repo id: compare token ids too.")(command)
+    return click.option(
+        "--tokenizer",
+        "tokenizer_source",
+        default=None,
+        metavar="SOURCE",
+        help="tokenizer.json, a model folder or a Hub repo id: compare token ids too.",
+    )(command)
 
 
 def _messages_options(command: Any, *, required: bool = True) -> Any:
-    command = click.option("--add-generation-prompt/--no-add-generation-prompt", "add_generation_prompt",
-                           default=None, help="Override the file's add_generation_prompt (default: off).")(command)
-    command = click.option("--messages", "messages_file", required=required, metavar="FILE",
-                           help="JSON list of messages, or a replay object from `templatekit verify`"
-                                + ("." if required else " (default: compare the template texts)."))(command)
+    command = click.option(
+        "--add-generation-prompt/--no-add-generation-prompt",
+        "add_generation_prompt",
+        default=None,
+        help="Override the file's add_generation_prompt (default: off).",
+    )(command)
+    command = click.option(
+        "--messages",
+        "messages_file",
+        required=required,
+        metavar="FILE",
+        help="JSON list of messages, or a replay object from `templatekit verify`"
+        + ("." if required else " (default: compare the template texts)."),
+    )(command)
     return command
 
 
-def _load_template(reference: str, name: str | None, *, revision: str | None, token: str | None,
-                   filename: str | None = None, fallback_to_default: bool = False) -> Any:
+def _load_template(
+    reference: str,
+    name: str | None,
+    *,
+    revision: str | None,
+    token: str | None,
+    filename: str | None = None,
+    fallback_to_default: bool = False,
+) -> Any:
     from templatekit.sources import load
 
     source = load(reference, revision=revision, token=token, filename=filename)
@@ -165,20 +200,32 @@ def _render(inputs: Any, case: dict[str, Any]) -> tuple[str | None, str | None]:
         return None, describe_error(error)
 
 
-def _show_texts(expected: str | None, actual: str | None, expected_label: str, actual_label: str,
-                tokenizer: Any, *, err: bool = False) -> None:
+def _show_texts(
+    expected: str | None,
+    actual: str | None,
+    expected_label: str,
+    actual_label: str,
+    tokenizer: Any,
+    *,
+    err: bool = False,
+) -> None:
     if expected is None or actual is None:
         return
     click.echo(unified_diff(expected, actual, expected_label, actual_label), nl=False, err=err)
     if tokenizer is not None:
         from templatekit.tokens import diff_tokens, format_token_diff
 
-        click.echo(format_token_diff(diff_tokens(tokenizer.encode(expected), tokenizer.encode(actual)),
-                                     left_label=expected_label, right_label=actual_label), err=err)
+        click.echo(
+            format_token_diff(
+                diff_tokens(tokenizer.encode(expected), tokenizer.encode(actual)),
+                left_label=expected_label,
+                right_label=actual_label,
+            ),
+            err=err,
+        )
 
 
-def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer: Any = None,
-                        err: bool = False) -> None:
+def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer: Any = None, err: bool = False) -> None:
     """Print a failed verification: seed, property, the replayable case, both outputs, the diff."""
     example = result.counterexample
     seed = result.seed
@@ -186,8 +233,10 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
     def echo(text: str) -> None:
         click.echo(text, err=err)
 
-    echo(f"FAILED at conversation {result.checked} of {examples} (seed {seed}; replay with "
-         f"--seed {seed} --examples {result.checked}); compared {compared}")
+    echo(
+        f"FAILED at conversation {result.checked} of {examples} (seed {seed}; replay with "
+        f"--seed {seed} --examples {result.checked}); compared {compared}"
+    )
     echo(example.summary)
     echo("minimal counterexample (replay with `templatekit render SOURCE --messages FILE`):")
     echo(example.to_json())
@@ -208,55 +257,106 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
 @click.command(help=VERIFY_HELP, epilog=EXIT_CODES_HELP)
 @click.argument("original")
 @click.argument("relaxed")
-@click.option("--normalize", type=click.Choice(["merge", "skip"]), default=None,
-              help="Also check RELAXED(C) == ORIGINAL(normalize(C)) with this strategy.")
+@click.option(
+    "--normalize",
+    type=click.Choice(["merge", "skip"]),
+    default=None,
+    help="Also check RELAXED(C) == ORIGINAL(normalize(C)) with this strategy.",
+)
 @_tokenizer_option
-@click.option("--examples", type=click.IntRange(1), default=500, show_default=True,
-              help="Conversations to generate.")
+@click.option("--examples", type=click.IntRange(1), default=500, show_default=True, help="Conversations to generate.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the run.")
-@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
-              help="Worker processes (same result as --jobs 1).")
-@click.option("--save-counterexample", default=None, metavar="FILE",
-              help="Write a counterexample's replay JSON to FILE (atomically).")
-@click.option("--servers", "servers_option", default=None, metavar="NAME,...",
-              help="Check under these servers' pipelines (vllm, llama-server, sglang, tgi, transformers.js, "
-                   "transformers) instead of transformers alone.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=COMMAND_SECONDS, show_default=True,
-              metavar="SECONDS", help="Time budget for all the rendering of this command (exit 12 past it).")
+@click.option(
+    "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Worker processes (same result as --jobs 1)."
+)
+@click.option(
+    "--save-counterexample",
+    default=None,
+    metavar="FILE",
+    help="Write a counterexample's replay JSON to FILE (atomically).",
+)
+@click.option(
+    "--servers",
+    "servers_option",
+    default=None,
+    metavar="NAME,...",
+    help="Check under these servers' pipelines (vllm, llama-server, sglang, tgi, transformers.js, "
+    "transformers) instead of transformers alone.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=COMMAND_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time budget for all the rendering of this command (exit 12 past it).",
+)
 @_template_options
 @source_options
 @handle_errors
-def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source: str | None, examples: int,
-           seed: int, jobs: int, save_counterexample: str | None, servers_option: str | None, timeout: float,
-           template_name: str | None, profile: str, revision: str | None, token: str | None,
-           filename: str | None) -> None:
+def verify(
+    original: str,
+    relaxed: str,
+    normalize: str | None,
+    tokenizer_source: str | None,
+    examples: int,
+    seed: int,
+    jobs: int,
+    save_counterexample: str | None,
+    servers_option: str | None,
+    timeout: float,
+    template_name: str | None,
+    profile: str,
+    revision: str | None,
+    token: str | None,
+    filename: str | None,
+) -> None:
     from templatekit.environment import command_budget
     from templatekit.verification import verify as run_verify
 
     servers: list[str | None] = list(_servers_list(servers_option)) or [None]
     original_template = _load_template(original, template_name, revision=revision, token=token, filename=filename)
-    relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token,
-                                      fallback_to_default=True)
+    relaxed_template = _load_template(relaxed, template_name, revision=revision, token=token, fallback_to_default=True)
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
     failed = None
     with command_budget(timeout, "verify"):
         for server in servers:
             with Progress("verifying", examples) as progress:
-                result = run_verify(original_template, relaxed_template, examples=examples, seed=seed,
-                                    normalize=normalize, tokenizer=tokenizer, jobs=jobs, profile=profile, server=server,
-                                    progress=lambda done: progress.step("conversations", done))
-            counts = ", ".join(f"{name} {count}" for name, count in result.checks.items()
-                               if name not in ("normalize", "drops") or normalize)
-            compared = ("text and token ids" if result.compared == "tokens"
-                        else "text (no --tokenizer given, so token ids were not compared)")
+                result = run_verify(
+                    original_template,
+                    relaxed_template,
+                    examples=examples,
+                    seed=seed,
+                    normalize=normalize,
+                    tokenizer=tokenizer,
+                    jobs=jobs,
+                    profile=profile,
+                    server=server,
+                    progress=lambda done: progress.step("conversations", done),
+                )
+            counts = ", ".join(
+                f"{name} {count}"
+                for name, count in result.checks.items()
+                if name not in ("normalize", "drops") or normalize
+            )
+            compared = (
+                "text and token ids"
+                if result.compared == "tokens"
+                else "text (no --tokenizer given, so token ids were not compared)"
+            )
             under = "" if server is None else f"{server}: "
             if result.ok and not result.accepted_by_original:
-                fail(f"{under}verification checked nothing: ORIGINAL rendered none of the {result.checked} generated "
-                     "conversations, so fidelity was not checked (does it need variables such as tools or "
-                     "documents?)", EXIT_FINDINGS)
+                fail(
+                    f"{under}verification checked nothing: ORIGINAL rendered none of the {result.checked} generated "
+                    "conversations, so fidelity was not checked (does it need variables such as tools or "
+                    "documents?)",
+                    EXIT_FINDINGS,
+                )
             if result.ok:
-                click.echo(f"{under}ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} "
-                           f"accepted by ORIGINAL; checked {counts}; compared {compared}")
+                click.echo(
+                    f"{under}ok: {result.checked} conversations (seed {seed}), {result.accepted_by_original} "
+                    f"accepted by ORIGINAL; checked {counts}; compared {compared}"
+                )
                 continue
             if under:
                 click.echo(f"{under}FAILED")
@@ -278,9 +378,18 @@ def verify(original: str, relaxed: str, normalize: str | None, tokenizer_source:
 @_template_options
 @source_options
 @handle_errors
-def render(source: str, messages_file: str, add_generation_prompt: bool | None, tokenizer_source: str | None,
-           server: str | None, template_name: str | None, profile: str, revision: str | None,
-           token: str | None, filename: str | None) -> None:
+def render(
+    source: str,
+    messages_file: str,
+    add_generation_prompt: bool | None,
+    tokenizer_source: str | None,
+    server: str | None,
+    template_name: str | None,
+    profile: str,
+    revision: str | None,
+    token: str | None,
+    filename: str | None,
+) -> None:
     from templatekit.probes.harness import template_inputs
 
     template = _load_template(source, template_name, revision=revision, token=token, filename=filename)
@@ -307,9 +416,19 @@ def render(source: str, messages_file: str, add_generation_prompt: bool | None, 
 @_template_options
 @source_options
 @handle_errors
-def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool | None,
-         tokenizer_source: str | None, server: str | None, template_name: str | None, profile: str,
-         revision: str | None, token: str | None, filename: str | None) -> None:
+def diff(
+    a: str,
+    b: str,
+    messages_file: str | None,
+    add_generation_prompt: bool | None,
+    tokenizer_source: str | None,
+    server: str | None,
+    template_name: str | None,
+    profile: str,
+    revision: str | None,
+    token: str | None,
+    filename: str | None,
+) -> None:
     from templatekit.probes.harness import TemplateInputs, template_inputs
 
     first = _load_template(a, template_name, revision=revision, token=token, filename=filename)
@@ -321,24 +440,32 @@ def diff(a: str, b: str, messages_file: str | None, add_generation_prompt: bool 
     tokenizer = _load_tokenizer(tokenizer_source, revision=revision, token=token)
     first_inputs = template_inputs(first, profile=profile, server=server)
     second_inputs = TemplateInputs(second.text, first_inputs.special_tokens, first_inputs.profile, server)
-    (first_output, first_error), (second_output, second_error) = (_render(first_inputs, case),
-                                                                  _render(second_inputs, case))
+    (first_output, first_error), (second_output, second_error) = (
+        _render(first_inputs, case),
+        _render(second_inputs, case),
+    )
     if first_output == second_output and first_error == second_error:
-        click.echo(f"identical: both raise {first_error}" if first_error else
-                   f"identical: {len(first_output or '')} characters")
+        click.echo(
+            f"identical: both raise {first_error}"
+            if first_error
+            else f"identical: {len(first_output or '')} characters"
+        )
         return
     for label, output, error in (("A", first_output, first_error), ("B", second_output, second_error)):
-        click.echo(f"{label} raised: {error}" if error is not None else
-                   f"{label}: {json.dumps(output, ensure_ascii=False)}")
+        click.echo(
+            f"{label} raised: {error}" if error is not None else f"{label}: {json.dumps(output, ensure_ascii=False)}"
+        )
     _show_texts(first_output, second_output, "A", "B", tokenizer)
     sys.exit(EXIT_FINDINGS)
 
 
 def _diff_templates(first: Any, second: Any) -> None:
     """The unified diff of two template texts and their differing special tokens; exit 1 if any."""
-    tokens = [f"{name}: {value!r} (A) != {second.special_tokens[name]!r} (B)"
-              for name, value in first.special_tokens.items()
-              if name in second.special_tokens and second.special_tokens[name] != value]
+    tokens = [
+        f"{name}: {value!r} (A) != {second.special_tokens[name]!r} (B)"
+        for name, value in first.special_tokens.items()
+        if name in second.special_tokens and second.special_tokens[name] != value
+    ]
     if first.text == second.text and not tokens:
         click.echo(f"identical: {len(first.text)} characters")
         return

@@ -20,16 +20,46 @@ import jinja2.nodes as nodes
 from jinja2.visitor import NodeVisitor
 
 from .errors import InputLimitError, TemplateSyntaxError
-from .syntax import (ParsedTemplate, Span, expression_text, is_raise_call, iter_nodes, numbered_code, parse,
-                     split_operands, too_deep)
+from .syntax import (
+    ParsedTemplate,
+    Span,
+    expression_text,
+    is_raise_call,
+    iter_nodes,
+    numbered_code,
+    parse,
+    split_operands,
+    too_deep,
+)
 
-__all__ = ["CheckClass", "Condition", "Loop", "Guard", "RaiseSite", "Analysis", "analyze", "CHECK_CLASSES",
-           "constant_strings", "boolean_flags", "ROLE_STRUCTURE", "analyze_text", "uses_name", "compared_roles",
-           "content_triggers", "random_sources"]
+__all__ = [
+    "CheckClass",
+    "Condition",
+    "Loop",
+    "Guard",
+    "RaiseSite",
+    "Analysis",
+    "analyze",
+    "CHECK_CLASSES",
+    "constant_strings",
+    "boolean_flags",
+    "ROLE_STRUCTURE",
+    "analyze_text",
+    "uses_name",
+    "compared_roles",
+    "content_triggers",
+    "random_sources",
+]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
 CHECK_CLASSES: tuple[CheckClass, ...] = (
-    "alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other")
+    "alternation",
+    "system-role",
+    "role-unsupported",
+    "content-type",
+    "tool-call",
+    "other",
+)
 ROLE_STRUCTURE: frozenset[CheckClass] = frozenset({"alternation", "system-role", "role-unsupported"})
 """The classes of checks about which roles may appear where (relax normalises instead of raising)."""
 
@@ -120,8 +150,9 @@ def analyze(parsed: ParsedTemplate) -> Analysis:
     return Analysis(
         sites=tuple(walker.sites),
         message_aliases=frozenset(aliases.messages),
-        string_constants=frozenset(node.value for node in parsed.nodes
-                                   if isinstance(node, nodes.Const) and isinstance(node.value, str)),
+        string_constants=frozenset(
+            node.value for node in parsed.nodes if isinstance(node, nodes.Const) and isinstance(node.value, str)
+        ),
         undeclared=(undeclared := numbered_code(parsed).undeclared),
         flags=boolean_flags(parsed.ast) & undeclared,
     )
@@ -145,8 +176,22 @@ def _analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
 
 
 # Variables every server passes (or the environment defines): not caller-chosen flags.
-_SERVER_INPUTS = frozenset({"messages", "tools", "documents", "add_generation_prompt", "raise_exception",
-                            "strftime_now", "namespace", "range", "dict", "lipsum", "cycler", "joiner"})
+_SERVER_INPUTS = frozenset(
+    {
+        "messages",
+        "tools",
+        "documents",
+        "add_generation_prompt",
+        "raise_exception",
+        "strftime_now",
+        "namespace",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+    }
+)
 _TRUTH_TESTS = frozenset({"defined", "undefined", "true", "false", "none", "boolean", "sameas"})
 
 
@@ -164,9 +209,11 @@ def boolean_flags(ast: nodes.Template) -> frozenset[str]:
             tested |= {id(name) for name in _truth_tested_names(node.test)}
         elif isinstance(node, nodes.Name) and node.ctx == "load":
             reads.setdefault(node.name, []).append(id(node))
-    return frozenset(name for name, ids in reads.items()
-                     if all(read in tested for read in ids)
-                     and name not in _SERVER_INPUTS and not name.endswith("_token"))
+    return frozenset(
+        name
+        for name, ids in reads.items()
+        if all(read in tested for read in ids) and name not in _SERVER_INPUTS and not name.endswith("_token")
+    )
 
 
 def _truth_tested_names(test: nodes.Node) -> list[nodes.Name]:
@@ -178,13 +225,17 @@ def _truth_tested_names(test: nodes.Node) -> list[nodes.Name]:
         return _truth_tested_names(test.node)
     if isinstance(test, nodes.Test) and test.name in _TRUTH_TESTS and isinstance(test.node, nodes.Name):
         return [test.node]
-    if isinstance(test, nodes.Compare) and isinstance(test.expr, nodes.Name) and all(
-            isinstance(op.expr, nodes.Const) and isinstance(op.expr.value, bool) for op in test.ops):
+    if (
+        isinstance(test, nodes.Compare)
+        and isinstance(test.expr, nodes.Name)
+        and all(isinstance(op.expr, nodes.Const) and isinstance(op.expr.value, bool) for op in test.ops)
+    ):
         return [test.expr]
     return []
 
 
 # --- aliases -------------------------------------------------------------------------------
+
 
 class _Aliases:
     """Names that stand for the message list, for one message, for a role, for a content, for
@@ -228,8 +279,13 @@ def _message_aliases(parsed: ParsedTemplate) -> _Aliases:
                 for param, arg in zip(params, node.args):
                     _alias_assignment(param, arg, aliases)
         changed = before != aliases.size()
-    aliases.toggles = {name for node in parsed.nodes if isinstance(node, nodes.Assign)
-                       and (name := _target_name(node.target)) is not None and _toggles(name, node.node)}
+    aliases.toggles = {
+        name
+        for node in parsed.nodes
+        if isinstance(node, nodes.Assign)
+        and (name := _target_name(node.target)) is not None
+        and _toggles(name, node.node)
+    }
     _collect_flags(parsed.ast, [], False, aliases.flag_tests)
     return aliases
 
@@ -249,8 +305,12 @@ _LOOP_POSITIONS = frozenset({"index", "index0", "revindex", "revindex0", "length
 def _is_position(node: nodes.Node, aliases: _Aliases) -> bool:
     """Whether ``node`` computes a position: ``loop.index0`` and kin, a name for a position, the
     length of a message list, or arithmetic on one of those (``loop.index0 + offset``)."""
-    if isinstance(node, nodes.Getattr) and node.attr in _LOOP_POSITIONS \
-            and isinstance(node.node, nodes.Name) and node.node.name == "loop":
+    if (
+        isinstance(node, nodes.Getattr)
+        and node.attr in _LOOP_POSITIONS
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "loop"
+    ):
         return True
     if _ref_name(node) in aliases.indices:
         return True
@@ -269,12 +329,17 @@ def _toggles(name: str, value: nodes.Node) -> bool:
     """``name = not name``, ``name = 1 - name``: a value that flips on every assignment."""
     if isinstance(value, nodes.Not):
         return _ref_name(value.node) == name
-    return (isinstance(value, nodes.Sub) and isinstance(value.left, nodes.Const) and value.left.value == 1
-            and _ref_name(value.right) == name)
+    return (
+        isinstance(value, nodes.Sub)
+        and isinstance(value.left, nodes.Const)
+        and value.left.value == 1
+        and _ref_name(value.right) == name
+    )
 
 
-def _collect_flags(node: nodes.Node, tests: list[nodes.Node], in_scope: bool,
-                   found: dict[str, list[list[nodes.Node]]]) -> None:
+def _collect_flags(
+    node: nodes.Node, tests: list[nodes.Node], in_scope: bool, found: dict[str, list[list[nodes.Node]]]
+) -> None:
     """Record the enclosing tests of every ``set <flag> = true`` whose value outlives its scope:
     a namespace field anywhere, a plain name only outside loops and macros (a ``set`` in a
     ``for`` does not leak out of it)."""
@@ -369,15 +434,17 @@ def _is_role_list(node: nodes.Node, aliases: _Aliases) -> bool:
     node = _list_source(node)
     if _is_map(node):
         attribute = [kw.value for kw in node.kwargs if kw.key == "attribute"]  # type: ignore[attr-defined]
-        return (len(attribute) == 1 and constant_strings(attribute[0]) == {"role"}
-                and _is_message_list(node.node, aliases))  # type: ignore[attr-defined]
+        return (
+            len(attribute) == 1 and constant_strings(attribute[0]) == {"role"} and _is_message_list(node.node, aliases)
+        )  # type: ignore[attr-defined]
     return _ref_name(node) in aliases.role_lists
 
 
 def _list_source(node: nodes.Node) -> nodes.Node:
     """``node`` with slices and element-preserving filters (all but ``map``) peeled off."""
     while (isinstance(node, (nodes.Filter, nodes.Slice)) and not _is_map(node)) or (
-            isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice)):
+        isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice)
+    ):
         node = node.node  # type: ignore[attr-defined]
     return node
 
@@ -408,9 +475,11 @@ def _is_field_of(node: nodes.Node, key: str, aliases: _Aliases) -> bool:
     if _field_key(node) != key:
         return False
     owner = node.node  # type: ignore[attr-defined]
-    return (_is_single_message(owner, aliases)
-            or (isinstance(owner, nodes.Getattr) and owner.attr in ("previtem", "nextitem"))
-            or isinstance(owner, nodes.Name))
+    return (
+        _is_single_message(owner, aliases)
+        or (isinstance(owner, nodes.Getattr) and owner.attr in ("previtem", "nextitem"))
+        or isinstance(owner, nodes.Name)
+    )
 
 
 # --- classification ------------------------------------------------------------------------
@@ -423,9 +492,13 @@ _CONTENT_KINDS = {"text", "image", "image_url", "video", "audio", "input_audio",
 
 def _is_role(node: nodes.Node, aliases: _Aliases) -> bool:
     """``message.role``, a name for a role, or an item of a role list (``roles[i]``, ``roles | last``)."""
-    if (isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice)
-            or isinstance(node, nodes.Filter) and node.name in ("first", "last") and node.node is not None) \
-            and _is_role_list(node.node, aliases):  # type: ignore[attr-defined]
+    if (
+        isinstance(node, nodes.Getitem)
+        and not isinstance(node.arg, nodes.Slice)
+        or isinstance(node, nodes.Filter)
+        and node.name in ("first", "last")
+        and node.node is not None
+    ) and _is_role_list(node.node, aliases):  # type: ignore[attr-defined]
         return True
     return _is_field_of(node, "role", aliases) or _ref_name(node) in aliases.role
 
@@ -446,8 +519,7 @@ def _compared_strings(candidates: Iterable[nodes.Node], aliases: _Aliases | None
     for node in candidates:
         if isinstance(node, nodes.Compare):
             operands = [node.expr, *(operand.expr for operand in node.ops)]
-            if any(_names_role(operand) or aliases is not None and _is_role(operand, aliases)
-                   for operand in operands):
+            if any(_names_role(operand) or aliases is not None and _is_role(operand, aliases) for operand in operands):
                 for operand in operands:
                     found |= constant_strings(operand)
     return found
@@ -478,11 +550,18 @@ def _has_parity(test: nodes.Node, aliases: _Aliases) -> bool:
     for node in iter_nodes(test):
         if _ref_name(node) in aliases.toggles:
             return True
-        if isinstance(node, nodes.Mod) and isinstance(node.right, nodes.Const) and node.right.value == 2 \
-                and _is_position(node.left, aliases):
+        if (
+            isinstance(node, nodes.Mod)
+            and isinstance(node.right, nodes.Const)
+            and node.right.value == 2
+            and _is_position(node.left, aliases)
+        ):
             return True
-        if isinstance(node, nodes.Test) and node.name in ("even", "odd", "divisibleby") \
-                and _is_position(node.node, aliases):
+        if (
+            isinstance(node, nodes.Test)
+            and node.name in ("even", "odd", "divisibleby")
+            and _is_position(node.node, aliases)
+        ):
             return True
         if _is_loop_method(node, "cycle") and len(node.args) >= 2:  # type: ignore[attr-defined]
             return True
@@ -491,8 +570,13 @@ def _has_parity(test: nodes.Node, aliases: _Aliases) -> bool:
 
 def _is_loop_method(node: nodes.Node, method: str) -> bool:
     """A call of the loop object's ``method`` (``loop.cycle(...)``, ``loop.changed(...)``)."""
-    return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr == method
-            and isinstance(node.node.node, nodes.Name) and node.node.node.name == "loop")
+    return (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Getattr)
+        and node.node.attr == method
+        and isinstance(node.node.node, nodes.Name)
+        and node.node.node.name == "loop"
+    )
 
 
 def _compares_two_roles(test: nodes.Node, aliases: _Aliases) -> bool:
@@ -516,7 +600,9 @@ def _mentions_tools(test: nodes.Node, aliases: _Aliases) -> bool:
     if _role_constants(test, aliases) & _TOOL_ROLES:
         return True
     for node in iter_nodes(test):
-        if _field_key(node) in _TOOL_KEYS or (isinstance(node, nodes.Name) and node.name in ("tools", "tool", "tool_call")):
+        if _field_key(node) in _TOOL_KEYS or (
+            isinstance(node, nodes.Name) and node.name in ("tools", "tool", "tool_call")
+        ):
             return True
         if isinstance(node, nodes.Const) and node.value in ("tool_calls", "tool_call_id"):
             return True
@@ -536,8 +622,10 @@ def _mentions_content_type(test: nodes.Node, aliases: _Aliases) -> bool:
 
 def _refuses_roles(test: nodes.Node) -> bool:
     """``role not in [...]`` / ``role != '...'``: a test that is true for unexpected roles."""
-    return any(isinstance(node, nodes.Compare) and any(op.op in ("notin", "ne") for op in node.ops)
-               for node in iter_nodes(test))
+    return any(
+        isinstance(node, nodes.Compare) and any(op.op in ("notin", "ne") for op in node.ops)
+        for node in iter_nodes(test)
+    )
 
 
 def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, aliases: _Aliases) -> CheckClass:
@@ -552,7 +640,8 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
     """
     pinned = _pinned_roles(conditions, aliases)
     if not (pinned and pinned <= _TOOL_ROLES) and (
-            _is_alternation([test for test, _ in conditions], aliases) or _set_by_alternation(conditions, aliases)):
+        _is_alternation([test for test, _ in conditions], aliases) or _set_by_alternation(conditions, aliases)
+    ):
         return "alternation"
     for test, negated in reversed(conditions):  # innermost first
         roles = _role_constants(test, aliases)
@@ -571,8 +660,9 @@ def _classify(conditions: tuple[tuple[nodes.Node, bool], ...], message: str, ali
 
 
 def _is_alternation(tests: list[nodes.Node], aliases: _Aliases) -> bool:
-    return (any(_has_parity(test, aliases) for test in tests) and any(_mentions_role(test, aliases) for test in tests)) \
-        or any(_compares_two_roles(test, aliases) for test in tests)
+    return (
+        any(_has_parity(test, aliases) for test in tests) and any(_mentions_role(test, aliases) for test in tests)
+    ) or any(_compares_two_roles(test, aliases) for test in tests)
 
 
 def _pinned_roles(conditions: tuple[tuple[nodes.Node, bool], ...], aliases: _Aliases) -> set[str]:
@@ -584,8 +674,11 @@ def _pinned_roles(conditions: tuple[tuple[nodes.Node, bool], ...], aliases: _Ali
         for leaf in _and_leaves(test):
             if isinstance(leaf, nodes.Compare) and len(leaf.ops) == 1 and leaf.ops[0].op in ("eq", "in"):
                 left, right = leaf.expr, leaf.ops[0].expr
-                roles = constant_strings(right) if _is_role(left, aliases) else (
-                    constant_strings(left) if leaf.ops[0].op == "eq" and _is_role(right, aliases) else set())
+                roles = (
+                    constant_strings(right)
+                    if _is_role(left, aliases)
+                    else (constant_strings(left) if leaf.ops[0].op == "eq" and _is_role(right, aliases) else set())
+                )
                 if roles:
                     allowed = roles if allowed is None else allowed & roles
     return allowed or set()
@@ -618,8 +711,14 @@ class _Plan(NamedTuple):
     others: tuple[CheckClass, ...] = ()
 
 
-def _plan(node: nodes.Node, span: Span | None, context: tuple[tuple[nodes.Node, bool], ...], message: str,
-          aliases: _Aliases, source: str) -> _Plan:
+def _plan(
+    node: nodes.Node,
+    span: Span | None,
+    context: tuple[tuple[nodes.Node, bool], ...],
+    message: str,
+    aliases: _Aliases,
+    source: str,
+) -> _Plan:
     """Split ``node`` (an innermost condition, under the outer ``context``) at ``or``/``and``.
 
     An ``or`` whose operands are partly alternation checks, partly other checks, keeps the
@@ -632,14 +731,18 @@ def _plan(node: nodes.Node, span: Span | None, context: tuple[tuple[nodes.Node, 
         plans = [_plan(operand, piece, context, message, aliases, source) for operand, piece in disjuncts]
         if all(plan.whole for plan in plans):
             return _Plan(True)
-        parts = tuple(part for (_, piece), plan in zip(disjuncts, plans)
-                      for part in ((piece,) if plan.whole else plan.parts))
+        parts = tuple(
+            part for (_, piece), plan in zip(disjuncts, plans) for part in ((piece,) if plan.whole else plan.parts)
+        )
         return _Plan(False, parts, tuple(other for plan in plans for other in plan.others))
     if isinstance(node, nodes.And) and _is_role_structure((*context, (node, False)), aliases):
         operands = _operands(node, span, source)
         plain = tuple((operand, False) for operand, _ in operands if not isinstance(operand, (nodes.And, nodes.Or)))
-        plans = [_plan(operand, piece, (*context, *plain), message, aliases, source)
-                 for operand, piece in operands if isinstance(operand, (nodes.And, nodes.Or))]
+        plans = [
+            _plan(operand, piece, (*context, *plain), message, aliases, source)
+            for operand, piece in operands
+            if isinstance(operand, (nodes.And, nodes.Or))
+        ]
         parts = tuple(part for plan in plans if not plan.whole for part in plan.parts)
         return _Plan(False, parts, tuple(other for plan in plans for other in plan.others)) if parts else _Plan(True)
     if _is_role_structure((*context, (node, False)), aliases):
@@ -692,6 +795,7 @@ def _tie_break(message: str) -> CheckClass:
 
 # --- the walk ------------------------------------------------------------------------------
 
+
 class _Condition(NamedTuple):
     """A test on the way to a site: ``negated`` when the site is on its false side; ``owner`` is the
     id of the ``If`` (or ``CondExpr``) node the test belongs to."""
@@ -727,8 +831,7 @@ class _SiteWalker(NodeVisitor):
         self.parsed = parsed
         self.aliases = aliases
         self.sites: list[RaiseSite] = []
-        self.elif_nodes = {id(branch) for node in parsed.nodes if isinstance(node, nodes.If)
-                           for branch in node.elif_}
+        self.elif_nodes = {id(branch) for node in parsed.nodes if isinstance(node, nodes.If) for branch in node.elif_}
 
     def visit_For(self, node: nodes.For, path: _Path) -> None:
         inner = path._replace(loops=(*path.loops, node))
@@ -753,16 +856,21 @@ class _SiteWalker(NodeVisitor):
                 self.visit(child, _Path(conditions, path.loops, _Branch(branch, "body", branch.body), path.macro))
             earlier = (*earlier, _Condition(branch.test, True, id(branch)))
         for child in node.else_:
-            self.visit(child, _Path((*path.conditions, *earlier), path.loops, _Branch(branches[-1], "else", node.else_),
-                                    path.macro))
+            self.visit(
+                child,
+                _Path((*path.conditions, *earlier), path.loops, _Branch(branches[-1], "else", node.else_), path.macro),
+            )
 
     def visit_CondExpr(self, node: nodes.CondExpr, path: _Path) -> None:
         self.visit(node.test, path)
-        self.visit(node.expr1, _Path((*path.conditions, _Condition(node.test, False, id(node))), path.loops, None,
-                                     path.macro))
+        self.visit(
+            node.expr1, _Path((*path.conditions, _Condition(node.test, False, id(node))), path.loops, None, path.macro)
+        )
         if node.expr2 is not None:
-            self.visit(node.expr2, _Path((*path.conditions, _Condition(node.test, True, id(node))), path.loops, None,
-                                         path.macro))
+            self.visit(
+                node.expr2,
+                _Path((*path.conditions, _Condition(node.test, True, id(node))), path.loops, None, path.macro),
+            )
 
     def visit_Call(self, node: nodes.Call, path: _Path) -> None:
         if is_raise_call(node):
@@ -775,29 +883,43 @@ class _SiteWalker(NodeVisitor):
         span = parsed.raise_calls.get(id(call))
         line, column = parsed.position(span.start) if span else (call.lineno, 0)
         message, literal = _message_of(call, parsed)
-        check_class = _classify(tuple((condition.test, condition.negated) for condition in path.conditions), message,
-                                self.aliases)
+        check_class = _classify(
+            tuple((condition.test, condition.negated) for condition in path.conditions), message, self.aliases
+        )
         shared_with, operands = self._shared_checks(path, message) if check_class in ROLE_STRUCTURE else ((), ())
         guard = self._guard(path, call)
         if guard is not None and operands:
             guard = guard._replace(alternation_operands=operands)
-        self.sites.append(RaiseSite(
-            index=len(self.sites),
-            line=line,
-            column=column,
-            span=span,
-            call_text=span.text(parsed.source) if span else f"raise_exception({message!r})",
-            message=message,
-            message_is_literal=literal,
-            conditions=tuple(Condition(self._test_text(condition.test, condition.owner), condition.negated,
-                                       condition.test.lineno) for condition in path.conditions),
-            loops=tuple(Loop(expression_text(loop.target), expression_text(loop.iter),
-                             _is_message_list(loop.iter, self.aliases), loop.lineno) for loop in path.loops),
-            check_class=check_class,
-            guard=guard,
-            macro=path.macro,
-            shared_with=shared_with,
-        ))
+        self.sites.append(
+            RaiseSite(
+                index=len(self.sites),
+                line=line,
+                column=column,
+                span=span,
+                call_text=span.text(parsed.source) if span else f"raise_exception({message!r})",
+                message=message,
+                message_is_literal=literal,
+                conditions=tuple(
+                    Condition(
+                        self._test_text(condition.test, condition.owner), condition.negated, condition.test.lineno
+                    )
+                    for condition in path.conditions
+                ),
+                loops=tuple(
+                    Loop(
+                        expression_text(loop.target),
+                        expression_text(loop.iter),
+                        _is_message_list(loop.iter, self.aliases),
+                        loop.lineno,
+                    )
+                    for loop in path.loops
+                ),
+                check_class=check_class,
+                guard=guard,
+                macro=path.macro,
+                shared_with=shared_with,
+            )
+        )
 
     def _shared_checks(self, path: _Path, message: str) -> tuple[tuple[CheckClass, ...], tuple[Span, ...]]:
         """Other checks ``or``-ed into the innermost condition, and the alternation operands' spans."""
@@ -837,9 +959,34 @@ class _SiteWalker(NodeVisitor):
 
 
 # Calls known to have no effects: builtins, loop.cycle, string and mapping methods.
-_PURE_CALLS = frozenset({"range", "namespace", "dict", "cycle", "startswith", "endswith", "strip", "lstrip",
-                         "rstrip", "split", "rsplit", "lower", "upper", "title", "capitalize", "replace", "items",
-                         "keys", "values", "get", "find", "count", "join", "format"})
+_PURE_CALLS = frozenset(
+    {
+        "range",
+        "namespace",
+        "dict",
+        "cycle",
+        "startswith",
+        "endswith",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "split",
+        "rsplit",
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "replace",
+        "items",
+        "keys",
+        "values",
+        "get",
+        "find",
+        "count",
+        "join",
+        "format",
+    }
+)
 
 
 def _has_effects(test: nodes.Node) -> bool:
@@ -902,8 +1049,12 @@ def message_fields(parsed: ParsedTemplate) -> frozenset[str] | None:
 
 
 def _is_neighbour(node: nodes.Node) -> bool:
-    return (isinstance(node, nodes.Getattr) and node.attr in ("previtem", "nextitem")
-            and isinstance(node.node, nodes.Name) and node.node.name == "loop")
+    return (
+        isinstance(node, nodes.Getattr)
+        and node.attr in ("previtem", "nextitem")
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "loop"
+    )
 
 
 def _message_read(node: nodes.Node, parent: nodes.Node | None, parents: dict[int, nodes.Node]) -> set[str] | None:
@@ -920,7 +1071,8 @@ def _message_read(node: nodes.Node, parent: nodes.Node | None, parents: dict[int
     if isinstance(parent, nodes.Test) and parent.node is node and parent.name in ("defined", "undefined", "none"):
         return set()
     if isinstance(parent, (nodes.Assign, nodes.For, nodes.Keyword)) or (
-            isinstance(parent, nodes.Call) and node is not parent.node):
+        isinstance(parent, nodes.Call) and node is not parent.node
+    ):
         return set()  # bound to a name or a macro parameter: its reads are followed through the alias
     if isinstance(parent, nodes.Operand) and parent.op in ("in", "notin"):
         compare = parents.get(id(parent))  # 'key' in message: whether it has the key
@@ -943,8 +1095,11 @@ def _list_read(node: nodes.Node, parents: dict[int, nodes.Node]) -> set[str] | N
             continue
         if isinstance(parent, nodes.Filter) and parent.node is node and parent.name in _ATTRIBUTE_FILTERS:
             names = [*parent.args[:1], *(keyword.value for keyword in parent.kwargs if keyword.key == "attribute")]
-            named = {name.value.split(".")[0] for name in names
-                     if isinstance(name, nodes.Const) and isinstance(name.value, str)}
+            named = {
+                name.value.split(".")[0]
+                for name in names
+                if isinstance(name, nodes.Const) and isinstance(name.value, str)
+            }
             if not named:
                 return None
             keys |= named
@@ -960,25 +1115,45 @@ def _list_read(node: nodes.Node, parents: dict[int, nodes.Node]) -> set[str] | N
         return keys if parent.name in _LIST_SAFE_FILTERS else None
     if isinstance(parent, nodes.Getitem) and parent.node is node:
         return keys  # one message: its reads are found where it stands
-    if isinstance(parent, (nodes.For, nodes.Assign, nodes.Keyword, nodes.Test, nodes.Not, nodes.And, nodes.Or,
-                           nodes.If, nodes.CondExpr, nodes.Operand, nodes.Compare)) or isinstance(parent, nodes.Call):
+    if isinstance(
+        parent,
+        (
+            nodes.For,
+            nodes.Assign,
+            nodes.Keyword,
+            nodes.Test,
+            nodes.Not,
+            nodes.And,
+            nodes.Or,
+            nodes.If,
+            nodes.CondExpr,
+            nodes.Operand,
+            nodes.Compare,
+        ),
+    ) or isinstance(parent, nodes.Call):
         return keys
     return None
 
 
 # --- static facts rules and probes read ----------------------------------------------------
 
+
 def uses_name(parsed: ParsedTemplate, name: str) -> nodes.Name | None:
     """The first place ``parsed`` reads the variable ``name``."""
-    return next((node for node in parsed.nodes
-                 if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"), None)
+    return next(
+        (node for node in parsed.nodes if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load"),
+        None,
+    )
 
 
 def random_sources(parsed: ParsedTemplate) -> tuple[nodes.Filter | nodes.Name, ...]:
     """The places whose output differs from one render to the next: the ``random`` filter, ``lipsum``."""
-    return tuple(node for node in parsed.nodes
-                 if (isinstance(node, nodes.Filter) and node.name == "random")
-                 or (isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load"))
+    return tuple(
+        node
+        for node in parsed.nodes
+        if (isinstance(node, nodes.Filter) and node.name == "random")
+        or (isinstance(node, nodes.Name) and node.name == "lipsum" and node.ctx == "load")
+    )
 
 
 @lru_cache(maxsize=8)
@@ -993,11 +1168,17 @@ def content_triggers(parsed: ParsedTemplate) -> tuple[str, ...]:
     ``content.startswith('...')``): candidates for content-triggered text."""
     found: dict[str, None] = {}
     for node in parsed.nodes:
-        if (isinstance(node, nodes.Compare) and isinstance(node.expr, nodes.Const)
-                and any(operand.op in ("in", "notin") for operand in node.ops)):
+        if (
+            isinstance(node, nodes.Compare)
+            and isinstance(node.expr, nodes.Const)
+            and any(operand.op in ("in", "notin") for operand in node.ops)
+        ):
             found.update(dict.fromkeys(constant_strings(node.expr)))
-        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr)
-              and node.node.attr in ("startswith", "endswith", "find", "count")):
+        elif (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Getattr)
+            and node.node.attr in ("startswith", "endswith", "find", "count")
+        ):
             for argument in node.args:
                 found.update(dict.fromkeys(constant_strings(argument)))
     return tuple(text for text in found if len(text.strip()) >= 3)[:16]

@@ -27,12 +27,16 @@ class Case(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The case as plain JSON data (a copy)."""
-        return json.loads(json.dumps({
-            "messages": list(self.messages),
-            "tools": list(self.tools) if self.tools is not None else None,
-            "add_generation_prompt": self.add_generation_prompt,
-            "kwargs": dict(self.kwargs),
-        }))
+        return json.loads(
+            json.dumps(
+                {
+                    "messages": list(self.messages),
+                    "tools": list(self.tools) if self.tools is not None else None,
+                    "add_generation_prompt": self.add_generation_prompt,
+                    "kwargs": dict(self.kwargs),
+                }
+            )
+        )
 
     def to_json(self) -> str:
         """The replay file: JSON with one message per line (``messages`` first)."""
@@ -45,17 +49,25 @@ class Case(NamedTuple):
         from .errors import MalformedFileError
 
         case = {"messages": data} if isinstance(data, list) else data
-        if not isinstance(case, dict) or not isinstance(case.get("messages"), list) or not all(
-                isinstance(message, dict) for message in case["messages"]):
-            raise MalformedFileError(f"{origin}: expected a list of message objects or an object with a "
-                                     '"messages" list', path=origin)
+        if (
+            not isinstance(case, dict)
+            or not isinstance(case.get("messages"), list)
+            or not all(isinstance(message, dict) for message in case["messages"])
+        ):
+            raise MalformedFileError(
+                f'{origin}: expected a list of message objects or an object with a "messages" list', path=origin
+            )
         if not isinstance(case.get("kwargs", {}), dict):
             raise MalformedFileError(f'{origin}: "kwargs" must be an object', path=origin)
         tools = case.get("tools")
         if tools is not None and not isinstance(tools, list):
             raise MalformedFileError(f'{origin}: "tools" must be a list or null', path=origin)
-        return cls(tuple(case["messages"]), tuple(tools) if tools is not None else None,
-                   bool(case.get("add_generation_prompt", False)), case.get("kwargs", {}))
+        return cls(
+            tuple(case["messages"]),
+            tuple(tools) if tools is not None else None,
+            bool(case.get("add_generation_prompt", False)),
+            case.get("kwargs", {}),
+        )
 
     @classmethod
     def from_json(cls, text: str, origin: str = "case") -> Case:
@@ -67,8 +79,12 @@ class Case(NamedTuple):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise MalformedFileError(f"{origin}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}",
-                                     path=origin, line=error.lineno, column=error.colno) from None
+            raise MalformedFileError(
+                f"{origin}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}",
+                path=origin,
+                line=error.lineno,
+                column=error.colno,
+            ) from None
         except RecursionError:
             raise InputLimitError(f"{origin}: JSON nested too deeply") from None
         check_text(json.dumps(data, ensure_ascii=False), origin, "messages file")
@@ -97,12 +113,15 @@ def _json_lines(data: Mapping[str, Any]) -> str:
 
     lines = ["{", '  "messages": [']
     messages = list(data.get("messages", ()))
-    lines += [f"    {dumps(message)}{',' if index < len(messages) - 1 else ''}"
-              for index, message in enumerate(messages)]
+    lines += [
+        f"    {dumps(message)}{',' if index < len(messages) - 1 else ''}" for index, message in enumerate(messages)
+    ]
     rest = [(key, value) for key, value in data.items() if key != "messages"]
     lines.append("  ]" + ("," if rest else ""))
-    lines += [f"  {dumps(key)}: {dumps(value)}{',' if index < len(rest) - 1 else ''}"
-              for index, (key, value) in enumerate(rest)]
+    lines += [
+        f"  {dumps(key)}: {dumps(value)}{',' if index < len(rest) - 1 else ''}"
+        for index, (key, value) in enumerate(rest)
+    ]
     return "\n".join([*lines, "}"])
 
 

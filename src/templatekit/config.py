@@ -30,8 +30,7 @@ from .findings import Finding, Severity
 if TYPE_CHECKING:
     from .syntax import Span
 
-__all__ = ["Config", "Suppression", "load_config", "suppressions", "apply_suppressions",
-           "DEFAULT_FAIL_ON"]
+__all__ = ["Config", "Suppression", "load_config", "suppressions", "apply_suppressions", "DEFAULT_FAIL_ON"]
 
 DEFAULT_FAIL_ON = Severity.WARNING
 _SUPPRESSION = re.compile(r"^\s*templatekit:\s*ignore\[(?P<codes>[^\]]*)\](?P<rest>.*)$", re.DOTALL)
@@ -82,20 +81,26 @@ def _templatekit_table(pyproject: Path) -> dict[str, Any] | None:
 def _config_from(table: dict[str, Any], pyproject: Path) -> Config:
     unknown = sorted(set(table) - _KEYS)
     if unknown:
-        raise ConfigError(f"{pyproject}: unknown [tool.templatekit] key(s): {', '.join(unknown)} "
-                          f"(expected {', '.join(sorted(_KEYS))})", path=str(pyproject))
+        raise ConfigError(
+            f"{pyproject}: unknown [tool.templatekit] key(s): {', '.join(unknown)} "
+            f"(expected {', '.join(sorted(_KEYS))})",
+            path=str(pyproject),
+        )
     select = table.get("select")
     ignore = table.get("ignore", [])
     for key, value in (("select", select), ("ignore", ignore)):
         if value is not None and not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
-            raise ConfigError(f"{pyproject}: [tool.templatekit] {key} must be a list of rule codes or names",
-                              path=str(pyproject))
+            raise ConfigError(
+                f"{pyproject}: [tool.templatekit] {key} must be a list of rule codes or names", path=str(pyproject)
+            )
     fail_on = table.get("fail-on", DEFAULT_FAIL_ON.value)
     try:
         severity = Severity(fail_on)
     except ValueError:
-        raise ConfigError(f"{pyproject}: [tool.templatekit] fail-on must be one of error, warning, info; "
-                          f"found {fail_on!r}", path=str(pyproject)) from None
+        raise ConfigError(
+            f"{pyproject}: [tool.templatekit] fail-on must be one of error, warning, info; found {fail_on!r}",
+            path=str(pyproject),
+        ) from None
     return Config(tuple(select) if select is not None else None, tuple(ignore), severity, pyproject)
 
 
@@ -126,16 +131,28 @@ def suppressions(source: str) -> tuple[Suppression, ...]:
             continue
         selectors = tuple(item.strip() for item in match.group("codes").split(",") if item.strip())
         reason = _REASON.match(match.group("rest"))
-        found.append(Suppression(selectors, reason.group("reason") if reason else None, tag.span,
-                                 line_column(source, tag.span.start)[0], line_column(source, tag.span.end)[0]))
+        found.append(
+            Suppression(
+                selectors,
+                reason.group("reason") if reason else None,
+                tag.span,
+                line_column(source, tag.span.start)[0],
+                line_column(source, tag.span.end)[0],
+            )
+        )
     return tuple(found)
 
 
 def apply_suppressions(findings: Iterable[Finding], comments: Sequence[Suppression]) -> list[Finding]:
     """``findings`` without those a suppression comment covers (by code or rule name)."""
+
     def suppressed(finding: Finding) -> bool:
-        return any(comment.covers(finding.line) and any(
-            selector.upper() == finding.code or selector.lower() == finding.name for selector in comment.selectors)
-            for comment in comments)
+        return any(
+            comment.covers(finding.line)
+            and any(
+                selector.upper() == finding.code or selector.lower() == finding.name for selector in comment.selectors
+            )
+            for comment in comments
+        )
 
     return [finding for finding in findings if not suppressed(finding)]

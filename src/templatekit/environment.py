@@ -80,8 +80,9 @@ DEFAULT_PROFILE: Profile = "transformers<5.23"
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 """The message fields clients carry an answer's reasoning in, in the order transformers reads them."""
 _DOCUMENTS_ERROR = "Documents should be a list of dicts with 'title' and 'text' keys!"
-_TOOLS_ERROR = ("Tools should be JSON schemas (dicts); convert a Python function first with "
-                "transformers.utils.get_json_schema.")
+_TOOLS_ERROR = (
+    "Tools should be JSON schemas (dicts); convert a Python function first with transformers.utils.get_json_schema."
+)
 _environments_lock = threading.Lock()
 _clock: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("templatekit_clock", default=None)
 # jinja2 releases before 3.1.6 have known sandbox escapes (CVE-2024-56201, CVE-2024-56326, CVE-2025-27516).
@@ -136,7 +137,8 @@ class _Meter:
 _BUILTIN_METHOD = type("".join)
 _meter: contextvars.ContextVar[_Meter | None] = contextvars.ContextVar("templatekit_meter", default=None)
 _command_deadline: contextvars.ContextVar[tuple[float, float, str] | None] = contextvars.ContextVar(
-    "templatekit_command_deadline", default=None)
+    "templatekit_command_deadline", default=None
+)
 
 
 class TemplateRaise(jinja2.exceptions.TemplateError):
@@ -165,10 +167,14 @@ def _raise_exception(message: Any) -> None:
     raise TemplateRaise(message)
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | str | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | str | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
 def _strftime_now(format: str) -> str:
@@ -305,18 +311,25 @@ def _after_the_call(*_: Any, **__: Any) -> int:
 _FILTER_SIZES: dict[str, Callable[..., int]] = {
     "join": lambda value, d="", *_, **__: _joined_length(value, d),
     "replace": lambda value, old="", new="", count=None, *_, **__: _replaced_length(
-        value, old, new, -1 if count is None else count),
+        value, old, new, -1 if count is None else count
+    ),
     "center": _width,
-    "indent": lambda value, width=4, *_, **__: (width if isinstance(width, int) else len(width)
-                                                if isinstance(width, str) else 0) * max(1, str(value).count("\n")),
+    "indent": lambda value, width=4, *_, **__: (
+        (width if isinstance(width, int) else len(width) if isinstance(width, str) else 0)
+        * max(1, str(value).count("\n"))
+    ),
     "wordwrap": lambda value, width=79, long_words=True, wrapstring=None, *_, **__: (
-        len(str(value)) * len(wrapstring) if isinstance(wrapstring, str) else 0),
+        len(str(value)) * len(wrapstring) if isinstance(wrapstring, str) else 0
+    ),
     "format": _after_the_call,  # its widths are checked by _check_format
     "tojson": lambda value, ensure_ascii=False, indent=None, *_, **__: _width(value, indent),
 }
 # str methods that can build large strings -> the size of their result (checked before the call).
 _METHOD_SIZES: dict[str, Callable[..., int]] = {
-    "center": _width, "ljust": _width, "rjust": _width, "zfill": _width,
+    "center": _width,
+    "ljust": _width,
+    "rjust": _width,
+    "zfill": _width,
     "expandtabs": lambda text, tabsize=8, *_, **__: len(text) * tabsize if isinstance(tabsize, int) else 0,
     "replace": _replaced_length,
     "join": lambda separator, items=(), *_, **__: _joined_length(items, separator),
@@ -343,7 +356,7 @@ def _budgeted_filter(name: str, function: Callable[..., Any]) -> Callable[..., A
             meter.tick()
             meter.size(_predict(predict, *args[skip:], **kwargs))
             if name == "format" and len(args) > skip:
-                _check_format(meter, args[skip], tuple(args[skip + 1:]))
+                _check_format(meter, args[skip], tuple(args[skip + 1 :]))
         result = function(*args, **kwargs)
         if meter is not None and isinstance(result, _SEQUENCES):
             meter.spend(_size(result))
@@ -422,8 +435,13 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
                 _check_format(meter, left, right)
         return _check_size(self.binop_table[operator](left, right))
 
-    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any,  # noqa: N805 - jinja's signature
-             **kwargs: Any) -> Any:
+    def call(
+        __self,
+        __context: jinja2.runtime.Context,
+        __obj: Any,
+        *args: Any,  # noqa: N805 - jinja's signature
+        **kwargs: Any,
+    ) -> Any:
         meter = _meter.get()
         if meter is not None:
             meter.tick()
@@ -435,8 +453,10 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
                 longest = args[3] if len(args) > 3 else kwargs.get("max", 100)
                 if isinstance(words, int) and isinstance(longest, int):
                     meter.size(words * longest * 8)
-            elif getattr(__obj, "__name__", None) in ("format", "format_map") and getattr(
-                    __obj, "__wrapped__", None) is not None:  # the sandbox's wrapper of str.format
+            elif (
+                getattr(__obj, "__name__", None) in ("format", "format_map")
+                and getattr(__obj, "__wrapped__", None) is not None
+            ):  # the sandbox's wrapper of str.format
                 _check_format(meter, getattr(__obj.__wrapped__, "__self__", None), (*args, *kwargs.values()))
         result = super().call(__context, __obj, *args, **kwargs)
         if meter is not None and isinstance(result, _SEQUENCES):
@@ -463,9 +483,11 @@ def _budgeted_concat(chunks: Iterator[str]) -> str:
 def _check_jinja2() -> None:
     version = tuple(int(part) for part in re.findall(r"\d+", jinja2.__version__)[:3])
     if version < MIN_JINJA2:
-        raise UnsafeJinjaError(f"jinja2 {jinja2.__version__} has known sandbox escapes (CVE-2024-56201, "
-                               f"CVE-2024-56326, CVE-2025-27516); refusing to render: install jinja2>="
-                               f"{'.'.join(map(str, MIN_JINJA2))}")
+        raise UnsafeJinjaError(
+            f"jinja2 {jinja2.__version__} has known sandbox escapes (CVE-2024-56201, "
+            f"CVE-2024-56326, CVE-2025-27516); refusing to render: install jinja2>="
+            f"{'.'.join(map(str, MIN_JINJA2))}"
+        )
 
 
 def make_environment(profile: Profile = DEFAULT_PROFILE) -> ImmutableSandboxedEnvironment:
@@ -515,8 +537,10 @@ def _compile(source: str, profile: Profile) -> jinja2.Template:
     try:
         return make_environment(profile).from_string(source)
     except (RecursionError, MemoryError):
-        raise InputLimitError("the template is nested too deeply for jinja2 to parse or compile (Python's "
-                              "recursion limit; servers fail on it too)") from None
+        raise InputLimitError(
+            "the template is nested too deeply for jinja2 to parse or compile (Python's "
+            "recursion limit; servers fail on it too)"
+        ) from None
 
 
 compile_template.cache_info = _compile.cache_info  # type: ignore[attr-defined]
@@ -565,14 +589,21 @@ def render(
     variables: dict[str, Any] = {**(special_tokens or {}), **kwargs}
     chat: Any = messages
     if profile == "transformers>=5.23":
-        chat = _alias_reasoning_fields(_plain_data([
-            {key: value for key, value in message.items() if value is not None} for message in messages
-        ]))
+        chat = _alias_reasoning_fields(
+            _plain_data([{key: value for key, value in message.items() if value is not None} for message in messages])
+        )
         tools, documents, variables = _plain_data(tools), _plain_data(documents), _plain_data(variables)
     token = _clock.set(now) if now is not None else None
     try:
-        return render_compiled(compiled, budget, messages=chat, tools=tools, documents=documents,
-                               add_generation_prompt=add_generation_prompt, **variables)
+        return render_compiled(
+            compiled,
+            budget,
+            messages=chat,
+            tools=tools,
+            documents=documents,
+            add_generation_prompt=add_generation_prompt,
+            **variables,
+        )
     finally:
         if token is not None:
             _clock.reset(token)
@@ -640,8 +671,9 @@ def command_budget(seconds: float, what: str = "command") -> Iterator[None]:
     """
     deadline = time.monotonic() + seconds
     current = _command_deadline.get()
-    token = _command_deadline.set(current if current is not None and current[0] <= deadline
-                                  else (deadline, seconds, what))
+    token = _command_deadline.set(
+        current if current is not None and current[0] <= deadline else (deadline, seconds, what)
+    )
     try:
         yield
     finally:

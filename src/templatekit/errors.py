@@ -34,8 +34,7 @@ class _SourceReferenceError(SourceError):
 class SourceNotFoundError(_SourceReferenceError, FileNotFoundError):
     """A repository, revision, file or path does not exist."""
 
-    def __init__(self, message: str, *, source: str, revision: str | None = None,
-                 filename: str | None = None) -> None:
+    def __init__(self, message: str, *, source: str, revision: str | None = None, filename: str | None = None) -> None:
         super().__init__(message, source=source)
         self.revision = revision
         self.filename = filename
@@ -52,8 +51,7 @@ class OfflineError(_SourceReferenceError, ConnectionError):
 class MalformedFileError(SourceError, ValueError):
     """A JSON or GGUF file could not be decoded, or does not have the expected shape."""
 
-    def __init__(self, message: str, *, path: str, line: int | None = None,
-                 column: int | None = None) -> None:
+    def __init__(self, message: str, *, path: str, line: int | None = None, column: int | None = None) -> None:
         super().__init__(message)
         self.path = path
         self.line = line

@@ -18,16 +18,42 @@ from .syntax import ParsedTemplate
 __all__ = ["Escape", "find_escapes", "blocks_rendering"]
 
 # Attributes the Python object model uses to reach frames, code, globals and builtins.
-_INTROSPECTION = frozenset({
-    "mro", "func_globals", "func_code", "func_closure", "gi_frame", "gi_code", "cr_frame", "cr_code",
-    "ag_frame", "ag_code", "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "tb_frame", "tb_next",
-    "im_func", "im_self", "im_class",
-})
+_INTROSPECTION = frozenset(
+    {
+        "mro",
+        "func_globals",
+        "func_code",
+        "func_closure",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "cr_code",
+        "ag_frame",
+        "ag_code",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_back",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "im_func",
+        "im_self",
+        "im_class",
+    }
+)
 # Filters whose arguments name attributes: name -> (positional index, keyword) of that argument.
 _ATTRIBUTE_FILTERS = {
-    "attr": (0, None), "map": (None, "attribute"), "selectattr": (0, None), "rejectattr": (0, None),
-    "sort": (None, "attribute"), "groupby": (0, "attribute"), "sum": (None, "attribute"),
-    "unique": (None, "attribute"), "min": (None, "attribute"), "max": (None, "attribute"),
+    "attr": (0, None),
+    "map": (None, "attribute"),
+    "selectattr": (0, None),
+    "rejectattr": (0, None),
+    "sort": (None, "attribute"),
+    "groupby": (0, "attribute"),
+    "sum": (None, "attribute"),
+    "unique": (None, "attribute"),
+    "min": (None, "attribute"),
+    "max": (None, "attribute"),
 }
 _DUNDER = re.compile(r"__[A-Za-z]\w*__")
 
@@ -73,8 +99,12 @@ def _escapes_in(node: nodes.Node) -> Iterator[Escape]:
         yield Escape(node.lineno, node.attr, f"reads the attribute {node.attr!r}", True)
     elif isinstance(node, nodes.NSRef) and _unsafe_name(node.attr):
         yield Escape(node.lineno, node.attr, f"sets the attribute {node.attr!r} of a namespace", True)
-    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) \
-            and _unsafe_name(node.arg.value):
+    elif (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+        and _unsafe_name(node.arg.value)
+    ):
         yield Escape(node.lineno, node.arg.value, f"reads the attribute {node.arg.value!r} by subscript", True)
     elif isinstance(node, nodes.Const):
         for text in _strings_in(node.value):  # also inside lists the parser folded into one constant
@@ -85,39 +115,85 @@ def _escapes_in(node: nodes.Node) -> Iterator[Escape]:
     elif isinstance(node, _BUILDERS) or _is_string_method_call(node):
         built = _constant_value(node)
         if isinstance(built, str) and _DUNDER.search(built):
-            yield Escape(node.lineno, _first_string(node) or "",
-                         f"builds the name {_DUNDER.search(built).group()!r} from constants", True)
-    if isinstance(node, nodes.Getitem) and _builds_string(node.arg) and _first_string(node.arg) is not None \
-            and _constant_value(node.arg) is _UNKNOWN:
-        yield Escape(node.lineno, _first_string(node.arg) or "[", "reads an item or attribute whose name is a "
-                     "string computed at render time", False)
-    if isinstance(node, nodes.Filter) and node.name in ("map", "select", "reject", "selectattr", "rejectattr") \
-            and node.args and isinstance(node.args[0], nodes.Const) and node.args[0].value == "attr":
+            yield Escape(
+                node.lineno,
+                _first_string(node) or "",
+                f"builds the name {_DUNDER.search(built).group()!r} from constants",
+                True,
+            )
+    if (
+        isinstance(node, nodes.Getitem)
+        and _builds_string(node.arg)
+        and _first_string(node.arg) is not None
+        and _constant_value(node.arg) is _UNKNOWN
+    ):
+        yield Escape(
+            node.lineno,
+            _first_string(node.arg) or "[",
+            "reads an item or attribute whose name is a string computed at render time",
+            False,
+        )
+    if (
+        isinstance(node, nodes.Filter)
+        and node.name in ("map", "select", "reject", "selectattr", "rejectattr")
+        and node.args
+        and isinstance(node.args[0], nodes.Const)
+        and node.args[0].value == "attr"
+    ):
         # map('attr', NAME): the attribute filter applied to every item
         argument = node.args[1] if len(node.args) > 1 else None
         if argument is not None and not isinstance(argument, nodes.Const):
-            yield Escape(node.lineno, node.name, f"passes an attribute name computed at render time to "
-                         f"{node.name}('attr', ...)", False)
+            yield Escape(
+                node.lineno,
+                node.name,
+                f"passes an attribute name computed at render time to {node.name}('attr', ...)",
+                False,
+            )
         elif argument is not None and isinstance(argument.value, str) and _unsafe_name(argument.value):
-            yield Escape(node.lineno, argument.value, f"reads the attribute {argument.value!r} through "
-                         f"{node.name}('attr', ...)", True)
+            yield Escape(
+                node.lineno,
+                argument.value,
+                f"reads the attribute {argument.value!r} through {node.name}('attr', ...)",
+                True,
+            )
     if isinstance(node, nodes.Filter) and node.name in _ATTRIBUTE_FILTERS:
         argument = _attribute_argument(node)
         if argument is None or (not isinstance(argument, nodes.Const) and _constant_value(argument) is not _UNKNOWN):
             return  # constants (and chains of them) are checked where they occur
         if isinstance(argument, nodes.Const):
             if isinstance(argument.value, str) and _unsafe_name(argument.value):
-                yield Escape(node.lineno, argument.value,
-                             f"reads the attribute {argument.value!r} through the {node.name!r} filter", True)
+                yield Escape(
+                    node.lineno,
+                    argument.value,
+                    f"reads the attribute {argument.value!r} through the {node.name!r} filter",
+                    True,
+                )
         else:
-            yield Escape(node.lineno, node.name,
-                         f"passes an attribute name computed at render time to the {node.name!r} filter", False)
+            yield Escape(
+                node.lineno,
+                node.name,
+                f"passes an attribute name computed at render time to the {node.name!r} filter",
+                False,
+            )
 
 
 _UNKNOWN = object()
 _BUILDERS = (nodes.Concat, nodes.Add, nodes.Mul, nodes.Mod, nodes.Filter, nodes.List, nodes.Tuple)
-_STRING_FILTERS = ("join", "format", "replace", "lower", "upper", "string", "first", "last", "reverse", "list",
-                   "trim", "title", "capitalize")
+_STRING_FILTERS = (
+    "join",
+    "format",
+    "replace",
+    "lower",
+    "upper",
+    "string",
+    "first",
+    "last",
+    "reverse",
+    "list",
+    "trim",
+    "title",
+    "capitalize",
+)
 _STRING_METHODS = ("format", "join", "replace", "lower", "upper", "strip", "lstrip", "rstrip", "title")
 _MAX_BUILT = 10_000  # constant strings longer than this are not built (they are not names)
 
@@ -134,13 +210,15 @@ def _strings_in(value: object) -> Iterator[str]:
 
 
 def _is_string_method_call(node: nodes.Node) -> bool:
-    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) \
-        and node.node.attr in _STRING_METHODS
+    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr in _STRING_METHODS
 
 
 def _builds_string(node: nodes.Node) -> bool:
-    return isinstance(node, (nodes.Concat, nodes.Add, nodes.Mul, nodes.Mod)) or _is_string_method_call(node) \
+    return (
+        isinstance(node, (nodes.Concat, nodes.Add, nodes.Mul, nodes.Mod))
+        or _is_string_method_call(node)
         or (isinstance(node, nodes.Filter) and node.name in _STRING_FILTERS)
+    )
 
 
 def _first_string(node: nodes.Node) -> str | None:
@@ -207,8 +285,14 @@ def _apply_filter(name: str, value: object, arguments: list[object]) -> object:
         return value[::-1]  # type: ignore[index]
     if name == "list":
         return list(value)  # type: ignore[call-overload]
-    method = {"lower": str.lower, "upper": str.upper, "string": str, "trim": str.strip, "title": str.title,
-              "capitalize": str.capitalize}[name]
+    method = {
+        "lower": str.lower,
+        "upper": str.upper,
+        "string": str,
+        "trim": str.strip,
+        "title": str.title,
+        "capitalize": str.capitalize,
+    }[name]
     return method(str(value))
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # --- choices ---------------------------------------------------------------------------------
 
+
 class Draw:
     """A source of choices.  Every choice shrinks toward its first option (index 0)."""
 
@@ -58,13 +59,66 @@ class RandomDraw(Draw):
 
 # --- text and content ------------------------------------------------------------------------
 
-_WORDS = ("hi", "hello", "ok", "thanks", "what", "is", "the", "weather", "in", "Paris", "please", "write",
-          "a", "short", "poem", "about", "cats", "sure", "here", "you", "go", "why", "not", "code", "three")
+_WORDS = (
+    "hi",
+    "hello",
+    "ok",
+    "thanks",
+    "what",
+    "is",
+    "the",
+    "weather",
+    "in",
+    "Paris",
+    "please",
+    "write",
+    "a",
+    "short",
+    "poem",
+    "about",
+    "cats",
+    "sure",
+    "here",
+    "you",
+    "go",
+    "why",
+    "not",
+    "code",
+    "three",
+)
 _WHITESPACE = (" ", "\n", "\n\n", "  ", "\t", " \n ")
-_UNICODE = ("héllo", "日本語のテキスト", "Привет", "مرحبا", "שלום", "🙂", "👩\u200d💻", "e\u0301", "straße",
-            "\u200b", "Ω≈ç√∫", "한국어", "\u00a0")
-_MARKUP = ("<start_of_turn>", "<|im_start|>", "<|im_end|>", "[INST]", "</s>", "<s>", "{{ messages }}",
-           "{% endif %}", "<think>", "</think>", "<tool_call>", '"quoted"', "back\\slash", "a\tb", "#}")
+_UNICODE = (
+    "héllo",
+    "日本語のテキスト",
+    "Привет",
+    "مرحبا",
+    "שלום",
+    "🙂",
+    "👩\u200d💻",
+    "e\u0301",
+    "straße",
+    "\u200b",
+    "Ω≈ç√∫",
+    "한국어",
+    "\u00a0",
+)
+_MARKUP = (
+    "<start_of_turn>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "[INST]",
+    "</s>",
+    "<s>",
+    "{{ messages }}",
+    "{% endif %}",
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    '"quoted"',
+    "back\\slash",
+    "a\tb",
+    "#}",
+)
 # plain words, empty, whitespace only, padded, unicode, multi-line, markup-like, long
 _TEXT_WEIGHTS = (50, 6, 6, 10, 9, 9, 6, 4)
 _CITIES = ("Paris", "Tokyo", "São Paulo", "New York")
@@ -88,8 +142,7 @@ def _text(draw: Draw) -> str:
     if kind == 3:
         return draw.pick(("", *_WHITESPACE)) + words + draw.pick(_WHITESPACE)
     if kind == 4:
-        return " ".join(draw.pick(_UNICODE) if draw.chance(60) else draw.pick(_WORDS)
-                        for _ in range(1 + draw.below(5)))
+        return " ".join(draw.pick(_UNICODE) if draw.chance(60) else draw.pick(_WORDS) for _ in range(1 + draw.below(5)))
     if kind == 5:
         return draw.pick(("\n", "\n\n")).join([words, *(_words(draw) for _ in range(1 + draw.below(3)))])
     if kind == 6:
@@ -124,7 +177,11 @@ def _content(draw: Draw, forms: Sequence[Form]) -> str | list[dict[str, Any]]:
 # --- tool calls ------------------------------------------------------------------------------
 
 _FUNCTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("get_weather", ("city",)), ("search", ("query", "limit")), ("get_time", ("timezone",)), ("run_code", ("code",)))
+    ("get_weather", ("city",)),
+    ("search", ("query", "limit")),
+    ("get_time", ("timezone",)),
+    ("run_code", ("code",)),
+)
 # The fields of :data:`templatekit.environment.REASONING_FIELDS` in the order an assistant message
 # draws them: the order is part of the seeded distribution (every verify seed's cases depend on it).
 REASONING_DRAW_ORDER = ("reasoning_content", "reasoning", "thinking")
@@ -151,7 +208,7 @@ def draw_tool_call(draw: Draw, number: int, arguments: Sequence[str]) -> dict[st
 
 
 def draw_tool_result(draw: Draw, call: Mapping[str, Any]) -> dict[str, Any]:
-    content = (json.dumps({"result": _words(draw, 3)}, ensure_ascii=False) if draw.chance(60) else _text(draw))
+    content = json.dumps({"result": _words(draw, 3)}, ensure_ascii=False) if draw.chance(60) else _text(draw)
     message = {"role": "tool", "tool_call_id": call["id"], "content": content}
     if draw.chance(30):
         message["name"] = call["function"]["name"]
@@ -160,13 +217,20 @@ def draw_tool_result(draw: Draw, call: Mapping[str, Any]) -> dict[str, Any]:
 
 def _tool_definition(name: str, params: Sequence[str]) -> dict[str, Any]:
     types = {"limit": "integer"}
-    return {"type": "function", "function": {
-        "name": name,
-        "description": f"{name.replace('_', ' ').capitalize()}.",
-        "parameters": {"type": "object",
-                       "properties": {param: {"type": types.get(param, "string"), "description": f"The {param}."}
-                                      for param in params},
-                       "required": list(params[:1])}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name.replace('_', ' ').capitalize()}.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    param: {"type": types.get(param, "string"), "description": f"The {param}."} for param in params
+                },
+                "required": list(params[:1]),
+            },
+        },
+    }
 
 
 def draw_tool_definitions(draw: Draw) -> list[dict[str, Any]]:
@@ -229,15 +293,24 @@ class Shape:
         def keep(forms: tuple[Form, ...]) -> tuple[Form, ...]:
             return tuple(form for form in forms if content == "both" or (form == "string") == (content == "string"))
 
-        forms = {step: keep(step_forms) if step[1] != "tool-exchange" else step_forms
-                 for step, step_forms in self.forms.items() if step[1] in units}
+        forms = {
+            step: keep(step_forms) if step[1] != "tool-exchange" else step_forms
+            for step, step_forms in self.forms.items()
+            if step[1] in units
+        }
         forms = {step: step_forms for step, step_forms in forms.items() if step_forms}
-        edges = {state: tuple(unit for unit in following if (state, unit) in forms)
-                 for state, following in self.edges.items()}
-        return replace(self, edges=edges, forms=forms,
-                       role_forms={role: keep(role_forms) for role, role_forms in self.role_forms.items()},
-                       accepting=frozenset(state for state in self.accepting if state[0] in units),
-                       tools=self.tools if tools or self.tools == "always" else "never")
+        edges = {
+            state: tuple(unit for unit in following if (state, unit) in forms)
+            for state, following in self.edges.items()
+        }
+        return replace(
+            self,
+            edges=edges,
+            forms=forms,
+            role_forms={role: keep(role_forms) for role, role_forms in self.role_forms.items()},
+            accepting=frozenset(state for state in self.accepting if state[0] in units),
+            tools=self.tools if tools or self.tools == "always" else "never",
+        )
 
 
 def _unit_allowed(unit: Unit, roles: Sequence[str], tools: bool) -> bool:
@@ -250,12 +323,20 @@ def default_shape() -> Shape:
     """Well-formed client histories: optional system/developer first, user and assistant turns
     alternating, tool exchanges after a user turn or another tool exchange."""
     following: Mapping[str, tuple[Unit, ...]] = {
-        "start": ("user", "system", "developer"), "system": ("user",), "developer": ("user",),
-        "user": ("assistant", "tool-exchange"), "assistant": ("user",),
-        "tool-exchange": ("assistant", "tool-exchange", "user")}
+        "start": ("user", "system", "developer"),
+        "system": ("user",),
+        "developer": ("user",),
+        "user": ("assistant", "tool-exchange"),
+        "assistant": ("user",),
+        "tool-exchange": ("assistant", "tool-exchange", "user"),
+    }
     role_forms: Mapping[str, tuple[Form, ...]] = {
-        "user": ALL_FORMS, "assistant": ("string", "parts"), "system": ("string", "parts"),
-        "developer": ("string", "parts"), "tool-exchange": ("string",)}
+        "user": ALL_FORMS,
+        "assistant": ("string", "parts"),
+        "system": ("string", "parts"),
+        "developer": ("string", "parts"),
+        "tool-exchange": ("string",),
+    }
     edges: dict[State, tuple[Unit, ...]] = {}
     queue = [START]
     while queue:
@@ -264,11 +345,17 @@ def default_shape() -> Shape:
             edges[state] = following[state[0]]
             queue.extend(after(state, unit) for unit in edges[state])
     forms = {(state, unit): role_forms[unit] for state, units in edges.items() for unit in units}
-    return Shape(edges=edges, accepting=frozenset(state for state in edges if state != START), forms=forms,
-                 role_forms=role_forms, flags=tuple((flag, (True, False)) for flag in FLAGS))
+    return Shape(
+        edges=edges,
+        accepting=frozenset(state for state in edges if state != START),
+        forms=forms,
+        role_forms=role_forms,
+        flags=tuple((flag, (True, False)) for flag in FLAGS),
+    )
 
 
 # --- generation -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -289,12 +376,18 @@ def generate_case(draw: Draw, plan: Plan) -> dict[str, Any]:
     if mode == 2:
         messages = _soup(draw, plan)
     else:
-        messages = [message for state, unit in _walk(draw, shape, plan.max_turns)
-                    for message in draw_unit(draw, unit, shape, counter, shape.forms[(state, unit)])]
+        messages = [
+            message
+            for state, unit in _walk(draw, shape, plan.max_turns)
+            for message in draw_unit(draw, unit, shape, counter, shape.forms[(state, unit)])
+        ]
         if mode == 1:
             messages = _irregular(draw, messages, plan, counter)
-    tools = (draw_tool_definitions(draw) if shape.tools == "always" or (shape.tools == "sometimes" and draw.chance(30))
-             else None)
+    tools = (
+        draw_tool_definitions(draw)
+        if shape.tools == "always" or (shape.tools == "sometimes" and draw.chance(30))
+        else None
+    )
     add_generation_prompt = draw.chance(50)
     kwargs = {**dict(shape.required), **{flag: draw.pick(values) for flag, values in shape.flags if draw.chance(50)}}
     return {"messages": messages, "tools": tools, "add_generation_prompt": add_generation_prompt, "kwargs": kwargs}
@@ -341,6 +434,8 @@ def _walk(draw: Draw, shape: Shape, max_turns: int) -> list[tuple[State, Unit]]:
         if end == len(steps) or not step():
             break
     return steps[:end] if end else steps
+
+
 def draw_message(draw: Draw, role: str, shape: Shape, forms: Sequence[Form] | None = None) -> dict[str, Any]:
     forms = forms or shape.role_forms.get(role) or ("string",)
     message: dict[str, Any] = {"role": role, "content": _content(draw, forms)}
@@ -349,17 +444,21 @@ def draw_message(draw: Draw, role: str, shape: Shape, forms: Sequence[Form] | No
     return message
 
 
-def draw_unit(draw: Draw, unit: Unit, shape: Shape, counter: list[int],
-                   forms: Sequence[Form] | None = None) -> list[dict[str, Any]]:
+def draw_unit(
+    draw: Draw, unit: Unit, shape: Shape, counter: list[int], forms: Sequence[Form] | None = None
+) -> list[dict[str, Any]]:
     if unit != "tool-exchange":
         return [draw_message(draw, unit, shape, forms)]
     calls = []
-    for _ in range(1 + draw.weighted((6, 3, 1)[:shape.max_calls])):
+    for _ in range(1 + draw.weighted((6, 3, 1)[: shape.max_calls])):
         counter[0] += 1
         calls.append(draw_tool_call(draw, counter[0], shape.arguments or ARGUMENT_FORMS))
     kind = draw.pick(shape.call_contents or CALL_CONTENTS)
-    assistant: dict[str, Any] = {"role": "assistant", "content": {"none": None, "empty": ""}.get(kind),
-                                 "tool_calls": calls}
+    assistant: dict[str, Any] = {
+        "role": "assistant",
+        "content": {"none": None, "empty": ""}.get(kind),
+        "tool_calls": calls,
+    }
     if kind == "text":
         assistant["content"] = _text(draw)
     if shape.reasoning and draw.chance(15):
@@ -372,8 +471,7 @@ def _soup(draw: Draw, plan: Plan) -> list[dict[str, Any]]:
     return [draw_message(draw, draw.pick(plan.soup_roles), plan.shape) for _turn in _turns(draw, plan.max_turns)]
 
 
-def _irregular(draw: Draw, messages: list[dict[str, Any]], plan: Plan,
-               counter: list[int]) -> list[dict[str, Any]]:
+def _irregular(draw: Draw, messages: list[dict[str, Any]], plan: Plan, counter: list[int]) -> list[dict[str, Any]]:
     """A well-formed history bent the way real clients and agent frameworks bend it: a retried
     or split turn (two messages of one role in a row), an assistant turn first, a late system
     message, a lost message, a developer message anywhere."""
@@ -381,12 +479,16 @@ def _irregular(draw: Draw, messages: list[dict[str, Any]], plan: Plan,
     roles = plan.soup_roles
     for _ in range(1 + draw.chance(30)):
         kind = draw.weighted((6, 3, 1, 2, 1, *((2,) if "developer" in roles else ())))
-        plain = [index for index, message in enumerate(messages)
-                 if message["role"] in roles and not message.get("tool_calls")]
+        plain = [
+            index
+            for index, message in enumerate(messages)
+            if message["role"] in roles and not message.get("tool_calls")
+        ]
         if kind in (0, 1) and plain:
             index = draw.pick(plain)
-            extra = (copy.deepcopy(messages[index]) if kind == 1
-                     else draw_message(draw, messages[index]["role"], plan.shape))
+            extra = (
+                copy.deepcopy(messages[index]) if kind == 1 else draw_message(draw, messages[index]["role"], plan.shape)
+            )
             messages.insert(index + 1, extra)
         elif kind == 2 and "assistant" in roles:
             messages.insert(0, draw_message(draw, "assistant", plan.shape))

@@ -32,13 +32,23 @@ from .errors import (
     UnsupportedVersionError,
 )
 
-__all__ = ["GGUF_MAGIC", "GGUFField", "GGUFMetadata", "is_gguf", "read_metadata", "chat_templates",
-           "special_tokens", "add_bos_token", "template_key", "write_copy"]
+__all__ = [
+    "GGUF_MAGIC",
+    "GGUFField",
+    "GGUFMetadata",
+    "is_gguf",
+    "read_metadata",
+    "chat_templates",
+    "special_tokens",
+    "add_bos_token",
+    "template_key",
+    "write_copy",
+]
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_TEMPLATE_KEY = "tokenizer.chat_template"
-_READ_CHUNK = 1 << 16           # metadata is read in chunks of this size
-_COPY_CHUNK = 8 << 20           # the tensor data is copied through one buffer of this size
+_READ_CHUNK = 1 << 16  # metadata is read in chunks of this size
+_COPY_CHUNK = 8 << 20  # the tensor data is copied through one buffer of this size
 # Array values kept in memory when read (the vocabulary); every other array is walked over.
 _KEPT_ARRAYS = frozenset({"tokenizer.ggml.tokens"})
 # transformers' special-token names -> the GGUF key of the token id
@@ -73,7 +83,7 @@ class GGUFMetadata(NamedTuple):
 
     path: str
     version: int
-    byte_order: str                  # struct prefix: "<" little-endian, ">" big-endian
+    byte_order: str  # struct prefix: "<" little-endian, ">" big-endian
     tensor_count: int
     fields: Mapping[str, GGUFField]  # in file order
     tensor_info_start: int
@@ -136,11 +146,22 @@ def read_metadata(path: str | Path) -> GGUFMetadata:
         tensor_info_end = cursor.offset
     data_offset = _padded(tensor_info_end, alignment)
     if data_offset + data_size > cursor.size:
-        raise MalformedFileError(f"{path} is truncated: its tensors need {data_offset + data_size} bytes, "
-                                 f"the file has {cursor.size}", path=path)
-    return GGUFMetadata(path=path, version=version, byte_order=byte_order, tensor_count=tensor_count,
-                        fields=fields, tensor_info_start=tensor_info_start, tensor_info_end=tensor_info_end,
-                        alignment=alignment, data_offset=data_offset, file_size=cursor.size)
+        raise MalformedFileError(
+            f"{path} is truncated: its tensors need {data_offset + data_size} bytes, the file has {cursor.size}",
+            path=path,
+        )
+    return GGUFMetadata(
+        path=path,
+        version=version,
+        byte_order=byte_order,
+        tensor_count=tensor_count,
+        fields=fields,
+        tensor_info_start=tensor_info_start,
+        tensor_info_end=tensor_info_end,
+        alignment=alignment,
+        data_offset=data_offset,
+        file_size=cursor.size,
+    )
 
 
 def template_key(name: str) -> str:
@@ -155,11 +176,12 @@ def chat_templates(metadata: GGUFMetadata) -> dict[str, str]:
     """
     prefix = DEFAULT_TEMPLATE_KEY + "."
     names = ["default"] if DEFAULT_TEMPLATE_KEY in metadata.fields else []
-    names += [key[len(prefix):] for key in metadata.fields if key.startswith(prefix) and len(key) > len(prefix)]
+    names += [key[len(prefix) :] for key in metadata.fields if key.startswith(prefix) and len(key) > len(prefix)]
     templates = {name: metadata.string(template_key(name)) for name in names}
     if not templates:
-        raise NoChatTemplateError(f"no chat template in {metadata.path}: no {DEFAULT_TEMPLATE_KEY} "
-                                  f"(or {prefix}<name>) key in its metadata")
+        raise NoChatTemplateError(
+            f"no chat template in {metadata.path}: no {DEFAULT_TEMPLATE_KEY} (or {prefix}<name>) key in its metadata"
+        )
     return templates  # type: ignore[return-value]
 
 
@@ -194,8 +216,9 @@ def add_bos_token(metadata: GGUFMetadata) -> bool | None:
     return bool(field.value)
 
 
-def write_copy(metadata: GGUFMetadata, target: str | Path, templates: Mapping[str, str], *,
-               backup: str | Path | None = None) -> None:
+def write_copy(
+    metadata: GGUFMetadata, target: str | Path, templates: Mapping[str, str], *, backup: str | Path | None = None
+) -> None:
     """Write the GGUF file of ``metadata`` to ``target`` with the values of ``templates`` replaced.
 
     ``templates`` maps template names (``default``, ``tool_use``, ...) to new texts; each must
@@ -231,6 +254,7 @@ def write_copy(metadata: GGUFMetadata, target: str | Path, templates: Mapping[st
 
 # -- reading -------------------------------------------------------------------------------------
 
+
 class _Cursor:
     """Sequential reads of a file through a small buffer; skips beyond the buffer seek instead."""
 
@@ -246,7 +270,7 @@ class _Cursor:
     def take(self, count: int) -> bytes:
         if self._position + count > len(self._buffer):
             self._fill(count)
-        data = self._buffer[self._position:self._position + count]
+        data = self._buffer[self._position : self._position + count]
         self._position += count
         return data
 
@@ -275,7 +299,7 @@ class _Cursor:
             end = self._position + length
             if end <= len(self._buffer):
                 if keep:
-                    items.append(self._buffer[self._position:end])
+                    items.append(self._buffer[self._position : end])
                 self._position = end
             elif keep:
                 items.append(self.take(length))
@@ -285,8 +309,11 @@ class _Cursor:
 
     def _check(self, count: int) -> None:
         if self.offset + count > self.size:
-            raise MalformedFileError(f"{self.path} is truncated: it ends at byte {self.size}, inside its "
-                                     f"metadata (reading {count} bytes at offset {self.offset})", path=self.path)
+            raise MalformedFileError(
+                f"{self.path} is truncated: it ends at byte {self.size}, inside its "
+                f"metadata (reading {count} bytes at offset {self.offset})",
+                path=self.path,
+            )
 
     def _fill(self, count: int) -> None:
         self._check(count)
@@ -297,8 +324,19 @@ class _Cursor:
 
 _UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 # value type -> (struct format, size) for the fixed-size types
-_SCALARS = {0: ("B", 1), 1: ("b", 1), 2: ("H", 2), 3: ("h", 2), 4: ("I", 4), 5: ("i", 4), 6: ("f", 4),
-            7: ("?", 1), 10: ("Q", 8), 11: ("q", 8), 12: ("d", 8)}
+_SCALARS = {
+    0: ("B", 1),
+    1: ("b", 1),
+    2: ("H", 2),
+    3: ("h", 2),
+    4: ("I", 4),
+    5: ("i", 4),
+    6: ("f", 4),
+    7: ("?", 1),
+    10: ("Q", 8),
+    11: ("q", 8),
+    12: ("d", 8),
+}
 _STRING, _ARRAY = 8, 9
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 
@@ -312,16 +350,18 @@ def _version(cursor: _Cursor, path: str) -> tuple[str, int]:
         version, byte_order = struct.unpack(">I", raw)[0], ">"
     if version not in READER_SUPPORTED_VERSIONS:
         supported = ", ".join(str(item) for item in READER_SUPPORTED_VERSIONS)
-        raise UnsupportedVersionError(f"{path} is GGUF version {version}; templatekit reads versions {supported}",
-                                      path=path, version=version)
+        raise UnsupportedVersionError(
+            f"{path} is GGUF version {version}; templatekit reads versions {supported}", path=path, version=version
+        )
     return byte_order, version
 
 
 def _plausible_count(cursor: _Cursor, count: int, what: str) -> None:
     """Every entry takes at least 8 bytes: a larger count than the file can hold is corrupt."""
     if count * 8 > cursor.size:
-        raise MalformedFileError(f"{cursor.path}: header claims {count} {what}, more than the file can hold",
-                                 path=cursor.path)
+        raise MalformedFileError(
+            f"{cursor.path}: header claims {count} {what}, more than the file can hold", path=cursor.path
+        )
 
 
 def _read_field(cursor: _Cursor) -> GGUFField:
@@ -330,8 +370,9 @@ def _read_field(cursor: _Cursor) -> GGUFField:
     try:
         key = raw_key.decode("utf-8")
     except UnicodeDecodeError:
-        raise MalformedFileError(f"{cursor.path}: metadata key at offset {start} is not UTF-8",
-                                 path=cursor.path) from None
+        raise MalformedFileError(
+            f"{cursor.path}: metadata key at offset {start} is not UTF-8", path=cursor.path
+        ) from None
     value_type = cursor.unsigned(4)
     if value_type != _ARRAY:
         value = _read_value(cursor, value_type, key)
@@ -364,16 +405,17 @@ def _read_value(cursor: _Cursor, value_type: int, key: str, *, decode: bool = Tr
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise MalformedFileError(f"{cursor.path}: the value of {key} is not UTF-8 text (invalid byte at "
-                                     f"offset {error.start})", path=cursor.path) from None
+            raise MalformedFileError(
+                f"{cursor.path}: the value of {key} is not UTF-8 text (invalid byte at offset {error.start})",
+                path=cursor.path,
+            ) from None
     if value_type == _ARRAY:  # nested array: walk it, keep nothing
         item_type, count = cursor.unsigned(4), cursor.unsigned(8)
         _plausible_count(cursor, count // 8, f"items in {key}")
         for _ in range(count):
             _read_value(cursor, item_type, key, decode=False)
         return None
-    raise MalformedFileError(f"{cursor.path}: metadata key {key} has unknown value type {value_type}",
-                             path=cursor.path)
+    raise MalformedFileError(f"{cursor.path}: metadata key {key} has unknown value type {value_type}", path=cursor.path)
 
 
 def _tensor_data_size(cursor: _Cursor, count: int) -> int:
@@ -393,8 +435,9 @@ def _tensor_data_size(cursor: _Cursor, count: int) -> int:
         try:
             block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(raw_type)]
         except (ValueError, KeyError):
-            raise MalformedFileError(f"{cursor.path}: tensor {name!r} has unknown type {raw_type}",
-                                     path=cursor.path) from None
+            raise MalformedFileError(
+                f"{cursor.path}: tensor {name!r} has unknown type {raw_type}", path=cursor.path
+            ) from None
         size = max(size, offset + elements * type_size // block_size)
     return size
 
@@ -422,8 +465,9 @@ def _types() -> Any:
 
 def _integer_types() -> frozenset[int]:
     types = _types()
-    return frozenset({types.UINT8, types.INT8, types.UINT16, types.INT16, types.UINT32, types.INT32,
-                      types.UINT64, types.INT64})
+    return frozenset(
+        {types.UINT8, types.INT8, types.UINT16, types.INT16, types.UINT32, types.INT32, types.UINT64, types.INT64}
+    )
 
 
 def _type_name(field: GGUFField) -> str:
@@ -436,14 +480,15 @@ def _type_name(field: GGUFField) -> str:
 
 
 def _wrong_type(path: str, field: GGUFField, expected: str) -> MalformedFileError:
-    return MalformedFileError(f"{path}: metadata key {field.key} is {_type_name(field)}, expected {expected}",
-                              path=path)
+    return MalformedFileError(
+        f"{path}: metadata key {field.key} is {_type_name(field)}, expected {expected}", path=path
+    )
 
 
 # -- writing -------------------------------------------------------------------------------------
 
-def _write_sections(metadata: GGUFMetadata, original: BinaryIO, output: BinaryIO,
-                    replaced: Mapping[str, str]) -> None:
+
+def _write_sections(metadata: GGUFMetadata, original: BinaryIO, output: BinaryIO, replaced: Mapping[str, str]) -> None:
     """Header and unchanged entries copied, replaced templates encoded, data re-padded and copied."""
     from .output import write_all
 
@@ -464,8 +509,13 @@ def _write_sections(metadata: GGUFMetadata, original: BinaryIO, output: BinaryIO
 
 def _encode_string_field(key: str, text: str, byte_order: str) -> bytes:
     raw_key, raw_text = key.encode("utf-8"), text.encode("utf-8")
-    return (struct.pack(f"{byte_order}Q", len(raw_key)) + raw_key + struct.pack(f"{byte_order}I", _STRING)
-            + struct.pack(f"{byte_order}Q", len(raw_text)) + raw_text)
+    return (
+        struct.pack(f"{byte_order}Q", len(raw_key))
+        + raw_key
+        + struct.pack(f"{byte_order}I", _STRING)
+        + struct.pack(f"{byte_order}Q", len(raw_text))
+        + raw_text
+    )
 
 
 def _copy_range(original: BinaryIO, output: BinaryIO, start: int, end: int, buffer: bytearray) -> None:
@@ -482,7 +532,7 @@ def _copy_range(original: BinaryIO, output: BinaryIO, start: int, end: int, buff
         original.seek(data_start)
         remaining = data_end - data_start
         while remaining:
-            count = original.readinto(view[:min(remaining, len(buffer))])
+            count = original.readinto(view[: min(remaining, len(buffer))])
             if not count:
                 raise OutputError(f"{getattr(original, 'name', 'the input')} shrank while it was being copied")
             write_all(output, view[:count])

@@ -19,8 +19,9 @@ from .errors import GatedRepoError, OfflineError, SourceNotFoundError
 __all__ = ["snapshot", "download"]
 
 
-def snapshot(repo_id: str, patterns: Sequence[str], *, revision: str | None = None,
-             token: str | None = None) -> tuple[Path, str]:
+def snapshot(
+    repo_id: str, patterns: Sequence[str], *, revision: str | None = None, token: str | None = None
+) -> tuple[Path, str]:
     """The cached snapshot folder holding the files of ``repo_id`` that match ``patterns``, and its commit.
 
     Online, the revision is resolved to a commit and the matching files are downloaded (or
@@ -30,8 +31,9 @@ def snapshot(repo_id: str, patterns: Sequence[str], *, revision: str | None = No
 
     revision, token = revision or None, token or None
     with _translated_errors(repo_id, revision=revision, token=token):
-        folder = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=list(patterns),
-                                   tqdm_class=_silent_progress_bar())
+        folder = snapshot_download(
+            repo_id, revision=revision, token=token, allow_patterns=list(patterns), tqdm_class=_silent_progress_bar()
+        )
     return Path(folder), Path(folder).name
 
 
@@ -45,8 +47,9 @@ def download(repo_id: str, filename: str, *, revision: str | None = None, token:
 
 
 @contextmanager
-def _translated_errors(repo_id: str, *, revision: str | None, token: str | None,
-                       filename: str | None = None) -> Iterator[None]:
+def _translated_errors(
+    repo_id: str, *, revision: str | None, token: str | None, filename: str | None = None
+) -> Iterator[None]:
     """Turn ``huggingface_hub`` failures into templatekit's one-line errors (and mute its log)."""
     from huggingface_hub import constants, errors
 
@@ -60,15 +63,23 @@ def _translated_errors(repo_id: str, *, revision: str | None, token: str | None,
         except errors.RepositoryNotFoundError:
             raise SourceNotFoundError(
                 f"repo {repo_id} not found on {endpoint} (nor is it a local path); if it is private, "
-                "pass --token or set HF_TOKEN", source=repo_id, revision=revision) from None
+                "pass --token or set HF_TOKEN",
+                source=repo_id,
+                revision=revision,
+            ) from None
         except errors.RevisionNotFoundError:
-            raise SourceNotFoundError(f"revision {revision!r} not found in repo {repo_id} on {endpoint}",
-                                      source=repo_id, revision=revision) from None
+            raise SourceNotFoundError(
+                f"revision {revision!r} not found in repo {repo_id} on {endpoint}", source=repo_id, revision=revision
+            ) from None
         except errors.LocalEntryNotFoundError as error:
             raise OfflineError(_offline_message(repo_id, at_revision, filename, error), source=repo_id) from None
         except errors.EntryNotFoundError:
-            raise SourceNotFoundError(f"repo {repo_id}{at_revision} has no file {filename}",
-                                      source=repo_id, revision=revision, filename=filename) from None
+            raise SourceNotFoundError(
+                f"repo {repo_id}{at_revision} has no file {filename}",
+                source=repo_id,
+                revision=revision,
+                filename=filename,
+            ) from None
         except errors.OfflineModeIsEnabled as error:
             raise OfflineError(_offline_message(repo_id, at_revision, filename, error), source=repo_id) from None
         except errors.HfHubHTTPError as error:
@@ -76,9 +87,13 @@ def _translated_errors(repo_id: str, *, revision: str | None, token: str | None,
             if status in (401, 403):
                 raise GatedRepoError(
                     f"access to {repo_id} on {endpoint} was refused ({status}): the token is invalid or lacks "
-                    "permission; check --token / HF_TOKEN / `hf auth login`", source=repo_id) from None
-            raise OfflineError(f"the Hub at {endpoint} failed for {repo_id} ({status or 'no status'}): "
-                               f"{_first_line(error)}", source=repo_id) from None
+                    "permission; check --token / HF_TOKEN / `hf auth login`",
+                    source=repo_id,
+                ) from None
+            raise OfflineError(
+                f"the Hub at {endpoint} failed for {repo_id} ({status or 'no status'}): {_first_line(error)}",
+                source=repo_id,
+            ) from None
 
 
 def _gated_message(repo_id: str, endpoint: str, token: str | None) -> str:
@@ -86,10 +101,13 @@ def _gated_message(repo_id: str, endpoint: str, token: str | None) -> str:
 
     page = f"{endpoint}/{repo_id}"
     if token or get_token():
-        return (f"{repo_id} is a gated repo and your token has no access to it: request access at {page} "
-                "with the account that owns the token, then retry")
-    return (f"{repo_id} is a gated repo: request access at {page}, then pass --token, set HF_TOKEN "
-            "or run `hf auth login`")
+        return (
+            f"{repo_id} is a gated repo and your token has no access to it: request access at {page} "
+            "with the account that owns the token, then retry"
+        )
+    return (
+        f"{repo_id} is a gated repo: request access at {page}, then pass --token, set HF_TOKEN or run `hf auth login`"
+    )
 
 
 def _offline_message(repo_id: str, at_revision: str, filename: str | None, error: BaseException) -> str:
@@ -97,12 +115,16 @@ def _offline_message(repo_id: str, at_revision: str, filename: str | None, error
 
     what = f"{filename} of {repo_id}{at_revision}" if filename else f"{repo_id}{at_revision}"
     if constants.HF_HUB_OFFLINE:
-        return (f"{what} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and offline mode is on "
-                "(HF_HUB_OFFLINE=1): fetch it once online")
+        return (
+            f"{what} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and offline mode is on "
+            "(HF_HUB_OFFLINE=1): fetch it once online"
+        )
     cause = error.__cause__ or error.__context__
     reason = f" ({type(cause).__name__})" if cause is not None else ""
-    return (f"cannot reach {constants.ENDPOINT}{reason} and {what} is not in the Hugging Face cache "
-            f"({constants.HF_HUB_CACHE})")
+    return (
+        f"cannot reach {constants.ENDPOINT}{reason} and {what} is not in the Hugging Face cache "
+        f"({constants.HF_HUB_CACHE})"
+    )
 
 
 def _first_line(error: BaseException) -> str:

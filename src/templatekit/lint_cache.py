@@ -31,8 +31,19 @@ from .findings import Finding, Fix, Severity
 __all__ = ["cache_folder", "entry_key", "load_findings", "store_findings"]
 
 _FORMAT = 1  # bump when the stored fields change
-_FIELDS = ("code", "name", "severity", "message", "path", "line", "column", "end_line", "end_column",
-           "template_name", "fix")
+_FIELDS = (
+    "code",
+    "name",
+    "severity",
+    "message",
+    "path",
+    "line",
+    "column",
+    "end_line",
+    "end_column",
+    "template_name",
+    "fix",
+)
 _BUDGET_RULE = "TK901"  # its findings depend on the machine's load
 _ENGINE_RULE = "TK802"  # its findings depend on the engines installed here
 
@@ -50,8 +61,12 @@ def _installation() -> list[tuple[str, int, int]]:
     import importlib.util
 
     package = os.path.dirname(os.path.abspath(__file__))
-    files = [os.path.join(folder, name) for folder, subfolders, names in os.walk(package)
-             for name in names if name.endswith(".py")]
+    files = [
+        os.path.join(folder, name)
+        for folder, subfolders, names in os.walk(package)
+        for name in names
+        if name.endswith(".py")
+    ]
     jinja2 = importlib.util.find_spec("jinja2")
     if jinja2 is not None and jinja2.origin:
         files.append(jinja2.origin)
@@ -60,8 +75,16 @@ def _installation() -> list[tuple[str, int, int]]:
 
 def entry_key(path: str, data: bytes, *, select: Sequence[str] | None, ignore: Sequence[str], probe: bool) -> str:
     """The cache key of linting file ``path`` holding ``data`` with these settings."""
-    settings = [_FORMAT, __version__, sys.version, _installation(), path,
-                None if select is None else list(select), list(ignore), probe]
+    settings = [
+        _FORMAT,
+        __version__,
+        sys.version,
+        _installation(),
+        path,
+        None if select is None else list(select),
+        list(ignore),
+        probe,
+    ]
     digest = blake2b(json.dumps(settings).encode("utf-8"), digest_size=32)
     digest.update(data)
     return digest.hexdigest()
@@ -71,8 +94,16 @@ def load_findings(key: str) -> list[Finding] | None:
     """The findings stored under ``key``, or ``None`` (no entry, or one that cannot be read)."""
     try:
         items = json.loads((cache_folder() / f"{key}.json").read_text(encoding="utf-8"))
-        return [Finding(**{**item, "severity": Severity(item["severity"]),
-                            "fix": None if item["fix"] is None else Fix(*item["fix"])}) for item in items]
+        return [
+            Finding(
+                **{
+                    **item,
+                    "severity": Severity(item["severity"]),
+                    "fix": None if item["fix"] is None else Fix(*item["fix"]),
+                }
+            )
+            for item in items
+        ]
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
@@ -82,8 +113,10 @@ def store_findings(key: str, findings: Sequence[Finding], *, rules: Collection[s
     than the file; never raises."""
     if _ENGINE_RULE in rules or any(finding.code == _BUDGET_RULE for finding in findings):
         return
-    items = [{field: getattr(finding, field) for field in _FIELDS} | {"severity": finding.severity.value}
-             for finding in findings]
+    items = [
+        {field: getattr(finding, field) for field in _FIELDS} | {"severity": finding.severity.value}
+        for finding in findings
+    ]
     folder = cache_folder()
     temporary = folder / f".{key}.{os.getpid()}.tmp"
     try:

@@ -30,8 +30,18 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from .sources import ChatTemplate
 
-__all__ = ["NORMALIZED_ROLES", "SEPARATOR", "STRATEGIES", "Strategy", "SystemPlacement",
-           "RolePolicy", "check_strategy", "apply_policy", "merged_roles", "normalize"]
+__all__ = [
+    "NORMALIZED_ROLES",
+    "SEPARATOR",
+    "STRATEGIES",
+    "Strategy",
+    "SystemPlacement",
+    "RolePolicy",
+    "check_strategy",
+    "apply_policy",
+    "merged_roles",
+    "normalize",
+]
 
 Strategy = Literal["merge", "skip"]
 STRATEGIES: tuple[Strategy, ...] = ("merge", "skip")
@@ -54,10 +64,14 @@ class RolePolicy:
     system_placement: SystemPlacement = "anywhere"
 
     def describe(self) -> str:
-        developer = "developer read as system" if self.developer_as_system else "developer kept (the template handles it)"
-        systems = {"anywhere": "system messages kept where they stand",
-                   "leading": "system messages after the first other message become user messages",
-                   "nowhere": "system messages become user messages"}[self.system_placement]
+        developer = (
+            "developer read as system" if self.developer_as_system else "developer kept (the template handles it)"
+        )
+        systems = {
+            "anywhere": "system messages kept where they stand",
+            "leading": "system messages after the first other message become user messages",
+            "nowhere": "system messages become user messages",
+        }[self.system_placement]
         return f"{developer}; {systems}"
 
 
@@ -72,8 +86,7 @@ def merged_roles(strategy: Strategy) -> tuple[str, ...]:
     return ("user", "assistant", "system") if strategy == "merge" else ("system",)
 
 
-def apply_policy(messages: Sequence[Mapping[str, Any]], strategy: Strategy, policy: RolePolicy
-                 ) -> list[dict[str, Any]]:
+def apply_policy(messages: Sequence[Mapping[str, Any]], strategy: Strategy, policy: RolePolicy) -> list[dict[str, Any]]:
     """N(C) for a template with ``policy`` (pure; the input is not modified)."""
     joined_roles = merged_roles(strategy)
     result: list[dict[str, Any]] = []
@@ -83,8 +96,9 @@ def apply_policy(messages: Sequence[Mapping[str, Any]], strategy: Strategy, poli
         role = message.get("role")
         if policy.developer_as_system and role == DEVELOPER:
             role = "system"
-        if role == "system" and (policy.system_placement == "nowhere"
-                                 or (policy.system_placement == "leading" and seen_other)):
+        if role == "system" and (
+            policy.system_placement == "nowhere" or (policy.system_placement == "leading" and seen_other)
+        ):
             role = "user"
         if role != "system":
             seen_other = True
@@ -99,9 +113,14 @@ def apply_policy(messages: Sequence[Mapping[str, Any]], strategy: Strategy, poli
 
 
 def _joinable(last: Mapping[str, Any], message: Mapping[str, Any], roles: Sequence[str]) -> bool:
-    return (last.get("role") == message.get("role") and message.get("role") in roles
-            and not last.get("tool_calls") and not message.get("tool_calls")
-            and _joinable_value(last.get("content")) and _joinable_value(message.get("content")))
+    return (
+        last.get("role") == message.get("role")
+        and message.get("role") in roles
+        and not last.get("tool_calls")
+        and not message.get("tool_calls")
+        and _joinable_value(last.get("content"))
+        and _joinable_value(message.get("content"))
+    )
 
 
 def _joinable_value(content: Any) -> bool:
@@ -132,9 +151,15 @@ def _is_text_part(part: Any) -> bool:
     return isinstance(part, Mapping) and part.get("type") == "text"
 
 
-def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge", *,
-              template: str | ChatTemplate | None = None, tools: Sequence[Mapping[str, Any]] | None = None,
-              add_generation_prompt: bool = False, **variables: Any) -> list[dict[str, Any]]:
+def normalize(
+    messages: Sequence[Mapping[str, Any]],
+    strategy: Strategy = "merge",
+    *,
+    template: str | ChatTemplate | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    add_generation_prompt: bool = False,
+    **variables: Any,
+) -> list[dict[str, Any]]:
     """N(C), the conversation a template relaxed with ``strategy`` renders for ``messages``.
 
     With ``template``, ``messages`` come back unchanged (as a copy) unless the template rejects
@@ -149,7 +174,16 @@ def normalize(messages: Sequence[Mapping[str, Any]], strategy: Strategy = "merge
     from .sources import ChatTemplate
 
     chat_template = template if isinstance(template, ChatTemplate) else ChatTemplate(text=template)
-    if role_rejection(chat_template.text, messages, tools=tools, add_generation_prompt=add_generation_prompt,
-                      variables=variables, special_tokens=chat_template.special_tokens) is None:
+    if (
+        role_rejection(
+            chat_template.text,
+            messages,
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            variables=variables,
+            special_tokens=chat_template.special_tokens,
+        )
+        is None
+    ):
         return [dict(message) for message in messages]
     return apply_policy(messages, strategy, role_policy(chat_template))

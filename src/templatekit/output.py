@@ -119,7 +119,7 @@ def write_all(handle: BinaryIO, data: memoryview | bytes) -> None:
     """Write all of ``data`` to an unbuffered ``handle`` (which may write less per call)."""
     view = memoryview(data)
     while view:
-        view = view[handle.write(view):]
+        view = view[handle.write(view) :]
 
 
 @contextmanager

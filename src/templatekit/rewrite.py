@@ -103,9 +103,12 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
         return RelaxResult("unchanged", text, strategy, reason="no role-structure check to relax")
     unsupported = next((node for node in parsed.nodes if isinstance(node, (nodes.Extends, nodes.Block))), None)
     if unsupported is not None:
-        return RelaxResult("failed", text, strategy,
-                           reason=f"line {unsupported.lineno}: template inheritance ({{% extends %}}/{{% block %}}) "
-                                  "cannot be wrapped")
+        return RelaxResult(
+            "failed",
+            text,
+            strategy,
+            reason=f"line {unsupported.lineno}: template inheritance ({{% extends %}}/{{% block %}}) cannot be wrapped",
+        )
     names = _Names(_free_prefix(parsed))
     first_edits: list[_Edit] = []
     second_edits: list[_Edit] = []
@@ -130,8 +133,9 @@ def relax(template: str | ChatTemplate, *, strategy: Strategy = "merge", origin:
     except ValueError as error:
         return RelaxResult("failed", text, strategy, reason=str(error))
     newline = "\r\n" if "\r\n" in text else "\n"
-    relaxed = (_header(chat_template, origin, strategy, rewritten, policy, newline)
-               + _frame(bodies, names, strategy, policy, message_fields(parsed), newline))
+    relaxed = _header(chat_template, origin, strategy, rewritten, policy, newline) + _frame(
+        bodies, names, strategy, policy, message_fields(parsed), newline
+    )
     return RelaxResult("relaxed", relaxed, strategy, tuple(rewritten), policy)
 
 
@@ -157,8 +161,9 @@ def _free_prefix(parsed: ParsedTemplate) -> str:
     raise AssertionError("unreachable")
 
 
-def _plan_site(parsed: ParsedTemplate, site: RaiseSite, names: _Names
-               ) -> tuple[EditKind | None, list[_Edit], list[_Edit]]:
+def _plan_site(
+    parsed: ParsedTemplate, site: RaiseSite, names: _Names
+) -> tuple[EditKind | None, list[_Edit], list[_Edit]]:
     """The edits of one raise site in the first pass's copy of the body and in the second's.
 
     A role-structure check calls, instead of ``raise_exception``, the reject macro (first pass:
@@ -174,13 +179,17 @@ def _plan_site(parsed: ParsedTemplate, site: RaiseSite, names: _Names
         return "deferred", [_Edit(callee, names.reject)], [_Edit(callee, names.defer)]
     guard = site.guard
     if guard is None or not guard.alternation_operands:
-        raise _CannotRewrite(f"the {site.check_class} check shares its condition with a "
-                             f"{', '.join(site.shared_with)} check that must stay, and its role part could not be "
-                             "located in the source")
-    arguments = site.call_text[site.call_text.index("(") + 1:site.call_text.rindex(")")]
+        raise _CannotRewrite(
+            f"the {site.check_class} check shares its condition with a "
+            f"{', '.join(site.shared_with)} check that must stay, and its role part could not be "
+            "located in the source"
+        )
+    arguments = site.call_text[site.call_text.index("(") + 1 : site.call_text.rindex(")")]
 
     def flagged(macro: str) -> list[_Edit]:
-        return [_Edit(span, f"{macro}(({span.text(parsed.source)}), {arguments})") for span in guard.alternation_operands]
+        return [
+            _Edit(span, f"{macro}(({span.text(parsed.source)}), {arguments})") for span in guard.alternation_operands
+        ]
 
     return "operands-deferred", [_Edit(callee, names.raise_), *flagged(names.flag)], flagged(names.defer_if)
 
@@ -196,8 +205,9 @@ def _loop_exits(parsed: ParsedTemplate) -> dict[int, int]:
     """
     exits: dict[int, int] = {}
     for call_id, span in parsed.raise_calls.items():
-        tag = next((tag for tag in parsed.tags if tag.kind == "variable" and tag.span.start < span.start < tag.span.end),
-                   None)
+        tag = next(
+            (tag for tag in parsed.tags if tag.kind == "variable" and tag.span.start < span.start < tag.span.end), None
+        )
         output = parsed.parents.get(call_id)
         if tag is None or not isinstance(output, nodes.Output):
             continue
@@ -221,7 +231,7 @@ def _apply(text: str, edits: list[_Edit]) -> str:
         if after.span.start < before.span.end:
             raise ValueError(f"overlapping edits at offsets {before.span.start} and {after.span.start}")
     for edit in reversed(ordered):
-        text = text[:edit.span.start] + edit.replacement + text[edit.span.end:]
+        text = text[: edit.span.start] + edit.replacement + text[edit.span.end :]
     return text
 
 
@@ -229,8 +239,14 @@ def _comment_safe(text: str) -> str:
     return " ".join(text.replace("#}", "# }").replace("{#", "{ #").split())
 
 
-def _header(template: ChatTemplate, origin: str | None, strategy: Strategy, sites: Sequence[RewrittenSite],
-            policy: RolePolicy, newline: str) -> str:
+def _header(
+    template: ChatTemplate,
+    origin: str | None,
+    strategy: Strategy,
+    sites: Sequence[RewrittenSite],
+    policy: RolePolicy,
+    newline: str,
+) -> str:
     if origin is None:
         origin = template.origin
         if template.repo_id:
@@ -239,16 +255,25 @@ def _header(template: ChatTemplate, origin: str | None, strategy: Strategy, site
         f"{{# templatekit {__version__} relax (strategy: {strategy})",
         f"   source: {origin} sha256:{template.sha256}",
         f"   normalisation: {policy.describe()}; runs joined: {', '.join(merged_roles(strategy))}",
-        *(f"   rewritten: line {site.line}:{site.column} {site.check_class} {site.edit}: {_comment_safe(site.message)}"
-          for site in sites),
+        *(
+            f"   rewritten: line {site.line}:{site.column} {site.check_class} {site.edit}: {_comment_safe(site.message)}"
+            for site in sites
+        ),
     ]
     return newline.join(line.replace("#}", "# }") for line in lines) + newline + "#}" + newline
 
 
 # --- the frame ---------------------------------------------------------------------------------
 
-def _frame(bodies: tuple[str, str], names: _Names, strategy: Strategy, policy: RolePolicy,
-           fields: frozenset[str] | None, newline: str) -> str:
+
+def _frame(
+    bodies: tuple[str, str],
+    names: _Names,
+    strategy: Strategy,
+    policy: RolePolicy,
+    fields: frozenset[str] | None,
+    newline: str,
+) -> str:
     """T's body twice, as the first and the second pass edit it, inside the frame (see the
     module docstring); two copies rather than a loop over passes, since ``@huggingface/jinja``
     drops what a loop iteration printed before a ``{% break %}``.  The first copy stands at the top
@@ -264,18 +289,24 @@ def _frame(bodies: tuple[str, str], names: _Names, strategy: Strategy, policy: R
     and llama.cpp's engine drop some of what a loop printed before a ``{% break %}``.
     """
     s = names.state
-    macros = [f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
-              f"{{% set {s}.message = message %}}{{% endif %}}{{% endmacro %}}",
-              f"{{%- macro {names.defer}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
-              "{% endif %}{% endmacro %}"]
+    macros = [
+        f"{{%- macro {names.reject}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
+        f"{{% set {s}.message = message %}}{{% endif %}}{{% endmacro %}}",
+        f"{{%- macro {names.defer}(message) %}}{{% if not {s}.rejected %}}{{% set {s}.rejected = true %}}"
+        "{% endif %}{% endmacro %}",
+    ]
     if names.flag + "(" in bodies[0]:
-        macros += [f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}"
-                   "{% endif %}{% endmacro %}",
-                   f"{{%- macro {names.defer_if}(failed, message) %}}{{% if failed %}}{{{{ {names.defer}(message) }}}}"
-                   "{% endif %}{% endmacro %}"]
+        macros += [
+            f"{{%- macro {names.flag}(failed, message) %}}{{% if failed %}}{{{{ {names.reject}(message) }}}}"
+            "{% endif %}{% endmacro %}",
+            f"{{%- macro {names.defer_if}(failed, message) %}}{{% if failed %}}{{{{ {names.defer}(message) }}}}"
+            "{% endif %}{% endmacro %}",
+        ]
     if names.raise_ + "(" in bodies[0]:
-        macros.append(f"{{%- macro {names.raise_}(message) %}}{{% if not {s}.rejected %}}"
-                      f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}")
+        macros.append(
+            f"{{%- macro {names.raise_}(message) %}}{{% if not {s}.rejected %}}"
+            f"{{{{ {_RAISE}(message) }}}}{{% endif %}}{{% endmacro %}}"
+        )
     lines = [
         f"{{%- set {s} = namespace(rejected=false) %}}",
         f"{{%- set {names.messages} = messages %}}",  # as given: the first pass may rebind messages
@@ -405,14 +436,18 @@ def _rebuilt_message(names: _Names, fields: frozenset[str] | None) -> list[str]:
     n, item = names.n, names.item
     role, content, first, has_content = f"{item}[0]", f"{item}[1]", f"{item}[2]", f"{item}[4]"
     if fields is None or len(fields - {"role", "content"}) > _MAX_REBUILT_KEYS:
-        return [f"{{%- if {has_content} %}}{{% set {n}.new = dict({first}, role={role}, content={content}) %}}",
-                f"{{%- else %}}{{% set {n}.new = dict({first}, role={role}) %}}{{% endif %}}"]
+        return [
+            f"{{%- if {has_content} %}}{{% set {n}.new = dict({first}, role={role}, content={content}) %}}",
+            f"{{%- else %}}{{% set {n}.new = dict({first}, role={role}) %}}{{% endif %}}",
+        ]
     kept = sorted(fields - {"role", "content"})
     tests = [(has_content, "content", content), *((f"{first}.{key} is defined", key, f"{first}.{key}") for key in kept)]
     lines: list[str] = []
     for number, present in enumerate(itertools.product((True, False), repeat=len(tests))):
-        entries = [f"'role': {role}", *(f"{_quoted(key)}: {value}" for (_, key, value), keep in zip(tests, present)
-                                          if keep)]
+        entries = [
+            f"'role': {role}",
+            *(f"{_quoted(key)}: {value}" for (_, key, value), keep in zip(tests, present) if keep),
+        ]
         condition = " and ".join(test if keep else f"not ({test})" for (test, _, _), keep in zip(tests, present))
         keyword = "if" if number == 0 else "elif"
         lines.append(f"{{%- {keyword} {condition} %}}{{% set {n}.new = {{{', '.join(entries)}}} %}}")

@@ -44,10 +44,24 @@ from .errors import (
     UnknownTemplateNameError,
 )
 
-__all__ = ["ChatTemplate", "TemplateSource", "load", "from_text", "resolve_file", "PROCESSOR_TEMPLATE_NAME",
-           "HUB_TEMPLATE_FILES", "MAX_FILE_BYTES", "MAX_TEMPLATE_CHARACTERS", "check_text", "lint_references",
-           "tokenizer_config_text", "config_with_templates", "chat_template_json_text", "write_in_place",
-           "json_position"]
+__all__ = [
+    "ChatTemplate",
+    "TemplateSource",
+    "load",
+    "from_text",
+    "resolve_file",
+    "PROCESSOR_TEMPLATE_NAME",
+    "HUB_TEMPLATE_FILES",
+    "MAX_FILE_BYTES",
+    "MAX_TEMPLATE_CHARACTERS",
+    "check_text",
+    "lint_references",
+    "tokenizer_config_text",
+    "config_with_templates",
+    "chat_template_json_text",
+    "write_in_place",
+    "json_position",
+]
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 CHAT_TEMPLATE_JINJA = "chat_template.jinja"
@@ -56,8 +70,13 @@ PROCESSOR_CONFIG = "processor_config.json"
 TEMPLATE_DIR = "additional_chat_templates"
 PROCESSOR_TEMPLATE_NAME = "processor"
 # What a Hub snapshot needs to hold to find every template (transformers reads the same files).
-HUB_TEMPLATE_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG,
-                      f"{TEMPLATE_DIR}/*.jinja")
+HUB_TEMPLATE_FILES = (
+    TOKENIZER_CONFIG,
+    CHAT_TEMPLATE_JINJA,
+    CHAT_TEMPLATE_JSON,
+    PROCESSOR_CONFIG,
+    f"{TEMPLATE_DIR}/*.jinja",
+)
 # Files that make a folder a model folder (one source) rather than a folder of templates.
 MODEL_FILES = (TOKENIZER_CONFIG, CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, PROCESSOR_CONFIG)
 # The JSON files under a folder of templates that hold templates.
@@ -131,17 +150,21 @@ class TemplateSource(NamedTuple):
                 return template
         raise UnknownTemplateNameError(
             f"{self.reference} has no template named {name!r}; available: {', '.join(self.names)}",
-            name=name, available=self.names)
+            name=name,
+            available=self.names,
+        )
 
 
-def from_text(text: str, *, name: str = "default", origin: str = "<string>",
-              special_tokens: Mapping[str, str] | None = None) -> ChatTemplate:
+def from_text(
+    text: str, *, name: str = "default", origin: str = "<string>", special_tokens: Mapping[str, str] | None = None
+) -> ChatTemplate:
     """A :class:`ChatTemplate` from template text already in hand."""
     return ChatTemplate(text=text, name=name, origin=origin, special_tokens=dict(special_tokens or {}))
 
 
-def load(reference: str, *, revision: str | None = None, token: str | None = None,
-         filename: str | None = None) -> TemplateSource:
+def load(
+    reference: str, *, revision: str | None = None, token: str | None = None, filename: str | None = None
+) -> TemplateSource:
     """All chat templates of ``reference``: a Hub repo id, model folder, JSON config, template or GGUF file, or ``-``.
 
     ``revision`` and ``token`` apply to Hub repos (token default: ``HF_TOKEN`` or the stored login).
@@ -159,8 +182,11 @@ def load(reference: str, *, revision: str | None = None, token: str | None = Non
         if isinstance(location, str):
             return _checked(_load_hub(location, revision=revision, token=token))
         source = _load_folder(location, reference) if location.is_dir() else _load_file(location, reference)
-    notes = (*source.notes, f"--revision {revision} ignored: {reference} is local, not a Hub repo") if revision \
+    notes = (
+        (*source.notes, f"--revision {revision} ignored: {reference} is local, not a Hub repo")
+        if revision
         else source.notes
+    )
     config = None if reference == STDIN else _existing(_beside(Path(reference), TOKENIZER_CONFIG))
     return _checked(TemplateSource(source.reference, source.templates, notes, config))
 
@@ -174,16 +200,16 @@ def _checked(source: TemplateSource) -> TemplateSource:
     return source
 
 
-def resolve_file(reference: str, filename: str, *, revision: str | None = None,
-                 token: str | None = None) -> Path:
+def resolve_file(reference: str, filename: str, *, revision: str | None = None, token: str | None = None) -> Path:
     """A local path to ``filename`` of ``reference`` (e.g. ``tokenizer.json``).
 
     Hub repo: the cached download. Folder: the file inside it. File: the file itself when
     its name is ``filename``, else ``filename`` beside it (its model folder).
     """
     if reference == STDIN:
-        raise SourceNotFoundError(f"stdin (-) has no {filename}: give a model folder or Hub repo id",
-                                  source=reference, filename=filename)
+        raise SourceNotFoundError(
+            f"stdin (-) has no {filename}: give a model folder or Hub repo id", source=reference, filename=filename
+        )
     location = _locate(reference)
     if isinstance(location, str):
         from . import hub
@@ -213,12 +239,19 @@ def lint_references(reference: str) -> tuple[str, ...]:
     folder = Path(reference)
     if not folder.is_dir() or any((folder / name).is_file() for name in MODEL_FILES):
         return (reference,)
-    return tuple(sorted(str(path) for path in folder.rglob("*")
-                        if path.is_file() and (path.suffix in (".jinja", ".gguf") or path.name in TEMPLATE_JSON_FILES)
-                        and not any(part.startswith(".") for part in path.relative_to(folder).parts)))
+    return tuple(
+        sorted(
+            str(path)
+            for path in folder.rglob("*")
+            if path.is_file()
+            and (path.suffix in (".jinja", ".gguf") or path.name in TEMPLATE_JSON_FILES)
+            and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        )
+    )
 
 
 # -- locating ------------------------------------------------------------------------------------
+
 
 def _locate(reference: str) -> Path | str:
     """The existing local path ``reference`` names, else its Hub repo id."""
@@ -227,18 +260,25 @@ def _locate(reference: str) -> Path | str:
         return path
     if _HUB_REPO_ID.match(reference) and not reference.endswith((".json", ".jinja", ".gguf")):
         return reference
-    raise SourceNotFoundError(f"no such file or folder: {reference} (a Hub repo id looks like org/name)",
-                              source=reference)
+    raise SourceNotFoundError(
+        f"no such file or folder: {reference} (a Hub repo id looks like org/name)", source=reference
+    )
 
 
 # -- loaders -------------------------------------------------------------------------------------
+
 
 def _load_hub(repo_id: str, *, revision: str | None, token: str | None) -> TemplateSource:
     from . import hub
 
     folder, commit = hub.snapshot(repo_id, HUB_TEMPLATE_FILES, revision=revision, token=token)
-    source = _load_folder(folder, repo_id, repo_id=repo_id, commit=commit,
-                          describe=lambda path: f"{repo_id}@{commit}:{path.relative_to(folder).as_posix()}")
+    source = _load_folder(
+        folder,
+        repo_id,
+        repo_id=repo_id,
+        commit=commit,
+        describe=lambda path: f"{repo_id}@{commit}:{path.relative_to(folder).as_posix()}",
+    )
     return TemplateSource(source.reference, source.templates, source.notes, _existing(folder / TOKENIZER_CONFIG))
 
 
@@ -262,8 +302,9 @@ def _load_stdin() -> TemplateSource:
     return TemplateSource(STDIN, (ChatTemplate(text=text, origin="<stdin>"),))
 
 
-def _load_file(path: Path, reference: str, *, repo_id: str | None = None, commit: str | None = None,
-               origin: str | None = None) -> TemplateSource:
+def _load_file(
+    path: Path, reference: str, *, repo_id: str | None = None, commit: str | None = None, origin: str | None = None
+) -> TemplateSource:
     """A single file, read alone: a GGUF file, a JSON config (``chat_template`` key) or a template."""
     from .gguf_file import is_gguf
 
@@ -276,35 +317,65 @@ def _load_file(path: Path, reference: str, *, repo_id: str | None = None, commit
     return _load_config(_read_json(path, str(path)), reference, origin=str(path), path=path, kind=kind)
 
 
-def _load_gguf(path: Path, reference: str, *, repo_id: str | None, commit: str | None,
-               origin: str) -> TemplateSource:
+def _load_gguf(path: Path, reference: str, *, repo_id: str | None, commit: str | None, origin: str) -> TemplateSource:
     from . import gguf_file
 
     metadata = gguf_file.read_metadata(path)
     texts = gguf_file.chat_templates(metadata)
     special_tokens = gguf_file.special_tokens(metadata)
     add_bos_token = gguf_file.add_bos_token(metadata)
-    return TemplateSource(reference, tuple(
-        ChatTemplate(text=text, name=name, origin=origin, path=str(path), special_tokens=special_tokens,
-                     repo_id=repo_id, commit=commit, add_bos_token=add_bos_token, container="gguf")
-        for name, text in texts.items()))
+    return TemplateSource(
+        reference,
+        tuple(
+            ChatTemplate(
+                text=text,
+                name=name,
+                origin=origin,
+                path=str(path),
+                special_tokens=special_tokens,
+                repo_id=repo_id,
+                commit=commit,
+                add_bos_token=add_bos_token,
+                container="gguf",
+            )
+            for name, text in texts.items()
+        ),
+    )
 
 
-def _load_config(config: Mapping[str, Any], reference: str, *, origin: str, path: Path | None,
-                 kind: Kind) -> TemplateSource:
+def _load_config(
+    config: Mapping[str, Any], reference: str, *, origin: str, path: Path | None, kind: Kind
+) -> TemplateSource:
     texts = _template_texts(config.get("chat_template"), origin)
     if not texts:
-        raise NoChatTemplateError(f"no chat template in {origin} (no \"chat_template\" key)")
+        raise NoChatTemplateError(f'no chat template in {origin} (no "chat_template" key)')
     special_tokens = _special_tokens(config) if kind == "tokenizer" else {}
     add_bos_token = _add_bos_token(config) if kind == "tokenizer" else None
-    return TemplateSource(reference, tuple(
-        ChatTemplate(text=text, name=name, origin=origin, path=str(path) if path else None,
-                     special_tokens=special_tokens, kind=kind, add_bos_token=add_bos_token)
-        for name, text in texts.items()))
+    return TemplateSource(
+        reference,
+        tuple(
+            ChatTemplate(
+                text=text,
+                name=name,
+                origin=origin,
+                path=str(path) if path else None,
+                special_tokens=special_tokens,
+                kind=kind,
+                add_bos_token=add_bos_token,
+            )
+            for name, text in texts.items()
+        ),
+    )
 
 
-def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, commit: str | None = None,
-                 describe: Callable[[Path], str] = str) -> TemplateSource:
+def _load_folder(
+    folder: Path,
+    reference: str,
+    *,
+    repo_id: str | None = None,
+    commit: str | None = None,
+    describe: Callable[[Path], str] = str,
+) -> TemplateSource:
     """A model folder (or Hub snapshot), read the way transformers' tokenizer and processor read it."""
     notes: list[str] = []
     config_path = folder / TOKENIZER_CONFIG
@@ -313,25 +384,37 @@ def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, co
     add_bos_token = _add_bos_token(config)
 
     def template(text: str, name: str, path: Path, kind: Kind = "tokenizer") -> ChatTemplate:
-        return ChatTemplate(text=text, name=name, origin=describe(path), path=str(path),
-                            special_tokens=special_tokens, kind=kind, repo_id=repo_id, commit=commit,
-                            add_bos_token=add_bos_token if kind == "tokenizer" else None)
+        return ChatTemplate(
+            text=text,
+            name=name,
+            origin=describe(path),
+            path=str(path),
+            special_tokens=special_tokens,
+            kind=kind,
+            repo_id=repo_id,
+            commit=commit,
+            add_bos_token=add_bos_token if kind == "tokenizer" else None,
+        )
 
     template_files = _template_files(folder)
     config_texts = _template_texts(config.get("chat_template"), describe(config_path))
     if template_files:
         tokenizer = [template(_read_text(path, describe(path)), name, path) for name, path in template_files.items()]
         if config_texts:
-            notes.append(f"{describe(config_path)} also has a chat_template, ignored: {CHAT_TEMPLATE_JINJA} and "
-                         f"{TEMPLATE_DIR}/ take priority (as in transformers)")
+            notes.append(
+                f"{describe(config_path)} also has a chat_template, ignored: {CHAT_TEMPLATE_JINJA} and "
+                f"{TEMPLATE_DIR}/ take priority (as in transformers)"
+            )
     else:
         tokenizer = [template(text, name, config_path) for name, text in config_texts.items()]
 
     processor: list[ChatTemplate] = []
     processor_path, processor_texts = _processor_templates(folder, describe)
     if processor_path.name == CHAT_TEMPLATE_JSON and processor_texts and (folder / TEMPLATE_DIR).is_dir():
-        notes.append(f"{describe(processor_path)} together with {TEMPLATE_DIR}/: transformers refuses to load "
-                     "the processor (replace chat_template.json with chat_template.jinja)")
+        notes.append(
+            f"{describe(processor_path)} together with {TEMPLATE_DIR}/: transformers refuses to load "
+            "the processor (replace chat_template.json with chat_template.jinja)"
+        )
     by_name = {entry.name: entry for entry in tokenizer}
     for name, text in processor_texts.items():
         counterpart = by_name.get(name)
@@ -341,9 +424,11 @@ def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, co
             continue
         processor.append(template(text, label, processor_path, kind="processor"))
         if counterpart is not None:
-            notes.append(f"processor template {describe(processor_path)} differs from the tokenizer's {name!r} "
-                         f"({counterpart.origin}); vLLM uses the processor's for requests without tools: "
-                         f"select it by the name {label!r}")
+            notes.append(
+                f"processor template {describe(processor_path)} differs from the tokenizer's {name!r} "
+                f"({counterpart.origin}); vLLM uses the processor's for requests without tools: "
+                f"select it by the name {label!r}"
+            )
 
     templates = (*tokenizer, *processor)
     if not templates:
@@ -351,7 +436,8 @@ def _load_folder(folder: Path, reference: str, *, repo_id: str | None = None, co
         gguf_hint = "; for a GGUF file of the repo, pass --file NAME.gguf" if repo_id else ""
         raise NoChatTemplateError(
             f"no chat template in {where}: looked for {CHAT_TEMPLATE_JINJA}, {TEMPLATE_DIR}/*.jinja, "
-            f"{TOKENIZER_CONFIG} (\"chat_template\"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}{gguf_hint}")
+            f'{TOKENIZER_CONFIG} ("chat_template"), {CHAT_TEMPLATE_JSON} and {PROCESSOR_CONFIG}{gguf_hint}'
+        )
     return TemplateSource(reference, templates, tuple(notes))
 
 
@@ -371,8 +457,9 @@ def _processor_templates(folder: Path, describe: Callable[[Path], str]) -> tuple
     """The processor's own templates and their file: ``processor_config.json``'s key, else ``chat_template.json``."""
     config_path = folder / PROCESSOR_CONFIG
     if config_path.is_file():
-        texts = _template_texts(_read_json(config_path, describe(config_path)).get("chat_template"),
-                                describe(config_path))
+        texts = _template_texts(
+            _read_json(config_path, describe(config_path)).get("chat_template"), describe(config_path)
+        )
         if texts:
             return config_path, texts
     legacy_path = folder / CHAT_TEMPLATE_JSON
@@ -380,11 +467,12 @@ def _processor_templates(folder: Path, describe: Callable[[Path], str]) -> tuple
         return legacy_path, {}
     data = _read_json(legacy_path, describe(legacy_path))
     if "chat_template" not in data:
-        raise MalformedFileError(f"{describe(legacy_path)} has no \"chat_template\" key", path=str(legacy_path))
+        raise MalformedFileError(f'{describe(legacy_path)} has no "chat_template" key', path=str(legacy_path))
     return legacy_path, _template_texts(data["chat_template"], describe(legacy_path))
 
 
 # -- file contents -------------------------------------------------------------------------------
+
 
 def _template_texts(value: Any, origin: str) -> dict[str, str]:
     """``{name: text}`` from a ``chat_template`` value: a string, a list of ``{name, template}``, a mapping."""
@@ -397,14 +485,22 @@ def _template_texts(value: Any, origin: str) -> dict[str, str]:
     if isinstance(value, list):
         texts: dict[str, str] = {}
         for entry in value:
-            if not (isinstance(entry, Mapping) and isinstance(entry.get("name"), str)
-                    and isinstance(entry.get("template"), str)):
-                raise MalformedFileError(f"{origin}: chat_template list entries must be "
-                                         f"{{\"name\": str, \"template\": str}}, found {_short(entry)}", path=origin)
+            if not (
+                isinstance(entry, Mapping)
+                and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("template"), str)
+            ):
+                raise MalformedFileError(
+                    f"{origin}: chat_template list entries must be "
+                    f'{{"name": str, "template": str}}, found {_short(entry)}',
+                    path=origin,
+                )
             texts[entry["name"]] = entry["template"]
         return texts
-    raise MalformedFileError(f"{origin}: chat_template must be a string or a list of {{name, template}}, "
-                             f"found {type(value).__name__}", path=origin)
+    raise MalformedFileError(
+        f"{origin}: chat_template must be a string or a list of {{name, template}}, found {type(value).__name__}",
+        path=origin,
+    )
 
 
 def _add_bos_token(config: Mapping[str, Any]) -> bool | None:
@@ -442,8 +538,9 @@ def _read_text(path: Path, origin: str) -> str:
 def _bounded_read(handle: Any, origin: str) -> bytes:
     data = handle.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise InputLimitError(f"{origin} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, templatekit's limit "
-                              "for an input file")
+        raise InputLimitError(
+            f"{origin} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, templatekit's limit for an input file"
+        )
     return data
 
 
@@ -451,13 +548,17 @@ def check_text(text: str, origin: str, what: str = "template") -> str:
     """``text`` if it is within :data:`MAX_TEMPLATE_CHARACTERS` and valid Unicode (no lone
     surrogate such as a JSON ``"\\ud800"``, which no server can encode); else raise."""
     if len(text) > MAX_TEMPLATE_CHARACTERS:
-        raise InputLimitError(f"{origin}: the {what} has {len(text)} characters, more than templatekit's limit of "
-                              f"{MAX_TEMPLATE_CHARACTERS // (1024 * 1024)} MB")
+        raise InputLimitError(
+            f"{origin}: the {what} has {len(text)} characters, more than templatekit's limit of "
+            f"{MAX_TEMPLATE_CHARACTERS // (1024 * 1024)} MB"
+        )
     surrogate = _SURROGATE.search(text)
     if surrogate is not None:
-        raise MalformedFileError(f"{origin}: the {what} contains a lone surrogate "
-                                 f"{surrogate.group().encode('unicode_escape').decode()} (not valid Unicode)",
-                                 path=origin)
+        raise MalformedFileError(
+            f"{origin}: the {what} contains a lone surrogate "
+            f"{surrogate.group().encode('unicode_escape').decode()} (not valid Unicode)",
+            path=origin,
+        )
     return text
 
 
@@ -465,8 +566,9 @@ def _decode(data: bytes, origin: str, *, path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise MalformedFileError(f"{origin} is not UTF-8 text (invalid byte at offset {error.start})",
-                                 path=path) from None
+        raise MalformedFileError(
+            f"{origin} is not UTF-8 text (invalid byte at offset {error.start})", path=path
+        ) from None
 
 
 def _read_json(path: Path, origin: str) -> dict[str, Any]:
@@ -477,8 +579,12 @@ def _parse_json(text: str, origin: str, *, path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise MalformedFileError(f"malformed JSON in {origin}: line {error.lineno} column {error.colno}: "
-                                 f"{error.msg}", path=path, line=error.lineno, column=error.colno) from None
+        raise MalformedFileError(
+            f"malformed JSON in {origin}: line {error.lineno} column {error.colno}: {error.msg}",
+            path=path,
+            line=error.lineno,
+            column=error.colno,
+        ) from None
     except RecursionError:
         raise InputLimitError(f"{origin}: JSON nested too deeply") from None
     if not isinstance(data, dict):
@@ -488,7 +594,7 @@ def _parse_json(text: str, origin: str, *, path: str) -> dict[str, Any]:
 
 def _short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def json_position(template: ChatTemplate) -> tuple[int, int] | None:
@@ -505,6 +611,7 @@ def json_position(template: ChatTemplate) -> tuple[int, int] | None:
 
 
 # -- writing -------------------------------------------------------------------------------------
+
 
 def tokenizer_config_text(source: TemplateSource, templates: Mapping[str, str]) -> str:
     """A copy of ``source``'s ``tokenizer_config.json`` carrying ``templates`` (name -> text), read
@@ -563,8 +670,9 @@ def _with_templates(config: dict[str, Any], templates: Mapping[str, str]) -> dic
     existing = config.get("chat_template")
     if isinstance(existing, list):
         names = {entry.get("name") for entry in existing}
-        value: Any = [{**entry, "template": templates.get(entry.get("name"), entry.get("template"))}
-                      for entry in existing]
+        value: Any = [
+            {**entry, "template": templates.get(entry.get("name"), entry.get("template"))} for entry in existing
+        ]
         value += [{"name": name, "template": text} for name, text in templates.items() if name not in names]
     elif len(templates) == 1:
         value = next(iter(templates.values()))

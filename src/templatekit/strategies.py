@@ -31,6 +31,7 @@ which drives them with a seeded :class:`random.Random`; both draw from the same 
 Hypothesis is imported only when a strategy is built, and ``valid_for=T`` renders nothing then:
 the probes run when the strategy first draws (an option ``T`` cannot satisfy is reported then).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -38,8 +39,20 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .generation import (ARGUMENT_FORMS, REASONING_DRAW_ORDER, START, Draw, Plan, default_shape, draw_message,
-                         draw_tool_call, draw_tool_definitions, draw_tool_result, draw_unit, generate_case)
+from .generation import (
+    ARGUMENT_FORMS,
+    REASONING_DRAW_ORDER,
+    START,
+    Draw,
+    Plan,
+    default_shape,
+    draw_message,
+    draw_tool_call,
+    draw_tool_definitions,
+    draw_tool_result,
+    draw_unit,
+    generate_case,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -47,8 +60,16 @@ if TYPE_CHECKING:
     from .probes.harness import TemplateInputs
     from .sources import ChatTemplate
 
-__all__ = ["ROLES", "CONTENT_MODES", "HISTORIES", "messages", "tool_calls", "tool_definitions",
-           "conversations", "cases"]
+__all__ = [
+    "ROLES",
+    "CONTENT_MODES",
+    "HISTORIES",
+    "messages",
+    "tool_calls",
+    "tool_definitions",
+    "conversations",
+    "cases",
+]
 
 Role = Literal["user", "assistant", "system", "developer", "tool"]
 ContentMode = Literal["string", "parts", "both"]
@@ -60,6 +81,7 @@ HISTORIES: tuple[History, ...] = ("any", "alternating", "irregular")
 
 
 # --- choices ---------------------------------------------------------------------------------
+
 
 class _HypothesisDraw(Draw):
     """Choices drawn through Hypothesis (a composite's ``draw``), which shrinks them toward 0."""
@@ -81,6 +103,7 @@ def _integers(high: int) -> Any:
 
 
 # --- public strategies ------------------------------------------------------------------------
+
 
 def _repair(inputs: TemplateInputs, case: dict[str, Any]) -> dict[str, Any] | None:
     """``case`` if the template accepts it, else its longest accepted prefix (``None`` if none)."""
@@ -123,8 +146,14 @@ def _check_flag(name: str, value: Any) -> None:
         raise _invalid(f"{name} must be True or False; got {value!r}")
 
 
-def _check_options(valid_for: str | ChatTemplate | None, roles: Sequence[str], tools: bool, content: ContentMode,
-                   max_turns: int, history: History) -> tuple[str, ...]:
+def _check_options(
+    valid_for: str | ChatTemplate | None,
+    roles: Sequence[str],
+    tools: bool,
+    content: ContentMode,
+    max_turns: int,
+    history: History,
+) -> tuple[str, ...]:
     """Every option checked up front (``InvalidArgument``); the roles, in :data:`ROLES` order."""
     roles = _check_roles(roles)
     _check_flag("tools", tools)
@@ -138,8 +167,14 @@ def _check_options(valid_for: str | ChatTemplate | None, roles: Sequence[str], t
     return roles
 
 
-def _learned_plan(valid_for: str | ChatTemplate, roles: tuple[str, ...], tools: bool, content: ContentMode,
-                  max_turns: int, soup_roles: tuple[str, ...]) -> tuple[Plan, TemplateInputs]:
+def _learned_plan(
+    valid_for: str | ChatTemplate,
+    roles: tuple[str, ...],
+    tools: bool,
+    content: ContentMode,
+    max_turns: int,
+    soup_roles: tuple[str, ...],
+) -> tuple[Plan, TemplateInputs]:
     """The plan for ``valid_for``, learned by rendering it (when the strategy first draws)."""
     from .probes.harness import template_inputs
     from .probes.shape import learn_shape
@@ -147,8 +182,10 @@ def _learned_plan(valid_for: str | ChatTemplate, roles: tuple[str, ...], tools: 
     inputs = template_inputs(valid_for)
     shape = learn_shape(inputs).restricted(roles=roles, tools=tools, content=content)
     if not shape.edges.get(START):
-        raise _invalid("valid_for: the template accepted none of the probe conversations with these options "
-                       f"(roles={roles!r}, tools={tools!r}, content={content!r})")
+        raise _invalid(
+            "valid_for: the template accepted none of the probe conversations with these options "
+            f"(roles={roles!r}, tools={tools!r}, content={content!r})"
+        )
     return Plan(shape, (1, 0, 0), max_turns, soup_roles), inputs
 
 
@@ -171,8 +208,15 @@ def _built(plan: Plan, inputs: TemplateInputs | None) -> SearchStrategy[dict]:
     return build()
 
 
-def cases(*, valid_for: str | ChatTemplate | None = None, roles: Sequence[str] = ROLES, tools: bool = True,
-          content: ContentMode = "both", max_turns: int = 8, history: History = "any") -> SearchStrategy[dict]:
+def cases(
+    *,
+    valid_for: str | ChatTemplate | None = None,
+    roles: Sequence[str] = ROLES,
+    tools: bool = True,
+    content: ContentMode = "both",
+    max_turns: int = 8,
+    history: History = "any",
+) -> SearchStrategy[dict]:
     """Whole render inputs: ``{"messages", "tools", "add_generation_prompt", "kwargs"}``.
 
     The same options as :func:`conversations`; ``tools`` is a list of tool definitions or
@@ -192,9 +236,15 @@ def cases(*, valid_for: str | ChatTemplate | None = None, roles: Sequence[str] =
     return st.deferred(lambda: _built(*_learned_plan(valid_for, roles, tools, content, max_turns, soup_roles)))
 
 
-def conversations(*, valid_for: str | ChatTemplate | None = None, roles: Sequence[str] = ROLES,
-                  tools: bool = True, content: ContentMode = "both", max_turns: int = 8,
-                  history: History = "any") -> SearchStrategy[list[dict]]:
+def conversations(
+    *,
+    valid_for: str | ChatTemplate | None = None,
+    roles: Sequence[str] = ROLES,
+    tools: bool = True,
+    content: ContentMode = "both",
+    max_turns: int = 8,
+    history: History = "any",
+) -> SearchStrategy[list[dict]]:
     """Lists of chat messages as clients send them.
 
     ``valid_for``
@@ -218,12 +268,14 @@ def conversations(*, valid_for: str | ChatTemplate | None = None, roles: Sequenc
     Shrinks toward fewer turns, user before assistant before system, string content of one
     plain word, and no tool calls or reasoning fields.
     """
-    return cases(valid_for=valid_for, roles=roles, tools=tools, content=content, max_turns=max_turns,
-                 history=history).map(lambda case: case["messages"])
+    return cases(
+        valid_for=valid_for, roles=roles, tools=tools, content=content, max_turns=max_turns, history=history
+    ).map(lambda case: case["messages"])
 
 
-def messages(*, roles: Sequence[str] = ROLES, content: ContentMode = "both", tools: bool = True,
-             reasoning: bool = True) -> SearchStrategy[dict]:
+def messages(
+    *, roles: Sequence[str] = ROLES, content: ContentMode = "both", tools: bool = True, reasoning: bool = True
+) -> SearchStrategy[dict]:
     """Single messages of the given ``roles``: an assistant message may carry ``tool_calls``
     (``tools``) and a reasoning field (``reasoning``); a tool message carries a
     ``tool_call_id``.  Shrinks toward ``{"role": <first role>, "content": "hi"}``."""
@@ -233,8 +285,10 @@ def messages(*, roles: Sequence[str] = ROLES, content: ContentMode = "both", too
     _check_choice("content", content, CONTENT_MODES)
     _check_flag("tools", tools)
     _check_flag("reasoning", reasoning)
-    shape = replace(default_shape().restricted(roles=ROLES, tools=True, content=content),
-                    reasoning=REASONING_DRAW_ORDER if reasoning else ())
+    shape = replace(
+        default_shape().restricted(roles=ROLES, tools=True, content=content),
+        reasoning=REASONING_DRAW_ORDER if reasoning else (),
+    )
 
     @st.composite
     def build(draw: Callable[[Any], Any]) -> dict[str, Any]:
@@ -249,8 +303,9 @@ def messages(*, roles: Sequence[str] = ROLES, content: ContentMode = "both", too
     return build()
 
 
-def tool_calls(*, max_calls: int = 3, arguments: Literal["object", "string", "both"] = "both"
-               ) -> SearchStrategy[list[dict]]:
+def tool_calls(
+    *, max_calls: int = 3, arguments: Literal["object", "string", "both"] = "both"
+) -> SearchStrategy[list[dict]]:
     """The ``tool_calls`` list of an assistant message: 1 to ``max_calls`` calls with ids
     ``call00001``..., arguments as a JSON object, a JSON string, or ``"both"``.
     Shrinks toward one call of ``get_weather`` with object arguments."""

@@ -22,8 +22,20 @@ from jinja2.visitor import NodeVisitor
 from .environment import DEFAULT_PROFILE, BudgetedCodeGenerator, Profile, compiling, make_environment
 from .errors import InputLimitError, TemplateSyntaxError
 
-__all__ = ["Span", "Tag", "ParsedTemplate", "NumberedCode", "parse", "numbered_code", "scan_tags", "iter_nodes",
-           "is_raise_call", "line_column", "expression_text", "split_operands"]
+__all__ = [
+    "Span",
+    "Tag",
+    "ParsedTemplate",
+    "NumberedCode",
+    "parse",
+    "numbered_code",
+    "scan_tags",
+    "iter_nodes",
+    "is_raise_call",
+    "line_column",
+    "expression_text",
+    "split_operands",
+]
 
 TagKind = Literal["variable", "block", "comment"]
 _OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
@@ -43,7 +55,7 @@ class Span(NamedTuple):
     end: int
 
     def text(self, source: str) -> str:
-        return source[self.start:self.end]
+        return source[self.start : self.end]
 
 
 class Tag(NamedTuple):
@@ -70,7 +82,7 @@ def scan_tags(source: str) -> list[Tag]:
         start = source.find("{", pos)
         if start < 0 or start + 1 >= length:
             break
-        opener = source[start:start + 2]
+        opener = source[start : start + 2]
         kind = _OPENERS.get(opener)
         if kind is None:
             pos = start + 1
@@ -173,8 +185,7 @@ def iter_nodes(node: nodes.Node) -> Iterator[nodes.Node]:
 
 def is_raise_call(node: nodes.Node) -> bool:
     """Whether ``node`` is a call of the ``raise_exception`` global."""
-    return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)
-            and node.node.name == "raise_exception")
+    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "raise_exception"
 
 
 class _ParsedFields(NamedTuple):
@@ -207,6 +218,7 @@ class ParsedTemplate(_ParsedFields):
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of ``offset``."""
         import bisect
+
         index = bisect.bisect_right(self.line_starts, offset) - 1
         return index + 1, offset - self.line_starts[index] + 1
 
@@ -245,7 +257,7 @@ class ParsedTemplate(_ParsedFields):
         if tag is None or tag.keyword != "if":
             return None
         depth = 0
-        for other in self.tags[self.tags.index(tag):]:
+        for other in self.tags[self.tags.index(tag) :]:
             if other.kind != "block":
                 continue
             if other.keyword == "if":
@@ -293,8 +305,11 @@ class ParsedTemplate(_ParsedFields):
                 pos += 1
                 continue
             after = _skip_space(source, word.end())
-            if word.group() == "raise_exception" and source.startswith("(", after) and (
-                    pos == 0 or source[pos - 1] != "."):
+            if (
+                word.group() == "raise_exception"
+                and source.startswith("(", after)
+                and (pos == 0 or source[pos - 1] != ".")
+            ):
                 yield Span(pos, _matching_paren(source, after) + 1)
             pos = word.end()
 
@@ -312,9 +327,13 @@ def split_operands(source: str, span: Span, keyword: str) -> list[Span]:
     operands: list[Span] = []
     piece = start
     for pos, depth in _code_positions(source, start, end):
-        if depth == 0 and pos >= piece and source.startswith(keyword, pos) \
-                and (pos == start or not _is_word(source[pos - 1])) \
-                and (pos + len(keyword) >= end or not _is_word(source[pos + len(keyword)])):
+        if (
+            depth == 0
+            and pos >= piece
+            and source.startswith(keyword, pos)
+            and (pos == start or not _is_word(source[pos - 1]))
+            and (pos + len(keyword) >= end or not _is_word(source[pos + len(keyword)]))
+        ):
             operands.append(Span(*_trim(source, piece, pos)))
             piece = pos + len(keyword)
     return [*operands, Span(*_trim(source, piece, end))]
@@ -371,8 +390,10 @@ def parse(source: str, name: str | None = None, profile: Profile = DEFAULT_PROFI
 
 def too_deep(name: str | None) -> InputLimitError:
     """The error for a template nested beyond what jinja2 (and so any server) can parse or compile."""
-    return InputLimitError(f"{name or '<template>'}: the template is nested too deeply for jinja2 to parse or "
-                           "compile (Python's recursion limit; servers fail on it too)")
+    return InputLimitError(
+        f"{name or '<template>'}: the template is nested too deeply for jinja2 to parse or "
+        "compile (Python's recursion limit; servers fail on it too)"
+    )
 
 
 class NumberedCode(NamedTuple):
@@ -395,8 +416,11 @@ class _TrackingGenerator(BudgetedCodeGenerator):
 
     def enter_frame(self, frame: Frame) -> None:
         super().enter_frame(frame)
-        self.undeclared.update(param for action, param in frame.symbols.loads.values()
-                               if action == "resolve" and param not in self.environment.globals)
+        self.undeclared.update(
+            param
+            for action, param in frame.symbols.loads.values()
+            if action == "resolve" and param not in self.environment.globals
+        )
 
 
 def numbered_code(parsed: ParsedTemplate, profile: Profile = DEFAULT_PROFILE) -> NumberedCode:
@@ -429,11 +453,20 @@ def _numbered_code(parsed: ParsedTemplate, profile: Profile) -> NumberedCode:
     return NumberedCode(code, frozenset(generator.undeclared))
 
 
-_BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%", "Pow": "**",
-           "And": "and", "Or": "or", "Concat": "~"}
+_BINARY = {
+    "Add": "+",
+    "Sub": "-",
+    "Mul": "*",
+    "Div": "/",
+    "FloorDiv": "//",
+    "Mod": "%",
+    "Pow": "**",
+    "And": "and",
+    "Or": "or",
+    "Concat": "~",
+}
 _UNARY = {"Not": "not ", "Neg": "-", "Pos": "+"}
-_COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in",
-            "notin": "not in"}
+_COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in", "notin": "not in"}
 
 
 def expression_text(node: nodes.Node) -> str:
@@ -507,8 +540,13 @@ class _ExpressionPrinter(NodeVisitor):
     visit_Not = visit_Neg = visit_Pos = _unary
 
     def visit_Compare(self, node: nodes.Compare) -> str:
-        return "(" + " ".join([self.visit(node.expr), *(f"{_COMPARE[operand.op]} {self.visit(operand.expr)}"
-                                                      for operand in node.ops)]) + ")"
+        return (
+            "("
+            + " ".join(
+                [self.visit(node.expr), *(f"{_COMPARE[operand.op]} {self.visit(operand.expr)}" for operand in node.ops)]
+            )
+            + ")"
+        )
 
     def visit_CondExpr(self, node: nodes.CondExpr) -> str:
         tail = f" else {self.visit(node.expr2)}" if node.expr2 is not None else ""

@@ -57,8 +57,14 @@ class Tokenizer:
 
 
 # Files of a model folder that are not a tokenizer: given one, its folder's tokenizer.json is used.
-_MODEL_CONFIG_FILES = ("tokenizer_config.json", "chat_template.json", "processor_config.json", "config.json",
-                       "generation_config.json", "special_tokens_map.json")
+_MODEL_CONFIG_FILES = (
+    "tokenizer_config.json",
+    "chat_template.json",
+    "processor_config.json",
+    "config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+)
 
 
 def load_tokenizer(source: str, *, revision: str | None = None, token: str | None = None) -> Tokenizer:
@@ -138,8 +144,9 @@ def diff_tokens(left: Tokens, right: Tokens) -> TokenDiff:
     return TokenDiff(left, right, tuple(rows), first)
 
 
-def format_token_diff(diff: TokenDiff, *, left_label: str = "expected", right_label: str = "actual",
-                      context: int = 3, max_rows: int = 40) -> str:
+def format_token_diff(
+    diff: TokenDiff, *, left_label: str = "expected", right_label: str = "actual", context: int = 3, max_rows: int = 40
+) -> str:
     """A table of aligned tokens around the first divergence, marked ``>>``.
 
     Each side shows ``position id piece``; pieces are JSON-quoted so whitespace is visible.
@@ -148,15 +155,16 @@ def format_token_diff(diff: TokenDiff, *, left_label: str = "expected", right_la
         return f"tokens identical ({len(diff.left.ids)} tokens)"
     first = diff.first_divergence
     start = max(0, first - context)
-    shown = diff.rows[start:start + max_rows]
+    shown = diff.rows[start : start + max_rows]
     cells = [(_cell(row.left), _cell(row.right), row) for row in shown]
     width = max([len(left_label), *(len(left) for left, _, _ in cells)])
     first_row = diff.rows[first]
-    where = (f"{left_label} token {first_row.left[0]}" if first_row.left else
-             f"{right_label} token {first_row.right[0]}")
-    lines = [f"first token divergence at {where} "
-             f"({left_label}: {len(diff.left.ids)} tokens, {right_label}: {len(diff.right.ids)} tokens)",
-             f"    {left_label.ljust(width)}   {right_label}"]
+    where = f"{left_label} token {first_row.left[0]}" if first_row.left else f"{right_label} token {first_row.right[0]}"
+    lines = [
+        f"first token divergence at {where} "
+        f"({left_label}: {len(diff.left.ids)} tokens, {right_label}: {len(diff.right.ids)} tokens)",
+        f"    {left_label.ljust(width)}   {right_label}",
+    ]
     for index, (left, right, row) in enumerate(cells, start):
         mark = ">> " if index == first else ("!  " if row.op != "equal" else "   ")
         lines.append(f"{mark} {left.ljust(width)}   {right}")

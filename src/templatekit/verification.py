@@ -124,6 +124,7 @@ class VerifyResult:
 
 # --- one case ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Job:
     """Everything needed to generate and check example ``i`` (sent once to each worker)."""
@@ -200,10 +201,19 @@ def _evaluate(job: _Job, case: dict[str, Any]) -> _Verdict:
 
 
 def _rejected_by_role(job: _Job, case: Mapping[str, Any], messages: list[dict[str, Any]]) -> bool:
-    return role_rejection(job.original.text, messages, tools=case.get("tools"),
-                          add_generation_prompt=bool(case.get("add_generation_prompt")),
-                          variables=case.get("kwargs", {}), special_tokens=dict(job.original.special_tokens),
-                          profile=job.original.profile, now=FIXED_NOW) is not None
+    return (
+        role_rejection(
+            job.original.text,
+            messages,
+            tools=case.get("tools"),
+            add_generation_prompt=bool(case.get("add_generation_prompt")),
+            variables=case.get("kwargs", {}),
+            special_tokens=dict(job.original.special_tokens),
+            profile=job.original.profile,
+            now=FIXED_NOW,
+        )
+        is not None
+    )
 
 
 def _texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
@@ -213,8 +223,11 @@ def _texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         if isinstance(content, str) and content:
             yield content
         elif isinstance(content, list):
-            yield from (part["text"] for part in content
-                        if isinstance(part, Mapping) and isinstance(part.get("text"), str) and part["text"])
+            yield from (
+                part["text"]
+                for part in content
+                if isinstance(part, Mapping) and isinstance(part.get("text"), str) and part["text"]
+            )
 
 
 def _server_messages(inputs: TemplateInputs, case: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -224,9 +237,17 @@ def _server_messages(inputs: TemplateInputs, case: Mapping[str, Any]) -> list[di
         return case["messages"]
     from .servers import profile
 
-    return profile(inputs.server).prepare(
-        inputs.text, case["messages"], tools=case.get("tools"), add_generation_prompt=bool(case.get("add_generation_prompt")),
-        variables={**dict(inputs.special_tokens), **case.get("kwargs", {})}).messages
+    return (
+        profile(inputs.server)
+        .prepare(
+            inputs.text,
+            case["messages"],
+            tools=case.get("tools"),
+            add_generation_prompt=bool(case.get("add_generation_prompt")),
+            variables={**dict(inputs.special_tokens), **case.get("kwargs", {})},
+        )
+        .messages
+    )
 
 
 @lru_cache(maxsize=16)
@@ -241,6 +262,7 @@ def _case(job: _Job, index: int) -> dict[str, Any]:
 
 
 # --- chunks and workers -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _ChunkResult:
@@ -301,11 +323,11 @@ def _results(job: _Job, examples: int, jobs: int) -> Iterator[_ChunkResult]:
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=min(jobs, chunk_count), initializer=_init_worker,
-                             initargs=(job,)) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, chunk_count), initializer=_init_worker, initargs=(job,)) as pool:
         pending = _chunks(examples)
-        in_flight: deque = deque(pool.submit(_run_chunk_in_worker, chunk)
-                                 for chunk in itertools.islice(pending, 4 * jobs))
+        in_flight: deque = deque(
+            pool.submit(_run_chunk_in_worker, chunk) for chunk in itertools.islice(pending, 4 * jobs)
+        )
         try:
             while in_flight:
                 result = in_flight.popleft().result()
@@ -319,6 +341,7 @@ def _results(job: _Job, examples: int, jobs: int) -> Iterator[_ChunkResult]:
 
 # --- shrinking --------------------------------------------------------------------------------
 
+
 def _size(case: Mapping[str, Any]) -> tuple[int, int, int, int]:
     """Messages, then structure (lists, dicts, keys), then characters (an empty string counts
     as one, so texts shrink to one readable letter), then ``add_generation_prompt``."""
@@ -331,8 +354,10 @@ def _weigh(value: Any) -> tuple[int, int]:
     if isinstance(value, str):
         return 0, max(1, len(value))
     if isinstance(value, Mapping):
-        items = [(0, _ROLE_RANK[item]) if key == "role" and item in _ROLE_RANK else _weigh(item)
-                 for key, item in value.items()]
+        items = [
+            (0, _ROLE_RANK[item]) if key == "role" and item in _ROLE_RANK else _weigh(item)
+            for key, item in value.items()
+        ]
         return 1 + len(items) + sum(s for s, _ in items), sum(c for _, c in items)
     if isinstance(value, (list, tuple)):
         items = [_weigh(item) for item in value]
@@ -376,6 +401,7 @@ def _letter(index: int) -> str:
 
 def _reletter(case: dict[str, Any]) -> dict[str, Any]:
     """``case`` with one-letter texts renamed a, b, c... by message position (for reading)."""
+
     def rename(text: Any, index: int) -> Any:
         return _letter(index) if isinstance(text, str) and len(text) == 1 and text.islower() else text
 
@@ -383,8 +409,10 @@ def _reletter(case: dict[str, Any]) -> dict[str, Any]:
     for index, message in enumerate(case["messages"]):
         content = message.get("content")
         if isinstance(content, list):
-            content = [{**part, "text": rename(part.get("text"), index)} if isinstance(part, dict) and "text" in part
-                       else part for part in content]
+            content = [
+                {**part, "text": rename(part.get("text"), index)} if isinstance(part, dict) and "text" in part else part
+                for part in content
+            ]
         messages.append({**message, "content": rename(content, index)} if "content" in message else message)
     return {**case, "messages": messages}
 
@@ -395,22 +423,22 @@ def _candidates(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
     size = len(messages) // 2
     while size >= 1:
         for start in range(0, len(messages), size):
-            yield {**case, "messages": messages[:start] + messages[start + size:]}
+            yield {**case, "messages": messages[:start] + messages[start + size :]}
         size //= 2
     for index in range(len(messages) - 1):  # a message takes the next one's content in its place
         pulled = {**messages[index], "content": messages[index + 1].get("content")}
-        yield {**case, "messages": [*messages[:index], pulled, *messages[index + 2:]]}
+        yield {**case, "messages": [*messages[:index], pulled, *messages[index + 2 :]]}
     if case.get("tools") is not None:
         yield {**case, "tools": None}
         for index in range(len(case["tools"])):
-            yield {**case, "tools": case["tools"][:index] + case["tools"][index + 1:]}
+            yield {**case, "tools": case["tools"][:index] + case["tools"][index + 1 :]}
     for key in case.get("kwargs", {}):
         yield {**case, "kwargs": {name: value for name, value in case["kwargs"].items() if name != key}}
     if case.get("add_generation_prompt"):
         yield {**case, "add_generation_prompt": False}
     for index, message in enumerate(messages):
         for smaller in _smaller_messages(message, index):
-            yield {**case, "messages": [*messages[:index], smaller, *messages[index + 1:]]}
+            yield {**case, "messages": [*messages[:index], smaller, *messages[index + 1 :]]}
 
 
 def _smaller_messages(message: dict[str, Any], index: int) -> Iterator[dict[str, Any]]:
@@ -424,18 +452,21 @@ def _smaller_messages(message: dict[str, Any], index: int) -> Iterator[dict[str,
     calls = message.get("tool_calls")
     if isinstance(calls, list):
         for position, call in enumerate(calls):
-            yield {**message, "tool_calls": calls[:position] + calls[position + 1:]}
+            yield {**message, "tool_calls": calls[:position] + calls[position + 1 :]}
             for smaller in _smaller_calls(call):
-                yield {**message, "tool_calls": [*calls[:position], smaller, *calls[position + 1:]]}
+                yield {**message, "tool_calls": [*calls[:position], smaller, *calls[position + 1 :]]}
     content = message.get("content")
     if isinstance(content, list):
         for position in range(len(content)):
-            yield {**message, "content": content[:position] + content[position + 1:]}
+            yield {**message, "content": content[:position] + content[position + 1 :]}
         yield {**message, "content": _letter(index)}
         for position, part in enumerate(content):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 for text in _smaller_texts(part["text"], index):
-                    yield {**message, "content": [*content[:position], {**part, "text": text}, *content[position + 1:]]}
+                    yield {
+                        **message,
+                        "content": [*content[:position], {**part, "text": text}, *content[position + 1 :]],
+                    }
     elif isinstance(content, str):
         for text in _smaller_texts(content, index):
             yield {**message, "content": text}
@@ -459,8 +490,15 @@ def _smaller_texts(text: str, index: int) -> Iterator[str]:
     halves, ASCII only, whitespace runs collapsed."""
     letter = _letter(index)
     seen = {text}
-    for candidate in (letter, "", text.strip(), text[:len(text) // 2], text[len(text) // 2:],
-                      "".join(char if char.isascii() else letter for char in text), " ".join(text.split())):
+    for candidate in (
+        letter,
+        "",
+        text.strip(),
+        text[: len(text) // 2],
+        text[len(text) // 2 :],
+        "".join(char if char.isascii() else letter for char in text),
+        " ".join(text.split()),
+    ):
         if candidate not in seen:
             seen.add(candidate)
             yield candidate
@@ -480,9 +518,14 @@ def verify_plan(inputs: TemplateInputs) -> Plan:
     return Plan(learn_shape(inputs), VERIFY_MODES, VERIFY_MAX_TURNS, VERIFY_ROLES)
 
 
-def cases_for(template: str | ChatTemplate, examples: int, *, seed: int = 0,
-              special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE
-              ) -> list[dict[str, Any]]:
+def cases_for(
+    template: str | ChatTemplate,
+    examples: int,
+    *,
+    seed: int = 0,
+    special_tokens: Mapping[str, str] | None = None,
+    profile: Profile = DEFAULT_PROFILE,
+) -> list[dict[str, Any]]:
     """The first ``examples`` cases :func:`verify` checks for ``template`` with ``seed``
     (for benchmarks and for looking at what is generated)."""
     plan = verify_plan(template_inputs(template, special_tokens, profile))
@@ -490,8 +533,11 @@ def cases_for(template: str | ChatTemplate, examples: int, *, seed: int = 0,
 
 
 def _role_messages(text: str) -> frozenset[str]:
-    return frozenset(site.message for site in analyze_text(text)[1].sites
-                     if site.check_class in ROLE_STRUCTURE and site.message_is_literal)
+    return frozenset(
+        site.message
+        for site in analyze_text(text)[1].sites
+        if site.check_class in ROLE_STRUCTURE and site.message_is_literal
+    )
 
 
 def _check_options(examples: int, seed: int, normalize: Any, jobs: int) -> None:
@@ -502,10 +548,20 @@ def _check_options(examples: int, seed: int, normalize: Any, jobs: int) -> None:
         raise ValueError(f"normalize must be None, 'merge' or 'skip'; got {normalize!r}")
 
 
-def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, examples: int = 500, seed: int = 0,
-           normalize: NormalizeMode | None = None, tokenizer: Tokenizer | str | None = None, jobs: int = 1,
-           profile: Profile = DEFAULT_PROFILE, special_tokens: Mapping[str, str] | None = None,
-           server: str | None = None, progress: Callable[[int], None] | None = None) -> VerifyResult:
+def verify(
+    original: str | ChatTemplate,
+    relaxed: str | ChatTemplate,
+    *,
+    examples: int = 500,
+    seed: int = 0,
+    normalize: NormalizeMode | None = None,
+    tokenizer: Tokenizer | str | None = None,
+    jobs: int = 1,
+    profile: Profile = DEFAULT_PROFILE,
+    special_tokens: Mapping[str, str] | None = None,
+    server: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
     """Check fidelity, tolerance and (with ``normalize``) ``R == T∘normalize`` on ``examples``
     generated conversations; return the verdict and, on failure, a shrunk counterexample.
 
@@ -531,15 +587,23 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
         if problem is not None:
             raise EngineUnavailableError(f"cannot verify under {server}: {problem}", engine=engine_of(server))
     original_inputs = template_inputs(original, special_tokens, profile, server)
-    relaxed_inputs = TemplateInputs(relaxed if isinstance(relaxed, str) else relaxed.text,
-                                    original_inputs.special_tokens, profile, server)
+    relaxed_inputs = TemplateInputs(
+        relaxed if isinstance(relaxed, str) else relaxed.text, original_inputs.special_tokens, profile, server
+    )
     if isinstance(tokenizer, str):
         from .tokens import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer)
     policy = role_policy(_chat_template(original_inputs)) if normalize is not None else RolePolicy()
-    job = _Job(original_inputs, relaxed_inputs, verify_plan(original_inputs), seed, normalize,
-               _role_messages(original_inputs.text), policy)
+    job = _Job(
+        original_inputs,
+        relaxed_inputs,
+        verify_plan(original_inputs),
+        seed,
+        normalize,
+        _role_messages(original_inputs.text),
+        policy,
+    )
     checked = accepted = 0
     checks = dict.fromkeys(PROPERTIES, 0)
     failure: int | None = None
@@ -556,9 +620,17 @@ def verify(original: str | ChatTemplate, relaxed: str | ChatTemplate, *, example
     counterexample = None
     if failure is not None:
         counterexample = _counterexample(job, _case(job, failure), tokenizer)
-    return VerifyResult(ok=failure is None, checked=checked, accepted_by_original=accepted, compared=compared,
-                        seed=seed, counterexample=counterexample, examples=examples, normalize=normalize,
-                        checks=checks)
+    return VerifyResult(
+        ok=failure is None,
+        checked=checked,
+        accepted_by_original=accepted,
+        compared=compared,
+        seed=seed,
+        counterexample=counterexample,
+        examples=examples,
+        normalize=normalize,
+        checks=checks,
+    )
 
 
 def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None) -> Counterexample:
@@ -571,8 +643,15 @@ def _counterexample(job: _Job, case: dict[str, Any], tokenizer: Tokenizer | None
 
         token_diff = diff_tokens(tokenizer.encode(verdict.expected), tokenizer.encode(verdict.actual))
     normalized = tuple(verdict.normalized) if verdict.normalized is not None else None
-    return Counterexample(verdict.failure, Case.from_data(_with_special_tokens(job, case)), verdict.expected,
-                          verdict.actual, verdict.error, normalized, token_diff)
+    return Counterexample(
+        verdict.failure,
+        Case.from_data(_with_special_tokens(job, case)),
+        verdict.expected,
+        verdict.actual,
+        verdict.error,
+        normalized,
+        token_diff,
+    )
 
 
 def _with_special_tokens(job: _Job, case: dict[str, Any]) -> dict[str, Any]:

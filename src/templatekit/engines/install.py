@@ -21,16 +21,32 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["HF_JINJA_VERSION", "LLAMA_CPP_PYTHON_VERSION", "InstallError", "engines_dir", "install",
-           "installed", "llama_cpp_driver", "hf_jinja_entry", "hf_jinja_driver"]
+__all__ = [
+    "HF_JINJA_VERSION",
+    "LLAMA_CPP_PYTHON_VERSION",
+    "InstallError",
+    "engines_dir",
+    "install",
+    "installed",
+    "llama_cpp_driver",
+    "hf_jinja_entry",
+    "hf_jinja_driver",
+]
 
-HF_JINJA_VERSION = "0.5.11"           # @huggingface/jinja on npm
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"   # its sdist vendors llama.cpp (common/jinja)
+HF_JINJA_VERSION = "0.5.11"  # @huggingface/jinja on npm
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # its sdist vendors llama.cpp (common/jinja)
 ENV_VAR = "TEMPLATEKIT_ENGINES_DIR"
 
 # the llama.cpp sources the driver needs: the engine, the JSON wrapper and its library, UTF-8 helpers
-_LLAMA_CPP_MEMBERS = ("common/jinja/", "common/json.h", "common/json.cpp", "common/unicode.h",
-                      "common/unicode.cpp", "vendor/nlohmann/", "LICENSE")
+_LLAMA_CPP_MEMBERS = (
+    "common/jinja/",
+    "common/json.h",
+    "common/json.cpp",
+    "common/unicode.h",
+    "common/unicode.cpp",
+    "vendor/nlohmann/",
+    "LICENSE",
+)
 # common/json.cpp includes ggml.h for one macro; the driver is built without ggml
 _GGML_STUB = """#pragma once
 #include <cstdio>
@@ -111,8 +127,9 @@ def install(engine: str, *, log=print) -> bool:
 
 def _run(command: list[str], what: str, cwd: Path, timeout: float) -> None:
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError:
         raise InstallError(f"{what}: {command[0]} not found") from None
     except subprocess.TimeoutExpired:
@@ -127,8 +144,20 @@ def _install_hf_jinja(staging: Path, log) -> None:
         raise InstallError("hf-jinja needs node and npm (e.g. `apt-get install nodejs npm`)")
     log(f"installing @huggingface/jinja@{HF_JINJA_VERSION} with npm")
     (staging / "package.json").write_text('{"private": true}\n', encoding="utf-8")
-    _run(["npm", "install", "--no-audit", "--no-fund", "--no-save", "--silent",
-          f"@huggingface/jinja@{HF_JINJA_VERSION}"], "npm install @huggingface/jinja", staging, 600)
+    _run(
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--silent",
+            f"@huggingface/jinja@{HF_JINJA_VERSION}",
+        ],
+        "npm install @huggingface/jinja",
+        staging,
+        600,
+    )
 
 
 def _install_llama_cpp(staging: Path, log) -> None:
@@ -136,20 +165,39 @@ def _install_llama_cpp(staging: Path, log) -> None:
     if compiler is None:
         raise InstallError("llama.cpp needs a C++17 compiler (e.g. `apt-get install g++`)")
     log(f"downloading the llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist (for llama.cpp's common/jinja)")
-    _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-          "--dest", str(staging), f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"],
-         "pip download llama-cpp-python", staging, 900)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--dest",
+            str(staging),
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}",
+        ],
+        "pip download llama-cpp-python",
+        staging,
+        900,
+    )
     archive = next(staging.glob("llama_cpp_python-*.tar.gz"), None)
     if archive is None:
         raise InstallError("pip download llama-cpp-python gave no sdist")
     source = staging / "src"
-    prefix = f"{archive.name[:-len('.tar.gz')]}/vendor/llama.cpp/"
+    prefix = f"{archive.name[: -len('.tar.gz')]}/vendor/llama.cpp/"
     with tarfile.open(archive) as sdist:
-        members = [member for member in sdist.getmembers()
-                   if member.isfile() and member.name.startswith(prefix)
-                   and member.name[len(prefix):].startswith(_LLAMA_CPP_MEMBERS)]
+        members = [
+            member
+            for member in sdist.getmembers()
+            if member.isfile()
+            and member.name.startswith(prefix)
+            and member.name[len(prefix) :].startswith(_LLAMA_CPP_MEMBERS)
+        ]
         for member in members:
-            member.name = member.name[len(prefix):]
+            member.name = member.name[len(prefix) :]
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         sdist.extractall(source, members=members, **safe)
     archive.unlink()
@@ -157,11 +205,30 @@ def _install_llama_cpp(staging: Path, log) -> None:
     (source / "stub" / "ggml.h").write_text(_GGML_STUB, encoding="utf-8")
     (source / "templatekit_driver.cpp").write_text(_driver_source(), encoding="utf-8")
     units = sorted(str(path) for path in (source / "common" / "jinja").glob("*.cpp"))
-    units += [str(source / "common" / "json.cpp"), str(source / "common" / "unicode.cpp"),
-              str(source / "templatekit_driver.cpp")]
+    units += [
+        str(source / "common" / "json.cpp"),
+        str(source / "common" / "unicode.cpp"),
+        str(source / "templatekit_driver.cpp"),
+    ]
     log(f"compiling llama.cpp's Jinja engine with {Path(compiler).name} (about a minute on 2 cores)")
-    _run([compiler, "-std=c++17", "-O1", "-I", str(source / "stub"), "-I", str(source / "common"),
-          "-I", str(source / "vendor"), *units, "-o", str(staging / "templatekit-llama-jinja")],
-         "compiling llama.cpp's Jinja engine", staging, 1800)
+    _run(
+        [
+            compiler,
+            "-std=c++17",
+            "-O1",
+            "-I",
+            str(source / "stub"),
+            "-I",
+            str(source / "common"),
+            "-I",
+            str(source / "vendor"),
+            *units,
+            "-o",
+            str(staging / "templatekit-llama-jinja"),
+        ],
+        "compiling llama.cpp's Jinja engine",
+        staging,
+        1800,
+    )
     shutil.copy(source / "LICENSE", staging / "LICENSE-llama.cpp")
     shutil.rmtree(source)

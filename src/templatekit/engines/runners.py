@@ -23,7 +23,7 @@ from templatekit.engines import EngineError
 from templatekit.engines import install as installation
 from templatekit.errors import EngineUnavailableError
 
-TIMEOUT = 20.0           # seconds one render may take in a child process
+TIMEOUT = 20.0  # seconds one render may take in a child process
 MINIJINJA_FUEL = 50_000_000  # minijinja's instruction budget per render
 
 _LLAMA_RAISE = "Jinja Exception: "  # llama.cpp's raise_exception prefixes the template's message
@@ -40,8 +40,9 @@ def _jinja2(template: str, context: dict[str, Any], options: dict[str, Any]) -> 
     tools, documents = context.pop("tools", None), context.pop("documents", None)
     add_generation_prompt = bool(context.pop("add_generation_prompt", False))
     try:
-        return render(template, messages, tools=tools, documents=documents,
-                      add_generation_prompt=add_generation_prompt, **context)
+        return render(
+            template, messages, tools=tools, documents=documents, add_generation_prompt=add_generation_prompt, **context
+        )
     except TemplateRaise as error:
         raise EngineError("jinja2", "raise", str(error.template_message)) from None
     except jinja2.TemplateSyntaxError as error:
@@ -115,8 +116,13 @@ class _JsonLinesProcess:
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self.process is None or self.process.poll() is not None:
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self.process
 
     def _read_line(self, process: subprocess.Popen[bytes]) -> bytes:
@@ -145,8 +151,9 @@ class _JsonLinesProcess:
 
 
 _processes = {
-    "hf-jinja": _JsonLinesProcess("hf-jinja", lambda: ["node", str(installation.hf_jinja_driver()),
-                                                         str(installation.hf_jinja_entry())]),
+    "hf-jinja": _JsonLinesProcess(
+        "hf-jinja", lambda: ["node", str(installation.hf_jinja_driver()), str(installation.hf_jinja_entry())]
+    ),
     "llama.cpp": _JsonLinesProcess("llama.cpp", lambda: [str(installation.llama_cpp_driver())]),
 }
 atexit.register(lambda: [process.close() for process in _processes.values()])
@@ -203,7 +210,15 @@ def _llama_cpp_status() -> str | None:
     return None
 
 
-RUNNERS: dict[str, Runner] = {"jinja2": _jinja2, "minijinja": _minijinja,
-                              "hf-jinja": _child_process("hf-jinja"), "llama.cpp": _child_process("llama.cpp")}
-STATUS: dict[str, Callable[[], str | None]] = {"jinja2": lambda: None, "minijinja": _minijinja_status,
-                                               "hf-jinja": _hf_jinja_status, "llama.cpp": _llama_cpp_status}
+RUNNERS: dict[str, Runner] = {
+    "jinja2": _jinja2,
+    "minijinja": _minijinja,
+    "hf-jinja": _child_process("hf-jinja"),
+    "llama.cpp": _child_process("llama.cpp"),
+}
+STATUS: dict[str, Callable[[], str | None]] = {
+    "jinja2": lambda: None,
+    "minijinja": _minijinja_status,
+    "hf-jinja": _hf_jinja_status,
+    "llama.cpp": _llama_cpp_status,
+}

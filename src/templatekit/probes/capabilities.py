@@ -17,9 +17,24 @@ from typing import Any, NamedTuple
 from ..cases import Case
 from .harness import CALL_ID, HI, PROBE_TOOL, TOOL_FORMATS, Harness, Outcome, probe_call
 
-__all__ = ["Capability", "Drop", "Leak", "PrefixBreak", "ToolCallFormat", "capabilities", "silent_drops",
-           "tool_formats", "renders_tool", "python_values", "content_triggered_text", "prefix_break",
-           "tool_call_format", "clock_dependence", "leading_bos_count", "eos_after_assistant"]
+__all__ = [
+    "Capability",
+    "Drop",
+    "Leak",
+    "PrefixBreak",
+    "ToolCallFormat",
+    "capabilities",
+    "silent_drops",
+    "tool_formats",
+    "renders_tool",
+    "python_values",
+    "content_triggered_text",
+    "prefix_break",
+    "tool_call_format",
+    "clock_dependence",
+    "leading_bos_count",
+    "eos_after_assistant",
+]
 
 _CLOCKS = (datetime(2024, 1, 2, 3, 4, 5), datetime(2031, 11, 12, 13, 14, 15))
 
@@ -64,43 +79,66 @@ def capabilities(harness: Harness) -> dict[str, Capability]:
             return Capability(name, None, f"cannot tell: [user] alone {harness.describe(baseline)}", witness)
         return Capability(name, False, harness.describe(outcome), witness, outcome.site)
 
-    calls = [probe("tool-calls", harness.witness(
-        [_USER, {"role": "assistant", "content": content, "tool_calls": [probe_call(arguments=arguments)]}],
-        tools=tools), "get_weather", asked)
-        for tools in (None, (PROBE_TOOL,)) for asked in [harness.run(harness.witness([_USER], tools=tools))]
-        for arguments in (None, '{"city": "Paris"}') for content in ("", None)]
+    calls = [
+        probe(
+            "tool-calls",
+            harness.witness(
+                [_USER, {"role": "assistant", "content": content, "tool_calls": [probe_call(arguments=arguments)]}],
+                tools=tools,
+            ),
+            "get_weather",
+            asked,
+        )
+        for tools in (None, (PROBE_TOOL,))
+        for asked in [harness.run(harness.witness([_USER], tools=tools))]
+        for arguments in (None, '{"city": "Paris"}')
+        for content in ("", None)
+    ]
     tool_calls = next((result for result in calls if result.supported), calls[0])
     prompted = harness.witness([_USER], add_generation_prompt=True)
     return {
-        "system-role": probe("system-role", harness.witness([{"role": "system", "content": "tkprobe-system"}, _USER]),
-                             "tkprobe-system"),
+        "system-role": probe(
+            "system-role", harness.witness([{"role": "system", "content": "tkprobe-system"}, _USER]), "tkprobe-system"
+        ),
         "tools": probe("tools", harness.witness([_USER], tools=(PROBE_TOOL,)), "get_weather"),
         "tool-calls": tool_calls,
-        "tool-results": probe("tool-results", harness.witness(
-            [*tool_calls.witness.messages, _RESULT], tools=tool_calls.witness.tools), "tkprobe-result"),
-        "content-parts": probe("content-parts", harness.witness(
-            [{"role": "user", "content": [{"type": "text", "text": "tkprobe-user"}]}]), "tkprobe-user"),
+        "tool-results": probe(
+            "tool-results",
+            harness.witness([*tool_calls.witness.messages, _RESULT], tools=tool_calls.witness.tools),
+            "tkprobe-result",
+        ),
+        "content-parts": probe(
+            "content-parts",
+            harness.witness([{"role": "user", "content": [{"type": "text", "text": "tkprobe-user"}]}]),
+            "tkprobe-user",
+        ),
         "generation-prompt": _generation_prompt(harness, baseline, prompted),
     }
 
 
 def _shows_python_value(output: str, witness: Case) -> bool:
     """Whether list content was printed whole (``[{'type': 'text', ...}]``) instead of rendered."""
-    return any(isinstance(message.get("content"), list) and str(message["content"]) in output
-               for message in witness.messages)
+    return any(
+        isinstance(message.get("content"), list) and str(message["content"]) in output for message in witness.messages
+    )
 
 
 def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Case) -> Capability:
     outcome = harness.run(prompted)
     if baseline.ok and outcome.ok:
         changes = baseline.output != outcome.output
-        return Capability("generation-prompt", changes,
-                          "changes the output" if changes else "the output is the same with and without it", prompted)
+        return Capability(
+            "generation-prompt",
+            changes,
+            "changes the output" if changes else "the output is the same with and without it",
+            prompted,
+        )
     failing = baseline if not baseline.ok else outcome
     return Capability("generation-prompt", None, harness.describe(failing), prompted, failing.site)
 
 
 # --- silent drops --------------------------------------------------------------------------
+
 
 class Drop(NamedTuple):
     """A message the template accepted but whose text is not in the output."""
@@ -122,16 +160,35 @@ def silent_drops(harness: Harness, roles: Sequence[str] = ()) -> list[Drop]:
     """
     drops = _positional_drops(harness)
     probes: list[tuple[str, Case, tuple[int, ...]]] = [
-        ("the second text part of list content", harness.witness([{"role": "user", "content": [
-            {"type": "text", "text": "tkmark-0a"}, {"type": "text", "text": "tkmark-0b"}]}]), (0,)),
-        ("assistant text beside tool calls", harness.witness([
-            {"role": "user", "content": "tkmark-0"},
-            {"role": "assistant", "content": "tkmark-1", "tool_calls": [probe_call()]},
-            {"role": "tool", "tool_call_id": CALL_ID, "name": "get_weather", "content": "tkmark-2"},
-        ], tools=(PROBE_TOOL,)), (1,)),
+        (
+            "the second text part of list content",
+            harness.witness(
+                [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "tkmark-0a"}, {"type": "text", "text": "tkmark-0b"}],
+                    }
+                ]
+            ),
+            (0,),
+        ),
+        (
+            "assistant text beside tool calls",
+            harness.witness(
+                [
+                    {"role": "user", "content": "tkmark-0"},
+                    {"role": "assistant", "content": "tkmark-1", "tool_calls": [probe_call()]},
+                    {"role": "tool", "tool_call_id": CALL_ID, "name": "get_weather", "content": "tkmark-2"},
+                ],
+                tools=(PROBE_TOOL,),
+            ),
+            (1,),
+        ),
     ]
-    probes += [(f"a message with role {role!r}", _marked(harness, ["user", role, "user"]), (1,))
-               for role in sorted(set(roles) - {"user", "assistant", "system", "tool"})]
+    probes += [
+        (f"a message with role {role!r}", _marked(harness, ["user", role, "user"]), (1,))
+        for role in sorted(set(roles) - {"user", "assistant", "system", "tool"})
+    ]
     for description, witness, indices in probes:
         outcome = harness.run(witness)
         if not outcome.ok:
@@ -151,8 +208,12 @@ def _positional_drops(harness: Harness) -> list[Drop]:
         witness = _marked(harness, roles)
         outcome = harness.run(witness)
         for index, role in enumerate(roles):
-            if (outcome.ok and role not in drops and not (index == 0 and role == "system")
-                    and f"tkmark-{index}" not in outcome.output):
+            if (
+                outcome.ok
+                and role not in drops
+                and not (index == 0 and role == "system")
+                and f"tkmark-{index}" not in outcome.output
+            ):
                 drops[role] = Drop(f"a {role} message at position {index + 1}", witness, index)
     return list(drops.values())
 
@@ -172,6 +233,7 @@ def _marker_of(message: Mapping[str, Any]) -> str | None:
 
 # --- what else reaches the prompt ---------------------------------------------------------
 
+
 class Leak(NamedTuple):
     """Text in the prompt that no message, tool or role header of the probe put there."""
 
@@ -190,20 +252,39 @@ def renders_tool(outcome: Outcome) -> bool:
     return outcome.ok and "get_weather" in outcome.output
 
 
-_SCHEMA_TOOL: Mapping[str, Any] = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather.",
-    "parameters": {"type": "object", "properties": {
-        "city": {"type": "string", "description": "The city."},
-        "unit": {"type": "string", "enum": ["c", "f"], "default": None},
-        "detailed": {"type": "boolean", "default": False}},
-        "required": ["city"], "additionalProperties": False}}}
-_PLAIN_SCHEMA_TOOL: Mapping[str, Any] = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather.",
-    "parameters": {"type": "object", "properties": {
-        "city": {"type": "string", "description": "The city."},
-        "unit": {"type": "string", "description": "The unit."},
-        "detailed": {"type": "string", "description": "Whether in detail."}},
-        "required": ["city", "unit"]}}}
+_SCHEMA_TOOL: Mapping[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "The city."},
+                "unit": {"type": "string", "enum": ["c", "f"], "default": None},
+                "detailed": {"type": "boolean", "default": False},
+            },
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+_PLAIN_SCHEMA_TOOL: Mapping[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "The city."},
+                "unit": {"type": "string", "description": "The unit."},
+                "detailed": {"type": "string", "description": "Whether in detail."},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
 _PYTHON_REPRS = ("['c', 'f']", "['city']", "{'type': ", "{'city': ")
 
 
@@ -219,8 +300,9 @@ def python_values(harness: Harness) -> list[Leak]:
     leaks = []
     for extra, where in (({"tool_calls": [probe_call()]}, " (beside a tool call)"), ({}, "")):
         null = harness.witness([_USER, {"role": "assistant", "content": None, **extra}], tools=(PROBE_TOOL,))
-        empty = harness.run(harness.witness([_USER, {"role": "assistant", "content": "", **extra}],
-                                            tools=(PROBE_TOOL,)))
+        empty = harness.run(
+            harness.witness([_USER, {"role": "assistant", "content": "", **extra}], tools=(PROBE_TOOL,))
+        )
         rendered = harness.run(null)
         if empty.ok and rendered.ok and rendered.output.count("None") > empty.output.count("None"):
             leaks.append(Leak(f"content null{where} renders as the text", "None", null))
@@ -270,7 +352,7 @@ def _injected(where: str, trigger: str, triggered: Case, before: str, after: str
     after = after.replace(f"tkmark-0 {trigger}", "tkmark-0")
     start = len(os.path.commonprefix([before, after]))
     end = len(os.path.commonprefix([before[start:][::-1], after[start:][::-1]]))
-    added, removed = after[start:len(after) - end].strip(), before[start:len(before) - end].strip()
+    added, removed = after[start : len(after) - end].strip(), before[start : len(before) - end].strip()
     if len(re.findall(r"[^\W\d_]{2,}", added)) < 3 or len(removed) >= len(added):
         return []
     return [Leak(f"{where} containing {trigger!r}", added, triggered)]
@@ -303,14 +385,24 @@ def prefix_break(harness: Harness) -> PrefixBreak | None:
     the content) rendered as the last message must keep its reasoning once the next user
     turn arrives.
     """
-    user, reply, again = ({"role": "user", "content": "tkmark-0"}, {"role": "assistant", "content": "tkmark-1"},
-                          {"role": "user", "content": "tkmark-2"})
-    pairs = [(harness.witness(start, add_generation_prompt=True),
-              harness.witness([*start, {**reply, "content": "tkmark-3"}, {**again, "content": "tkmark-4"}],
-                              add_generation_prompt=True))
-             for start in ([user], [user, reply, again])]
-    pairs += [(harness.witness([user, answer]), harness.witness([user, answer, again], add_generation_prompt=True))
-              for answer in _REASONING_TURNS]
+    user, reply, again = (
+        {"role": "user", "content": "tkmark-0"},
+        {"role": "assistant", "content": "tkmark-1"},
+        {"role": "user", "content": "tkmark-2"},
+    )
+    pairs = [
+        (
+            harness.witness(start, add_generation_prompt=True),
+            harness.witness(
+                [*start, {**reply, "content": "tkmark-3"}, {**again, "content": "tkmark-4"}], add_generation_prompt=True
+            ),
+        )
+        for start in ([user], [user, reply, again])
+    ]
+    pairs += [
+        (harness.witness([user, answer]), harness.witness([user, answer, again], add_generation_prompt=True))
+        for answer in _REASONING_TURNS
+    ]
     for number, (earlier, later) in enumerate(pairs):
         first, second = harness.run(earlier), harness.run(later)
         if not (first.ok and second.ok) or second.output.startswith(first.output):
@@ -318,7 +410,9 @@ def prefix_break(harness: Harness) -> PrefixBreak | None:
         if number >= 2 and ("tkmark-think" not in first.output or "tkmark-think" in second.output):
             continue  # only the reasoning that disappears counts for answers rendered last
         offset = len(os.path.commonprefix([first.output, second.output]))
-        return PrefixBreak(earlier, later, offset, first.output[offset:offset + 40], second.output[offset:offset + 40])
+        return PrefixBreak(
+            earlier, later, offset, first.output[offset : offset + 40], second.output[offset : offset + 40]
+        )
     return None
 
 
@@ -334,30 +428,60 @@ class ToolCallFormat(NamedTuple):
 
 # (name, test on the rendered call, vLLM --tool-call-parser, SGLang --tool-call-parser); first match wins
 _TOOL_CALL_FORMATS: tuple[tuple[str, re.Pattern[str], str | None, str | None], ...] = (
-    ("Qwen3-Coder XML (<function=NAME><parameter=KEY>)", re.compile(r"<function=get_weather>\s*<parameter=city>"),
-     "qwen3_coder", "qwen3_coder"),
-    ("GLM-4.5 (<tool_call>NAME\\n<arg_key>)", re.compile(r"<tool_call>\s*get_weather\n\s*<arg_key>"),
-     "glm45", "glm45"),
+    (
+        "Qwen3-Coder XML (<function=NAME><parameter=KEY>)",
+        re.compile(r"<function=get_weather>\s*<parameter=city>"),
+        "qwen3_coder",
+        "qwen3_coder",
+    ),
+    ("GLM-4.5 (<tool_call>NAME\\n<arg_key>)", re.compile(r"<tool_call>\s*get_weather\n\s*<arg_key>"), "glm45", "glm45"),
     ("GLM-4.7 (<tool_call>NAME<arg_key>)", re.compile(r"<tool_call>\s*get_weather<arg_key>"), "glm47", "glm47"),
-    ("Hermes (<tool_call>{JSON}</tool_call>)",
-     re.compile(r"<tool_call>\s*\{\s*\"name\"\s*:\s*\"get_weather\"", re.DOTALL), "hermes", "hermes"),
+    (
+        "Hermes (<tool_call>{JSON}</tool_call>)",
+        re.compile(r"<tool_call>\s*\{\s*\"name\"\s*:\s*\"get_weather\"", re.DOTALL),
+        "hermes",
+        "hermes",
+    ),
     ("Mistral ([TOOL_CALLS])", re.compile(r"\[TOOL_CALLS\]"), "mistral", "mistral"),
     ("gpt-oss harmony (to=functions.NAME)", re.compile(r"to=functions\.get_weather"), "openai", "gpt-oss"),
-    ("DeepSeek V3 (function<｜tool▁sep｜>NAME, ```json)", re.compile(r"function<｜tool▁sep｜>get_weather"),
-     "deepseek_v3", "deepseekv3"),
-    ("DeepSeek V3.1 (NAME<｜tool▁sep｜>{JSON})", re.compile(r"<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"),
-     "deepseek_v31", "deepseekv31"),
+    (
+        "DeepSeek V3 (function<｜tool▁sep｜>NAME, ```json)",
+        re.compile(r"function<｜tool▁sep｜>get_weather"),
+        "deepseek_v3",
+        "deepseekv3",
+    ),
+    (
+        "DeepSeek V3.1 (NAME<｜tool▁sep｜>{JSON})",
+        re.compile(r"<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"),
+        "deepseek_v31",
+        "deepseekv31",
+    ),
     ("Kimi K2 (<|tool_calls_section_begin|>)", re.compile(r"<\|tool_calls_section_begin\|>"), "kimi_k2", "kimi_k2"),
-    ("MiniMax M2 (<minimax:tool_call><invoke name=NAME>)", re.compile(r"<minimax:tool_call>\s*<invoke name="),
-     "minimax_m2", "minimax-m2"),
-    ("Cohere Command (<|START_ACTION|> or Action: ```json, [{\"tool_name\": NAME}])",
-     re.compile(r"<\|START_ACTION\|>|Action:\s*```json\s*\[\s*\{\s*\"tool_name\""), None, None),
+    (
+        "MiniMax M2 (<minimax:tool_call><invoke name=NAME>)",
+        re.compile(r"<minimax:tool_call>\s*<invoke name="),
+        "minimax_m2",
+        "minimax-m2",
+    ),
+    (
+        'Cohere Command (<|START_ACTION|> or Action: ```json, [{"tool_name": NAME}])',
+        re.compile(r"<\|START_ACTION\|>|Action:\s*```json\s*\[\s*\{\s*\"tool_name\""),
+        None,
+        None,
+    ),
     ("Gemma 4 (<|tool_call>call:NAME{...})", re.compile(r"<\|tool_call>call:get_weather\{"), "gemma4", "gemma4"),
-    ("pythonic ([NAME(key=value)])", re.compile(r"get_weather\(\s*city\s*=\s*['\"]Paris['\"]\s*\)"),
-     "pythonic", "pythonic"),
-    ("Llama 3 JSON ({\"name\": NAME, \"parameters\": {...}})",
-     re.compile(r"\{\s*\"name\"\s*:\s*\"get_weather\"\s*,\s*\"(parameters|arguments)\"\s*:"),
-     "llama3_json", "llama3"),
+    (
+        "pythonic ([NAME(key=value)])",
+        re.compile(r"get_weather\(\s*city\s*=\s*['\"]Paris['\"]\s*\)"),
+        "pythonic",
+        "pythonic",
+    ),
+    (
+        'Llama 3 JSON ({"name": NAME, "parameters": {...}})',
+        re.compile(r"\{\s*\"name\"\s*:\s*\"get_weather\"\s*,\s*\"(parameters|arguments)\"\s*:"),
+        "llama3_json",
+        "llama3",
+    ),
 )
 
 
@@ -369,7 +493,7 @@ def tool_call_format(harness: Harness, call: Case) -> ToolCallFormat | None:
     without = harness.run(call._replace(messages=call.messages[:-1]))
     if not with_call.ok:
         return None
-    rendered = with_call.output[len(os.path.commonprefix([with_call.output, without.output or ""])):]
+    rendered = with_call.output[len(os.path.commonprefix([with_call.output, without.output or ""])) :]
     if "get_weather" not in rendered:  # the name was in the tool definitions only
         return None
     for name, pattern, vllm, sglang in _TOOL_CALL_FORMATS:
@@ -380,11 +504,14 @@ def tool_call_format(harness: Harness, call: Case) -> ToolCallFormat | None:
 
 # --- clock and tokens ----------------------------------------------------------------------
 
+
 def clock_dependence(harness: Harness) -> Case | None:
     """A conversation whose output differs between two fixed clocks, or ``None``."""
-    for witness in (harness.witness([HI], add_generation_prompt=True),
-                    harness.witness([{"role": "system", "content": "hi"}, HI], add_generation_prompt=True),
-                    harness.witness([HI], tools=(PROBE_TOOL,), add_generation_prompt=True)):
+    for witness in (
+        harness.witness([HI], add_generation_prompt=True),
+        harness.witness([{"role": "system", "content": "hi"}, HI], add_generation_prompt=True),
+        harness.witness([HI], tools=(PROBE_TOOL,), add_generation_prompt=True),
+    ):
         first, second = (harness.run(witness, now=moment) for moment in _CLOCKS)
         if first.ok and second.ok and first.output != second.output:
             return witness
@@ -402,7 +529,7 @@ def leading_bos_count(harness: Harness) -> tuple[int, Case] | None:
     count = 0
     while output.startswith(bos):
         count += 1
-        output = output[len(bos):].lstrip()
+        output = output[len(bos) :].lstrip()
     return count, witness
 
 
@@ -417,4 +544,3 @@ def eos_after_assistant(harness: Harness) -> tuple[bool, Case] | None:
     if start < 0 or end < start:
         return None
     return eos in outcome.output[start:end], witness
-

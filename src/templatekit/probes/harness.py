@@ -29,18 +29,37 @@ from ..syntax import ParsedTemplate, is_raise_call, numbered_code
 if TYPE_CHECKING:
     from ..sources import ChatTemplate
 
-__all__ = ["PLACEHOLDER_TOKENS", "DEFAULT_SPECIAL_TOKENS", "FIXED_NOW", "PROBE_TOOL", "TOOL_FORMATS", "CALL_ID",
-           "HI", "probe_call", "Outcome", "Harness", "harness_for", "text_harness", "TemplateInputs",
-           "template_inputs"]
+__all__ = [
+    "PLACEHOLDER_TOKENS",
+    "DEFAULT_SPECIAL_TOKENS",
+    "FIXED_NOW",
+    "PROBE_TOOL",
+    "TOOL_FORMATS",
+    "CALL_ID",
+    "HI",
+    "probe_call",
+    "Outcome",
+    "Harness",
+    "harness_for",
+    "text_harness",
+    "TemplateInputs",
+    "template_inputs",
+]
 
 PLACEHOLDER_TOKENS: Mapping[str, str] = {
-    "bos_token": "<tk:bos>", "eos_token": "<tk:eos>", "unk_token": "<tk:unk>", "pad_token": "<tk:pad>",
+    "bos_token": "<tk:bos>",
+    "eos_token": "<tk:eos>",
+    "unk_token": "<tk:unk>",
+    "pad_token": "<tk:pad>",
 }
 """Special tokens probes use when the source does not say (a bare .jinja file): they read as
 placeholders in a finding's text."""
 
 DEFAULT_SPECIAL_TOKENS: Mapping[str, str] = {
-    "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
 }
 """Special tokens verification and the strategies render with when the source does not say:
 real tokens, which a tokenizer encodes as special tokens in a counterexample's token diff."""
@@ -48,17 +67,24 @@ real tokens, which a tokenizer encodes as special tokens in a counterexample's t
 FIXED_NOW = datetime(2025, 1, 15, 12, 0, 0)
 """The clock every render of a generated case uses (reproducible output)."""
 
-PROBE_TOOL: Mapping[str, Any] = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+PROBE_TOOL: Mapping[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 """The tool definition probes pass (OpenAI's function-tool shape)."""
 
 TOOL_FORMATS: Mapping[str, Mapping[str, Any]] = {
     'OpenAI ({"type": "function", "function": {"name", "description", "parameters"}})': PROBE_TOOL,
     'a bare function ({"name", "description", "parameters"})': PROBE_TOOL["function"],
     'Cohere ({"name", "description", "parameter_definitions"})': {
-        "name": "get_weather", "description": "Get the weather.",
-        "parameter_definitions": {"city": {"description": "The city.", "type": "str", "required": True}}},
+        "name": "get_weather",
+        "description": "Get the weather.",
+        "parameter_definitions": {"city": {"description": "The city.", "type": "str", "required": True}},
+    },
 }
 """Ways clients and model cards write one tool definition, the OpenAI format first."""
 
@@ -73,14 +99,17 @@ _UNDEFINED = re.compile(r"UndefinedError: '([A-Za-z_][A-Za-z0-9_]*)' is undefine
 
 def probe_call(call_id: str | None = CALL_ID, arguments: Any = None) -> dict[str, Any]:
     """A call of the probe tool (``get_weather`` for Paris), with ``call_id`` unless ``None``."""
-    call: dict[str, Any] = {"type": "function", "function": {
-        "name": "get_weather", "arguments": {"city": "Paris"} if arguments is None else arguments}}
+    call: dict[str, Any] = {
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Paris"} if arguments is None else arguments},
+    }
     if call_id is not None:
         call = {"id": call_id, **call}
     return call
 
 
 # --- conversations -------------------------------------------------------------------------
+
 
 class Outcome(NamedTuple):
     """What one render did: the output, or the raise site that fired, or another error."""
@@ -110,6 +139,7 @@ class _SiteRaise(TemplateRaise):
 
 # --- the harness ---------------------------------------------------------------------------
 
+
 @contextmanager
 def _seeded_random() -> Iterator[None]:
     """Python's shared random generator seeded for one render, then restored: a template's
@@ -126,8 +156,13 @@ def _seeded_random() -> Iterator[None]:
 class Harness:
     """One template compiled for probing, with the special tokens it renders with."""
 
-    def __init__(self, parsed: ParsedTemplate, analysis: Analysis,
-                 special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE) -> None:
+    def __init__(
+        self,
+        parsed: ParsedTemplate,
+        analysis: Analysis,
+        special_tokens: Mapping[str, str] | None = None,
+        profile: Profile = DEFAULT_PROFILE,
+    ) -> None:
         self.parsed = parsed
         self.analysis = analysis
         self.special_tokens = {**PLACEHOLDER_TOKENS, **(special_tokens or {})}
@@ -138,8 +173,11 @@ class Harness:
             raise _SiteRaise(site_of_call.get(number), args[0] if args else None)
 
         self.template = environment.template_class.from_code(
-            environment, numbered_code(parsed, profile).code,
-            environment.make_globals({"raise_exception": raise_at_site}), None)
+            environment,
+            numbered_code(parsed, profile).code,
+            environment.make_globals({"raise_exception": raise_at_site}),
+            None,
+        )
         self.renders = 0
         self._draws_randomly = bool(random_sources(parsed))
         self.required_kwargs = self._find_required_kwargs()
@@ -171,21 +209,39 @@ class Harness:
                 return (tool,)
         return None
 
-    def witness(self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                add_generation_prompt: bool = False, kwargs: Mapping[str, Any] | None = None) -> Case:
+    def witness(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = False,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Case:
         """A witness :class:`~templatekit.cases.Case` that also carries the variables (and, for a
         template that needs them, the tools) the template requires."""
-        return Case(tuple(messages), tuple(tools) if tools is not None else self.default_tools,
-                    add_generation_prompt, {**self.required_kwargs, **(kwargs or {})})
+        return Case(
+            tuple(messages),
+            tuple(tools) if tools is not None else self.default_tools,
+            add_generation_prompt,
+            {**self.required_kwargs, **(kwargs or {})},
+        )
 
     def run(self, witness: Case, *, now: datetime | None = None) -> Outcome:
         """Render ``witness`` (with ``strftime_now`` fixed at ``now``, if given); never raises."""
         self.renders += 1
-        variables = {"messages": list(witness.messages), "tools": _list_or_none(witness.tools), "documents": None,
-                     "add_generation_prompt": witness.add_generation_prompt, **self.special_tokens, **witness.kwargs}
+        variables = {
+            "messages": list(witness.messages),
+            "tools": _list_or_none(witness.tools),
+            "documents": None,
+            "add_generation_prompt": witness.add_generation_prompt,
+            **self.special_tokens,
+            **witness.kwargs,
+        }
         try:
-            with fixed_clock(now) if now is not None else nullcontext(), \
-                    _seeded_random() if self._draws_randomly else nullcontext():
+            with (
+                fixed_clock(now) if now is not None else nullcontext(),
+                _seeded_random() if self._draws_randomly else nullcontext(),
+            ):
                 # Template.render minus jinja2's traceback rewriting on errors (same message): a
                 # raising render, the common outcome of a probe, then costs a quarter
                 template = self.template
@@ -235,19 +291,25 @@ def _site_numbers(parsed: ParsedTemplate, analysis: Analysis) -> dict[int, int]:
 
 
 @lru_cache(maxsize=16)
-def _cached_harness(parsed: ParsedTemplate, analysis: Analysis, tokens: tuple[tuple[str, str], ...],
-                    profile: Profile) -> Harness:
+def _cached_harness(
+    parsed: ParsedTemplate, analysis: Analysis, tokens: tuple[tuple[str, str], ...], profile: Profile
+) -> Harness:
     return Harness(parsed, analysis, dict(tokens), profile)
 
 
-def harness_for(parsed: ParsedTemplate, analysis: Analysis, special_tokens: Mapping[str, str] | None = None,
-                profile: Profile = DEFAULT_PROFILE) -> Harness:
+def harness_for(
+    parsed: ParsedTemplate,
+    analysis: Analysis,
+    special_tokens: Mapping[str, str] | None = None,
+    profile: Profile = DEFAULT_PROFILE,
+) -> Harness:
     """The (cached) :class:`Harness` of a parsed template."""
     return _cached_harness(parsed, analysis, tuple(sorted((special_tokens or {}).items())), profile)
 
 
-def text_harness(text: str, special_tokens: Mapping[str, str] | None = None,
-                 profile: Profile = DEFAULT_PROFILE) -> Harness:
+def text_harness(
+    text: str, special_tokens: Mapping[str, str] | None = None, profile: Profile = DEFAULT_PROFILE
+) -> Harness:
     """The (cached) :class:`Harness` of a template's text, parsed and analysed once."""
     return _text_harness(text, tuple(sorted((special_tokens or {}).items())), profile)
 
@@ -257,8 +319,8 @@ def _text_harness(text: str, tokens: tuple[tuple[str, str], ...], profile: Profi
     return Harness(*analyze_text(text), dict(tokens), profile)
 
 
-
 # --- renders as servers render --------------------------------------------------------------
+
 
 class TemplateInputs(NamedTuple):
     """A template's text and the special tokens, profile and server it renders with
@@ -272,18 +334,32 @@ class TemplateInputs(NamedTuple):
     def render(self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None) -> str:
         """Render a case (``messages`` replaces the case's own messages when given)."""
         if self.server is None:
-            return render(self.text, case["messages"] if messages is None else messages, tools=case.get("tools"),
-                          add_generation_prompt=bool(case.get("add_generation_prompt")),
-                          special_tokens=dict(self.special_tokens), now=FIXED_NOW, profile=self.profile,
-                          **case.get("kwargs", {}))
+            return render(
+                self.text,
+                case["messages"] if messages is None else messages,
+                tools=case.get("tools"),
+                add_generation_prompt=bool(case.get("add_generation_prompt")),
+                special_tokens=dict(self.special_tokens),
+                now=FIXED_NOW,
+                profile=self.profile,
+                **case.get("kwargs", {}),
+            )
         from ..servers import render as render_as_server
 
-        return render_as_server(self.text, case["messages"] if messages is None else messages, server=self.server,
-                                tools=case.get("tools"), add_generation_prompt=bool(case.get("add_generation_prompt")),
-                                special_tokens=dict(self.special_tokens), now=FIXED_NOW, **case.get("kwargs", {}))
+        return render_as_server(
+            self.text,
+            case["messages"] if messages is None else messages,
+            server=self.server,
+            tools=case.get("tools"),
+            add_generation_prompt=bool(case.get("add_generation_prompt")),
+            special_tokens=dict(self.special_tokens),
+            now=FIXED_NOW,
+            **case.get("kwargs", {}),
+        )
 
-    def attempt(self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None
-                ) -> tuple[str | None, BaseException | None]:
+    def attempt(
+        self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[str | None, BaseException | None]:
         """:meth:`render`, never raising: the output, or the error the template failed with."""
         try:
             return self.render(case, messages), None
@@ -295,10 +371,15 @@ class TemplateInputs(NamedTuple):
         return self.attempt(case)[1] is None
 
 
-def template_inputs(template: str | ChatTemplate, special_tokens: Mapping[str, str] | None = None,
-                    profile: Profile = DEFAULT_PROFILE, server: str | None = None) -> TemplateInputs:
+def template_inputs(
+    template: str | ChatTemplate,
+    special_tokens: Mapping[str, str] | None = None,
+    profile: Profile = DEFAULT_PROFILE,
+    server: str | None = None,
+) -> TemplateInputs:
     """Text, special tokens (given, else the template's own, else defaults), profile and server."""
     text = template if isinstance(template, str) else template.text
-    tokens = special_tokens or (None if isinstance(template, str) else template.special_tokens) \
-        or DEFAULT_SPECIAL_TOKENS
+    tokens = (
+        special_tokens or (None if isinstance(template, str) else template.special_tokens) or DEFAULT_SPECIAL_TOKENS
+    )
     return TemplateInputs(text, tuple(sorted(tokens.items())), profile, server)

@@ -45,8 +45,10 @@ def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> Role
     harness = text_harness(text, dict(special_tokens))
 
     def placed(*roles: str) -> bool:
-        messages = [{"role": role, "content": _MARKER if role == "system" else f"{role} message {index}"}
-                    for index, role in enumerate(roles)]
+        messages = [
+            {"role": role, "content": _MARKER if role == "system" else f"{role} message {index}"}
+            for index, role in enumerate(roles)
+        ]
         outcome = harness.run(harness.witness(messages))
         return outcome.ok and _MARKER in outcome.output
 
@@ -58,15 +60,23 @@ def _role_policy(text: str, special_tokens: tuple[tuple[str, str], ...]) -> Role
     return RolePolicy(developer_as_system, "anywhere")
 
 
-def role_rejection(text: str, messages: Sequence[Mapping[str, Any]], *,
-                   tools: Sequence[Mapping[str, Any]] | None = None, add_generation_prompt: bool = False,
-                   variables: Mapping[str, Any] | None = None, special_tokens: Mapping[str, str] | None = None,
-                   profile: Profile = DEFAULT_PROFILE, now: datetime | None = None) -> RaiseSite | None:
+def role_rejection(
+    text: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    add_generation_prompt: bool = False,
+    variables: Mapping[str, Any] | None = None,
+    special_tokens: Mapping[str, str] | None = None,
+    profile: Profile = DEFAULT_PROFILE,
+    now: datetime | None = None,
+) -> RaiseSite | None:
     """The role-structure check of ``text`` that rejects this conversation, or ``None`` (it renders,
     or fails some other way)."""
     harness = text_harness(text, special_tokens, profile)
-    witness = Case(tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt,
-                      dict(variables or {}))
+    witness = Case(
+        tuple(messages), tuple(tools) if tools is not None else None, add_generation_prompt, dict(variables or {})
+    )
     outcome = harness.run(witness, now=now)
     if outcome.site is None:
         return None

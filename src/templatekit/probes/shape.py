@@ -14,15 +14,31 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
 
-from ..generation import (ALL_FORMS, ARGUMENT_FORMS, CALL_CONTENTS, FLAGS, REASONING_DRAW_ORDER, START, UNITS, Form,
-                          RandomDraw, Shape, State, Unit, after, draw_tool_definitions, image_part)
+from ..generation import (
+    ALL_FORMS,
+    ARGUMENT_FORMS,
+    CALL_CONTENTS,
+    FLAGS,
+    REASONING_DRAW_ORDER,
+    START,
+    UNITS,
+    Form,
+    RandomDraw,
+    Shape,
+    State,
+    Unit,
+    after,
+    draw_tool_definitions,
+    image_part,
+)
 from .harness import TemplateInputs, text_harness
 
 __all__ = ["learn_shape"]
 
 
-def _probe_unit(unit: Unit, call_content: str = "empty", arguments: str = "object",
-                calls: int = 1) -> list[dict[str, Any]]:
+def _probe_unit(
+    unit: Unit, call_content: str = "empty", arguments: str = "object", calls: int = 1
+) -> list[dict[str, Any]]:
     if unit != "tool-exchange":
         text = {"user": "Hi", "assistant": "Hello", "system": "Be brief.", "developer": "Be brief."}[unit]
         return [{"role": unit, "content": text}]
@@ -30,9 +46,14 @@ def _probe_unit(unit: Unit, call_content: str = "empty", arguments: str = "objec
     ids = [f"call{number:05d}" for number in range(1, calls + 1)]
     args = {"city": "Paris"}
     function = {"name": "get_weather", "arguments": json.dumps(args) if arguments == "string" else args}
-    return [{"role": "assistant", "content": content,
-             "tool_calls": [{"id": call_id, "type": "function", "function": function} for call_id in ids]},
-            *({"role": "tool", "tool_call_id": call_id, "content": '{"temperature": 21}'} for call_id in ids)]
+    return [
+        {
+            "role": "assistant",
+            "content": content,
+            "tool_calls": [{"id": call_id, "type": "function", "function": function} for call_id in ids],
+        },
+        *({"role": "tool", "tool_call_id": call_id, "content": '{"temperature": 21}'} for call_id in ids),
+    ]
 
 
 def _unit_variants(unit: Unit) -> list[list[dict[str, Any]]]:
@@ -50,8 +71,9 @@ class _Prober:
         self.analysis = harness.analysis
         self.required = tuple(sorted(harness.required_kwargs.items()))
         self.base: dict[str, Any] = {"tools": None, "add_generation_prompt": False, "kwargs": dict(self.required)}
-        self.tools: Literal["never", "sometimes", "always"] = ("sometimes" if "tools" in self.analysis.undeclared
-                                                               else "never")
+        self.tools: Literal["never", "sometimes", "always"] = (
+            "sometimes" if "tools" in self.analysis.undeclared else "never"
+        )
         if self.tools == "sometimes" and not self.accepts(_probe_unit("user")):
             self.base["tools"] = draw_tool_definitions(RandomDraw(_FirstOptions()))  # the tool generated cases send
             self.tools = "always" if self.accepts(_probe_unit("user")) else "sometimes"
@@ -107,24 +129,39 @@ def _learn_shape(inputs: TemplateInputs) -> Shape:
             if complete:
                 accepting.add(following)
             if following not in paths:
-                paths[following] = conversation[:len(path) + len(_probe_unit(unit))]
+                paths[following] = conversation[: len(path) + len(_probe_unit(unit))]
                 edges[following] = []
                 queue.append(following)
-    shape = Shape(edges={state: tuple(units) for state, units in edges.items()}, accepting=frozenset(accepting),
-                  forms=forms, role_forms=_role_forms(forms), tools=prober.tools,
-                  flags=_flag_values(prober), required=prober.required)
+    shape = Shape(
+        edges={state: tuple(units) for state, units in edges.items()},
+        accepting=frozenset(accepting),
+        forms=forms,
+        role_forms=_role_forms(forms),
+        tools=prober.tools,
+        flags=_flag_values(prober),
+        required=prober.required,
+    )
     if "tool-exchange" in witnesses:
         shape = replace(shape, **_tool_call_forms(prober, *witnesses["tool-exchange"]))
     if "assistant" in witnesses:
         conversation, start = witnesses["assistant"]
-        shape = replace(shape, reasoning=tuple(field for field in REASONING_DRAW_ORDER if prober.accepts(
-            _replaced(conversation, start, 1, [{**conversation[start], field: "Thinking it over."}]))))
+        shape = replace(
+            shape,
+            reasoning=tuple(
+                field
+                for field in REASONING_DRAW_ORDER
+                if prober.accepts(
+                    _replaced(conversation, start, 1, [{**conversation[start], field: "Thinking it over."}])
+                )
+            ),
+        )
     return shape
 
 
-def _replaced(conversation: list[dict[str, Any]], start: int, length: int,
-              messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [*conversation[:start], *messages, *conversation[start + length:]]
+def _replaced(
+    conversation: list[dict[str, Any]], start: int, length: int, messages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return [*conversation[:start], *messages, *conversation[start + length :]]
 
 
 def _extend(prober: _Prober, path: list[dict[str, Any]], unit: Unit) -> tuple[list[dict[str, Any]], bool] | None:
@@ -141,8 +178,7 @@ def _extend(prober: _Prober, path: list[dict[str, Any]], unit: Unit) -> tuple[li
     return None
 
 
-def _accepted_forms(prober: _Prober, unit: Unit, conversation: list[dict[str, Any]],
-                    start: int) -> tuple[Form, ...]:
+def _accepted_forms(prober: _Prober, unit: Unit, conversation: list[dict[str, Any]], start: int) -> tuple[Form, ...]:
     if unit == "tool-exchange":
         return ("string",)
     samples: Mapping[Form, Any] = {
@@ -151,14 +187,23 @@ def _accepted_forms(prober: _Prober, unit: Unit, conversation: list[dict[str, An
         "image": [{"type": "text", "text": "Look:"}, image_part("image")],
         "image_url": [{"type": "text", "text": "Look:"}, image_part("image_url")],
     }
-    return tuple(form for form, content in samples.items() if form == "string" or prober.accepts(
-        _replaced(conversation, start, 1, [{**conversation[start], "content": content}])))
+    return tuple(
+        form
+        for form, content in samples.items()
+        if form == "string"
+        or prober.accepts(_replaced(conversation, start, 1, [{**conversation[start], "content": content}]))
+    )
 
 
 def _role_forms(forms: Mapping[tuple[State, Unit], tuple[Form, ...]]) -> dict[str, tuple[Form, ...]]:
-    return {unit: tuple(form for form in ALL_FORMS if any(
-        form in step_forms for (_, step_unit), step_forms in forms.items() if step_unit == unit))
-        for unit in UNITS}
+    return {
+        unit: tuple(
+            form
+            for form in ALL_FORMS
+            if any(form in step_forms for (_, step_unit), step_forms in forms.items() if step_unit == unit)
+        )
+        for unit in UNITS
+    }
 
 
 def _tool_call_forms(prober: _Prober, conversation: list[dict[str, Any]], start: int) -> dict[str, Any]:
@@ -171,10 +216,12 @@ def _tool_call_forms(prober: _Prober, conversation: list[dict[str, Any]], start:
         return prober.accepts(_replaced(conversation, start, length, unit))
 
     return {
-        "call_contents": tuple(option for option in CALL_CONTENTS
-                               if accepts(_probe_unit("tool-exchange", option, arguments))),
-        "arguments": tuple(option for option in ARGUMENT_FORMS
-                           if accepts(_probe_unit("tool-exchange", content, option))),
+        "call_contents": tuple(
+            option for option in CALL_CONTENTS if accepts(_probe_unit("tool-exchange", option, arguments))
+        ),
+        "arguments": tuple(
+            option for option in ARGUMENT_FORMS if accepts(_probe_unit("tool-exchange", content, option))
+        ),
         "max_calls": 3 if accepts(_probe_unit("tool-exchange", content, arguments, calls=2)) else 1,
     }
 

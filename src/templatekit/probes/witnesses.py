@@ -30,18 +30,41 @@ DEFAULT_BUDGET = 1500
 MAX_MESSAGES = 4
 """The largest conversation the witness search tries."""
 
-_STANDARD_NAMES = frozenset({
-    "messages", "tools", "documents", "add_generation_prompt", "raise_exception", "strftime_now",
-    "namespace", "range", "dict", "lipsum", "cycler", "joiner", "loop", "true", "false", "none",
-    "True", "False", "None",
-})
+_STANDARD_NAMES = frozenset(
+    {
+        "messages",
+        "tools",
+        "documents",
+        "add_generation_prompt",
+        "raise_exception",
+        "strftime_now",
+        "namespace",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "loop",
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+    }
+)
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def find_witnesses(parsed: ParsedTemplate, analysis: Analysis, *, budget: int = DEFAULT_BUDGET,
-                   special_tokens: Mapping[str, str] | None = None,
-                   max_messages: int = MAX_MESSAGES) -> dict[int, Case | None]:
+def find_witnesses(
+    parsed: ParsedTemplate,
+    analysis: Analysis,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    special_tokens: Mapping[str, str] | None = None,
+    max_messages: int = MAX_MESSAGES,
+) -> dict[int, Case | None]:
     """For each raise site, a minimal conversation that fires exactly that site, or ``None``.
 
     ``None`` means no conversation of up to ``max_messages`` messages made of the
@@ -88,17 +111,21 @@ class _WitnessSearch:
         if size == 0:
             candidates = [()]
         else:
-            candidates = [(*prefix, variant) for prefix in self.frontiers.get(key, [])
-                          for variant in range(len(plan.alphabet))]
+            candidates = [
+                (*prefix, variant) for prefix in self.frontiers.get(key, []) for variant in range(len(plan.alphabet))
+            ]
         seen: set[tuple[Any, ...]] = set()
         frontier: list[tuple[int, ...]] = []
         context = plan.contexts[context_number]
         for sequence in candidates:
             if site in self.found or self.spent >= self.budget:
                 break
-            witness = self.harness.witness([plan.alphabet[index] for index in sequence], tools=context.tools,
-                                           add_generation_prompt=context.add_generation_prompt,
-                                           kwargs=context.kwargs)
+            witness = self.harness.witness(
+                [plan.alphabet[index] for index in sequence],
+                tools=context.tools,
+                add_generation_prompt=context.add_generation_prompt,
+                kwargs=context.kwargs,
+            )
             outcome = self._run(witness)
             if outcome.site is not None and outcome.site not in self.found:
                 self.found[outcome.site] = witness
@@ -108,8 +135,12 @@ class _WitnessSearch:
         self.frontiers[key] = frontier
 
     def _run(self, witness: Case) -> Outcome:
-        key = (repr(witness.messages), repr(witness.tools), witness.add_generation_prompt,
-               repr(sorted(witness.kwargs.items())))
+        key = (
+            repr(witness.messages),
+            repr(witness.tools),
+            witness.add_generation_prompt,
+            repr(sorted(witness.kwargs.items())),
+        )
         outcome = self.cache.get(key)
         if outcome is None:
             self.spent += 1
@@ -128,7 +159,7 @@ class _Context(NamedTuple):
 class _TemplateFacts(NamedTuple):
     """What the search needs to know about the whole template."""
 
-    dependencies: Mapping[str, frozenset[str]]   # variable -> words of the values assigned to it
+    dependencies: Mapping[str, frozenset[str]]  # variable -> words of the values assigned to it
     kwarg_values: Mapping[str, tuple[Any, ...]]  # caller variable -> values worth trying
     role_constants: frozenset[str]
 
@@ -154,13 +185,16 @@ class _TemplateFacts(NamedTuple):
                 for operand in operands:
                     if isinstance(operand, nodes.Name):
                         compared.setdefault(operand.name, set()).update(strings)
-        callers = sorted(name for name in analysis.undeclared
-                         if name not in _STANDARD_NAMES and not name.endswith("_token"))
-        kwarg_values = {name: (False, True, *sorted(compared.get(name, ())),
-                               *(("tk-unexpected",) if compared.get(name) else ()))
-                        for name in callers}
-        return cls({name: frozenset(words) for name, words in dependencies.items()}, kwarg_values,
-                   compared_roles(parsed))
+        callers = sorted(
+            name for name in analysis.undeclared if name not in _STANDARD_NAMES and not name.endswith("_token")
+        )
+        kwarg_values = {
+            name: (False, True, *sorted(compared.get(name, ())), *(("tk-unexpected",) if compared.get(name) else ()))
+            for name in callers
+        }
+        return cls(
+            {name: frozenset(words) for name, words in dependencies.items()}, kwarg_values, compared_roles(parsed)
+        )
 
     def closure(self, words: set[str]) -> set[str]:
         """``words`` plus the words of everything they are assigned from, transitively."""
@@ -199,6 +233,7 @@ def _words_of(node: nodes.Node | list[nodes.Node]) -> set[str]:
                 words.add(child.name)
     return words
 
+
 class _Plan(NamedTuple):
     """The messages (alphabet) and contexts the search tries for one site, simplest first."""
 
@@ -207,21 +242,41 @@ class _Plan(NamedTuple):
 
     @classmethod
     def of(cls, site: RaiseSite, facts: _TemplateFacts) -> _Plan:
-        text = " ".join([*(condition.text for condition in site.conditions),
-                         *(loop.iterable for loop in site.loops)])
+        text = " ".join([*(condition.text for condition in site.conditions), *(loop.iterable for loop in site.loops)])
         strings = {first or second for first, second in _QUOTED.findall(text)}
         words = facts.closure(set(_WORD.findall(text)) | strings)
         return cls(_alphabet(site, words, strings, facts), _contexts(words, facts))
 
 
-def _alphabet(site: RaiseSite, words: set[str], strings: set[str], facts: _TemplateFacts
-              ) -> tuple[Mapping[str, Any], ...]:
-    alphabet: list[Mapping[str, Any]] = [HI, {"role": "assistant", "content": "hi"},
-                                         {"role": "system", "content": "hi"}]
-    tool_related = bool(words & {"tool", "tool_calls", "tool_call", "tool_call_id", "tool_results", "ipython",
-                                 "function", "arguments", "tools"}) or site.check_class == "tool-call"
-    content_related = bool(words & {"content", "string", "iterable", "mapping", "none", "sequence", "image",
-                                    "video", "text", "type"}) or site.check_class == "content-type"
+def _alphabet(
+    site: RaiseSite, words: set[str], strings: set[str], facts: _TemplateFacts
+) -> tuple[Mapping[str, Any], ...]:
+    alphabet: list[Mapping[str, Any]] = [
+        HI,
+        {"role": "assistant", "content": "hi"},
+        {"role": "system", "content": "hi"},
+    ]
+    tool_related = (
+        bool(
+            words
+            & {
+                "tool",
+                "tool_calls",
+                "tool_call",
+                "tool_call_id",
+                "tool_results",
+                "ipython",
+                "function",
+                "arguments",
+                "tools",
+            }
+        )
+        or site.check_class == "tool-call"
+    )
+    content_related = (
+        bool(words & {"content", "string", "iterable", "mapping", "none", "sequence", "image", "video", "text", "type"})
+        or site.check_class == "content-type"
+    )
     if tool_related:
         alphabet += [
             {"role": "assistant", "content": "", "tool_calls": [probe_call()]},
@@ -253,8 +308,9 @@ def _alphabet(site: RaiseSite, words: set[str], strings: set[str], facts: _Templ
     for string in sorted(strings - facts.role_constants):
         if len(string) > 3 and not string.isidentifier():  # a marker the template looks for in content
             alphabet.append({"role": "assistant", "content": string})
-            alphabet.extend({"role": "assistant", "content": "hi", key: string}
-                            for key in REASONING_FIELDS if key in words)
+            alphabet.extend(
+                {"role": "assistant", "content": "hi", key: string} for key in REASONING_FIELDS if key in words
+            )
     known = {message["role"] for message in alphabet}
     extra_roles = sorted(role for role in facts.role_constants & (words | strings) if role not in known)
     alphabet += [{"role": role, "content": "hi"} for role in extra_roles]
@@ -274,4 +330,3 @@ def _contexts(words: set[str], facts: _TemplateFacts) -> tuple[_Context, ...]:
         if name in words:
             contexts.extend(_Context(kwargs={name: value}) for value in values)
     return tuple(contexts)
-

@@ -27,8 +27,9 @@ def render(findings: Sequence[Finding]) -> str:
         if finding.end_line is not None and finding.end_column is not None:
             properties += [f"endLine={finding.end_line}", f"endColumn={finding.end_column}"]
         properties.append(f"title={finding.code}")
-        message = finding.message if finding.template_name == "default" else \
-            f"[{finding.template_name}] {finding.message}"
+        message = (
+            finding.message if finding.template_name == "default" else f"[{finding.template_name}] {finding.message}"
+        )
         if finding.fix:
             message += f"\n{finding.fix.message}"
         lines.append(f"::{_COMMANDS[finding.severity]} {','.join(properties)}::{_data(message)}")

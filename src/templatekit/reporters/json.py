@@ -20,8 +20,10 @@ def render(findings: Sequence[Finding]) -> str:
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
         "templatekit": __version__,
-        "summary": {severity.value: sum(finding.severity is severity for finding in findings)
-                    for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO)},
+        "summary": {
+            severity.value: sum(finding.severity is severity for finding in findings)
+            for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+        },
         "findings": [finding.to_dict() for finding in findings],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -23,16 +23,17 @@ def render(findings: Sequence[Finding], rules: Iterable[Rule]) -> str:
     described = sorted({rule.code: rule for rule in rules}.values(), key=lambda rule: rule.code)
     index = {rule.code: position for position, rule in enumerate(described)}
     run = {
-        "tool": {"driver": {
-            "name": "templatekit",
-            "version": __version__,
-            "rules": [_rule(rule) for rule in described],
-        }},
+        "tool": {
+            "driver": {
+                "name": "templatekit",
+                "version": __version__,
+                "rules": [_rule(rule) for rule in described],
+            }
+        },
         "columnKind": "unicodeCodePoints",
         "results": [_result(finding, index.get(finding.code)) for finding in findings],
     }
-    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2,
-                      ensure_ascii=False) + "\n"
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2, ensure_ascii=False) + "\n"
 
 
 def _rule(rule: Rule) -> dict[str, Any]:

@@ -32,7 +32,9 @@ def summary(findings: Sequence[Finding]) -> str:
     """``Found 3 findings (1 error, 2 warnings).`` or ``No findings.``"""
     if not findings:
         return "No findings."
-    counts = [(severity, sum(finding.severity is severity for finding in findings))
-              for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO)]
+    counts = [
+        (severity, sum(finding.severity is severity for finding in findings))
+        for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+    ]
     parts = ", ".join(f"{count} {severity.value}{'s' if count != 1 else ''}" for severity, count in counts if count)
     return f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''} ({parts})."

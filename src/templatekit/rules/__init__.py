@@ -26,7 +26,17 @@ from ..findings import Finding, sort_findings
 from ..probes import DEFAULT_BUDGET
 from ..sources import ChatTemplate, from_text
 from . import (  # noqa: F401 - registers
-    capabilities, content, determinism, drift, drops, portability, raise_sites, security, syntax, tokens)
+    capabilities,
+    content,
+    determinism,
+    drift,
+    drops,
+    portability,
+    raise_sites,
+    security,
+    syntax,
+    tokens,
+)
 from .budget import BUDGET_RULE
 from .context import LintContext
 from .registry import DOC_SECTIONS, RULES, Rule, doc_pages, get_rule, rule_markdown, select_rules
@@ -40,9 +50,16 @@ _UNSUPPRESSIBLE = {"TK002"}
 LINT_SECONDS = 10.0
 
 
-def lint(template: ChatTemplate | str, *, select: Sequence[str] | None = None,
-         ignore: Sequence[str] | None = None, probe: bool = True, budget: int = DEFAULT_BUDGET,
-         against: ChatTemplate | None = None, seconds: float = LINT_SECONDS) -> list[Finding]:
+def lint(
+    template: ChatTemplate | str,
+    *,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    probe: bool = True,
+    budget: int = DEFAULT_BUDGET,
+    against: ChatTemplate | None = None,
+    seconds: float = LINT_SECONDS,
+) -> list[Finding]:
     """Lint one chat template; findings sorted by position.
 
     ``select``/``ignore`` take codes (``TK101``), code prefixes (``TK1``), rule names
@@ -67,6 +84,7 @@ def lint(template: ChatTemplate | str, *, select: Sequence[str] | None = None,
                 findings += [context.finding(chosen, hit) for hit in chosen.check(context)]
             except RenderBudgetExceeded as error:
                 context.exceeded.append(error)
-    kept = apply_suppressions([finding for finding in findings if finding.code not in _UNSUPPRESSIBLE],
-                              context.suppressions)
+    kept = apply_suppressions(
+        [finding for finding in findings if finding.code not in _UNSUPPRESSIBLE], context.suppressions
+    )
     return sort_findings([*kept, *(finding for finding in findings if finding.code in _UNSUPPRESSIBLE)])

@@ -18,8 +18,12 @@ def _unsupported(context: LintContext, capability: str, what: str) -> Iterator[H
         return
     result = results[capability]
     site = context.analysis.sites[result.site] if result.site is not None else None
-    yield Hit(f"{what}: {result.detail}", span=site.span if site else None, line=site.line if site else None,
-              witness=result.witness)
+    yield Hit(
+        f"{what}: {result.detail}",
+        span=site.span if site else None,
+        line=site.line if site else None,
+        witness=result.witness,
+    )
 
 
 @rule("TK201", "system-role-not-rendered", Severity.INFO, renders=True)
@@ -209,8 +213,11 @@ def required_variable(context: LintContext) -> Iterator[Hit]:
     for name in harness.required_kwargs:
         node = uses_name(context.parsed, name)
         line = node.lineno if node is not None else None
-        yield Hit(f"the template renders only when the caller passes {name!r} (chat_template_kwargs)",
-                  span=context.locate(line, name) if line else None, line=line)
+        yield Hit(
+            f"the template renders only when the caller passes {name!r} (chat_template_kwargs)",
+            span=context.locate(line, name) if line else None,
+            line=line,
+        )
 
 
 @rule("TK208", "render-error", Severity.ERROR, renders=True)
@@ -281,8 +288,10 @@ def openai_tools_unsupported(context: LintContext) -> Iterator[Hit]:
     if not renders_tool(formats[openai]) and expected:
         outcome = formats[openai]
         why = context.harness.describe(outcome) if not outcome.ok else "accepted but not in the output"
-        yield Hit(f"OpenAI-format tools are not rendered ({why}); the template expects tools as {expected[0]}",
-                  witness=context.harness.witness([{"role": "user", "content": "tkprobe-user"}], tools=[PROBE_TOOL]))
+        yield Hit(
+            f"OpenAI-format tools are not rendered ({why}); the template expects tools as {expected[0]}",
+            witness=context.harness.witness([{"role": "user", "content": "tkprobe-user"}], tools=[PROBE_TOOL]),
+        )
 
 
 @rule("TK210", "tool-call-format", Severity.INFO, renders=True)
@@ -319,7 +328,8 @@ def tool_call_format_rule(context: LintContext) -> Iterator[Hit]:
     if found.vllm is None and found.sglang is None:
         parsers = "no known vLLM or SGLang parser"
     else:
-        parsers = (f"vLLM --tool-call-parser {found.vllm or '(none)'}, "
-                   f"SGLang --tool-call-parser {found.sglang or '(none)'}")
+        parsers = (
+            f"vLLM --tool-call-parser {found.vllm or '(none)'}, SGLang --tool-call-parser {found.sglang or '(none)'}"
+        )
     shown = found.name if found.name != "unrecognised" else f"an unrecognised format ({found.rendered[:60]!r})"
     yield Hit(f"tool calls render in {shown}: {parsers}", witness=found.witness)

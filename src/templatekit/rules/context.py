@@ -34,8 +34,13 @@ class LintContext:
     ``reference`` is the template it was converted from, when known (drift rules compare them).
     """
 
-    def __init__(self, template: ChatTemplate, probe: bool = True, budget: int = DEFAULT_BUDGET,
-                 reference: ChatTemplate | None = None) -> None:
+    def __init__(
+        self,
+        template: ChatTemplate,
+        probe: bool = True,
+        budget: int = DEFAULT_BUDGET,
+        reference: ChatTemplate | None = None,
+    ) -> None:
         self.template = template
         self.probe = probe
         self.budget = budget
@@ -90,8 +95,9 @@ class LintContext:
             return None
         from ..probes import find_witnesses
 
-        return find_witnesses(self.parsed, self.analysis, budget=self.budget,
-                              special_tokens=self.template.special_tokens)
+        return find_witnesses(
+            self.parsed, self.analysis, budget=self.budget, special_tokens=self.template.special_tokens
+        )
 
     @cached_property
     def capabilities(self) -> Mapping[str, Capability] | None:
@@ -128,7 +134,8 @@ class LintContext:
         fallback = None
         for tag in parsed.tags:
             if tag.kind == "comment" or not (
-                    parsed.position(tag.span.start)[0] <= line <= parsed.position(tag.span.end)[0]):
+                parsed.position(tag.span.start)[0] <= line <= parsed.position(tag.span.end)[0]
+            ):
                 continue
             offset = self.source.find(needle, tag.inner.start, tag.inner.end)
             while offset >= 0:
@@ -147,6 +154,18 @@ class LintContext:
         if hit.span is not None:
             line, column = line_column(self.source, hit.span.start)
             end_line, end_column = line_column(self.source, hit.span.end)
-        return Finding(code=rule.code, name=rule.name, severity=rule.severity, message=hit.message,
-                       path=self.report_path, line=line, column=column, end_line=end_line, end_column=end_column,
-                       span=hit.span, template_name=self.template.name, witness=hit.witness, fix=hit.fix)
+        return Finding(
+            code=rule.code,
+            name=rule.name,
+            severity=rule.severity,
+            message=hit.message,
+            path=self.report_path,
+            line=line,
+            column=column,
+            end_line=end_line,
+            end_column=end_column,
+            span=hit.span,
+            template_name=self.template.name,
+            witness=hit.witness,
+            fix=hit.fix,
+        )

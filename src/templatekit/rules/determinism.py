@@ -46,8 +46,12 @@ def clock_dependent_output(context: LintContext) -> Iterator[Hit]:
         return
     witness = clock_dependence(context.harness)
     if witness is not None:
-        yield Hit(f"the output of {witness.describe()} depends on the clock (strftime_now)",
-                  span=context.locate(call.lineno, "strftime_now"), line=call.lineno, witness=witness)
+        yield Hit(
+            f"the output of {witness.describe()} depends on the clock (strftime_now)",
+            span=context.locate(call.lineno, "strftime_now"),
+            line=call.lineno,
+            witness=witness,
+        )
 
 
 @rule("TK402", "nondeterministic-output", Severity.WARNING)
@@ -75,8 +79,11 @@ def nondeterministic_output(context: LintContext) -> Iterator[Hit]:
         return
     for node in random_sources(context.parsed):
         if isinstance(node, nodes.Filter):
-            yield Hit("the 'random' filter makes the output differ between renders",
-                      span=context.locate(node.lineno, "random"), line=node.lineno)
+            yield Hit(
+                "the 'random' filter makes the output differ between renders",
+                span=context.locate(node.lineno, "random"),
+                line=node.lineno,
+            )
         else:
             yield Hit("'lipsum' generates random text", span=context.locate(node.lineno, "lipsum"), line=node.lineno)
 
@@ -113,7 +120,9 @@ def prefix_unstable(context: LintContext) -> Iterator[Hit]:
         return
     found = prefix_break(context.harness)
     if found is not None:
-        yield Hit(f"the prompt of {found.later.describe()} does not start with the prompt of "
-                  f"{found.earlier.describe()}: at offset {found.offset} {found.was!r} became {found.now!r} "
-                  "(prefix caches miss on every turn; relax --strategy skip keeps prefixes stable)",
-                  witness=found.later)
+        yield Hit(
+            f"the prompt of {found.later.describe()} does not start with the prompt of "
+            f"{found.earlier.describe()}: at offset {found.offset} {found.was!r} became {found.now!r} "
+            "(prefix caches miss on every turn; relax --strategy skip keeps prefixes stable)",
+            witness=found.later,
+        )

@@ -48,9 +48,13 @@ def template_drift(context: LintContext) -> Iterator[Hit]:
     if template.text != reference.text:
         offset = _first_difference(template.text, reference.text)
         line, column = line_column(template.text, offset)
-        yield Hit(f"the template differs from {reference.origin} from here on: {_excerpt(template.text, offset)} "
-                  f"here, {_excerpt(reference.text, offset)} there "
-                  f"({len(template.text)} and {len(reference.text)} characters)", line=line, column=column)
+        yield Hit(
+            f"the template differs from {reference.origin} from here on: {_excerpt(template.text, offset)} "
+            f"here, {_excerpt(reference.text, offset)} there "
+            f"({len(template.text)} and {len(reference.text)} characters)",
+            line=line,
+            column=column,
+        )
     for name, value in template.special_tokens.items():
         other = reference.special_tokens.get(name)
         if other is not None and other != value:
@@ -63,4 +67,4 @@ def _first_difference(first: str, second: str) -> int:
 
 def _excerpt(text: str, offset: int, width: int = 30) -> str:
     """Up to ``width`` characters from ``offset``, quoted; the end of the text says so."""
-    return repr(text[offset:offset + width]) if offset < len(text) else "the end of the text"
+    return repr(text[offset : offset + width]) if offset < len(text) else "the end of the text"

@@ -40,5 +40,8 @@ def silent_message_drop(context: LintContext) -> Iterator[Hit]:
     if harness is None:
         return
     for drop in silent_drops(harness, sorted(compared_roles(context.parsed))):
-        yield Hit(f"{drop.description} is accepted but its text never reaches the output "
-                  f"(message {drop.message_index + 1} of {drop.witness.describe()})", witness=drop.witness)
+        yield Hit(
+            f"{drop.description} is accepted but its text never reaches the output "
+            f"(message {drop.message_index + 1} of {drop.witness.describe()})",
+            witness=drop.witness,
+        )

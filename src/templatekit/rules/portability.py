@@ -24,10 +24,12 @@ from .registry import Hit, rule
 __all__ = ["CONSTRUCTS", "ENGINE_LABELS", "Construct", "Use", "divergences", "explain", "find_constructs"]
 
 Effect = Literal["parse", "error", "differs"]
-ENGINE_LABELS = {"minijinja": "minijinja (TGI)", "hf-jinja": "@huggingface/jinja (transformers.js)",
-                 "llama.cpp": "llama.cpp (llama-server)"}
-_EFFECTS = {"parse": "cannot parse the template", "error": "fails when it runs",
-            "differs": "renders different text"}
+ENGINE_LABELS = {
+    "minijinja": "minijinja (TGI)",
+    "hf-jinja": "@huggingface/jinja (transformers.js)",
+    "llama.cpp": "llama.cpp (llama-server)",
+}
+_EFFECTS = {"parse": "cannot parse the template", "error": "fails when it runs", "differs": "renders different text"}
 
 
 Outcome = tuple[str, str]  # ("ok", text) or ("error", the engine's message)
@@ -43,9 +45,16 @@ class Construct:
 
     __slots__ = ("key", "label", "engines", "matches", "probe", "variables", "explains")
 
-    def __init__(self, key: str, label: str, engines: Mapping[str, Effect], matches: Callable[[nodes.Node], bool] | None,
-                 probe: str, variables: Mapping[str, Any] | None = None,
-                 explains: Callable[[Outcome, Outcome], bool] | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        label: str,
+        engines: Mapping[str, Effect],
+        matches: Callable[[nodes.Node], bool] | None,
+        probe: str,
+        variables: Mapping[str, Any] | None = None,
+        explains: Callable[[Outcome, Outcome], bool] | None = None,
+    ) -> None:
         self.key, self.label, self.engines, self.matches, self.probe = key, label, engines, matches, probe
         self.variables = {} if variables is None else variables
         self.explains = explains
@@ -65,8 +74,9 @@ def _string(node: nodes.Node) -> bool:
 
 def _content(node: nodes.Node) -> bool:
     """``x.content`` / ``x['content']``: message content, which may be a list of parts."""
-    return ((isinstance(node, nodes.Getattr) and node.attr == "content")
-            or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and node.arg.value == "content"))
+    return (isinstance(node, nodes.Getattr) and node.attr == "content") or (
+        isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and node.arg.value == "content"
+    )
 
 
 def _filter(node: nodes.Node, name: str) -> bool:
@@ -74,8 +84,9 @@ def _filter(node: nodes.Node, name: str) -> bool:
 
 
 def _prints(node: nodes.Node) -> bool:
-    return isinstance(node, nodes.Output) and any(not isinstance(item, nodes.TemplateData) or item.data.strip()
-                                                  for item in node.nodes)
+    return isinstance(node, nodes.Output) and any(
+        not isinstance(item, nodes.TemplateData) or item.data.strip() for item in node.nodes
+    )
 
 
 def _outputs_then_breaks(node: nodes.Node) -> bool:
@@ -84,7 +95,7 @@ def _outputs_then_breaks(node: nodes.Node) -> bool:
     if not body:
         return False
     first = next((index for index, child in enumerate(body) if _prints(child)), None)
-    return first is not None and any(isinstance(child, nodes.Break) for child in body[first + 1:])
+    return first is not None and any(isinstance(child, nodes.Break) for child in body[first + 1 :])
 
 
 def _loop_outputs_then_breaks(node: nodes.Node) -> bool:
@@ -93,152 +104,380 @@ def _loop_outputs_then_breaks(node: nodes.Node) -> bool:
         return False
     first = next((index for index, child in enumerate(node.body) if _prints(child)), None)
     return first is not None and any(
-        isinstance(child, nodes.If) and any(True for _ in child.find_all(nodes.Break)) for child in node.body[first + 1:])
+        isinstance(child, nodes.If) and any(True for _ in child.find_all(nodes.Break))
+        for child in node.body[first + 1 :]
+    )
 
 
 def _attribute_test(node: nodes.Node, tests: tuple[str, ...]) -> bool:
-    return (isinstance(node, nodes.Filter) and node.name in ("selectattr", "rejectattr") and len(node.args) >= 2
-            and isinstance(node.args[1], nodes.Const) and node.args[1].value in tests)
+    return (
+        isinstance(node, nodes.Filter)
+        and node.name in ("selectattr", "rejectattr")
+        and len(node.args) >= 2
+        and isinstance(node.args[1], nodes.Const)
+        and node.args[1].value in tests
+    )
 
 
 CONSTRUCTS: tuple[Construct, ...] = (
-    Construct("dict-call", "`dict(...)`", {"hf-jinja": "error"}, lambda n: _call_of(n, "dict"),
-              "{% set d = dict(m, content='new') %}{{ d.role }}:{{ d.content }}",
-              {"m": {"role": "user", "content": "hi"}}),
-    Construct("loop-cycle", "`loop.cycle(...)`", {"hf-jinja": "error", "llama.cpp": "error"},
-              lambda n: _method_call(n, "cycle") and isinstance(n.node.node, nodes.Name) and n.node.node.name == "loop",
-              "{% for x in l %}{{ loop.cycle('a', 'b') }}{% endfor %}", {"l": [1, 2, 3]}),
-    Construct("percent-format", "`'...' % value` string formatting",
-              {"minijinja": "error", "hf-jinja": "error", "llama.cpp": "error"},
-              lambda n: isinstance(n, nodes.Mod) and _string(n.left), "{{ 'a%sb' % 'X' }}"),
-    Construct("str-format", "`'...'.format(...)`", {"hf-jinja": "error"},
-              lambda n: _method_call(n, "format") and _string(n.node.node), "{{ '{}-{}'.format(1, 'x') }}"),
-    Construct("raw-block", "`{% raw %}`", {"hf-jinja": "parse", "llama.cpp": "parse"}, None,
-              "{% raw %}{{ x }}{% endraw %}"),
-    Construct("crlf-line-endings", "CRLF line endings (jinja2 reads them as `\\n`)",
-              {"minijinja": "differs", "hf-jinja": "differs"}, None, "a\r\nb{% if true %}\r\nc{% endif %}"),
-    Construct("recursive-loop", "a `recursive` for loop", {"hf-jinja": "parse", "llama.cpp": "parse"},
-              lambda n: isinstance(n, nodes.For) and n.recursive,
-              "{% for x in l recursive %}{{ x.n }}{% if x.c %}({{ loop(x.c) }}){% endif %}{% endfor %}",
-              {"l": [{"n": 1, "c": [{"n": 2, "c": []}]}]}),
-    Construct("floor-division", "`//` integer division", {"llama.cpp": "parse"},
-              lambda n: isinstance(n, nodes.FloorDiv), "{{ 7 // 2 }}"),
-    Construct("generation-block", "`{% generation %}` (transformers' extension)", {"minijinja": "parse"},
-              lambda n: isinstance(n, nodes.ExtensionAttribute) and n.name == "_render_body",
-              "{% generation %}x{% endgeneration %}"),
-    Construct("tojson-ensure-ascii", "`tojson(ensure_ascii=...)`", {"minijinja": "error"},
-              lambda n: _filter(n, "tojson") and any(keyword.key == "ensure_ascii" for keyword in n.kwargs),
-              "{{ s | tojson(ensure_ascii=False) }}", {"s": "héllo"}),
-    Construct("tojson-separators", "`tojson(separators=...)`", {"minijinja": "error"},
-              lambda n: _filter(n, "tojson") and any(keyword.key == "separators" for keyword in n.kwargs),
-              "{{ d | tojson(separators=(',', ':')) }}", {"d": {"a": 1}}),
-    Construct("safe-concatenation", "`+` with a `| safe` string (transformers HTML-escapes the other operand)",
-              {"minijinja": "differs", "hf-jinja": "differs", "llama.cpp": "differs"},
-              lambda n: isinstance(n, nodes.Add) and (_filter(n.left, "safe") or _filter(n.right, "safe")),
-              "{{ 'a' | safe + s }}", {"s": '"q"'}),
-    Construct("escape-tojson", "escaping `tojson` output (`| tojson | e`)", {"minijinja": "differs"},
-              lambda n: n.__class__ is nodes.Filter and n.name in ("e", "escape") and _filter(n.node, "tojson"),
-              "{{ d | tojson | e }}", {"d": {"a": "b"}}),
-    Construct("string-plus-content", "`'...' + message.content` (a list of parts: transformers raises)",
-              {"hf-jinja": "differs", "llama.cpp": "differs"},
-              lambda n: isinstance(n, nodes.Add) and ((_string(n.left) and _content(n.right))
-                                                      or (_string(n.right) and _content(n.left))),
-              "{{ 'a' + m.content }}", {"m": {"role": "user", "content": [{"type": "text", "text": "b"}]}}),
-    Construct("map-filter-name", "`map('filter')` (mapping a filter by name)",
-              {"hf-jinja": "error", "llama.cpp": "error"},
-              lambda n: _filter(n, "map") and bool(n.args) and _string(n.args[0]),
-              "{{ l | map('trim') | select | join(',') }}", {"l": [" a ", "", "b"]}),
-    Construct("selectattr-undefined", "`selectattr(attr, 'undefined')`",
-              {"hf-jinja": "differs", "llama.cpp": "error"},
-              lambda n: _attribute_test(n, ("undefined",)),
-              "{{ l | selectattr('tool_calls', 'undefined') | list | length }}",
-              {"l": [{"role": "user"}, {"role": "assistant", "tool_calls": []}]}),
-    Construct("selectattr-defined", "`selectattr(attr, 'defined')`", {"llama.cpp": "error"},
-              lambda n: _attribute_test(n, ("defined",)),
-              "{{ l | selectattr('tool_calls', 'defined') | list | length }}",
-              {"l": [{"role": "user"}, {"role": "assistant", "tool_calls": []}]}),
-    Construct("unique-filter", "the `unique` filter", {"llama.cpp": "error"}, lambda n: _filter(n, "unique"),
-              "{{ l | unique | list | length }}", {"l": [3, 1, 3]}),
-    Construct("chained-comparison", "a chained comparison (`a < b < c`)", {"hf-jinja": "error", "llama.cpp": "error"},
-              lambda n: isinstance(n, nodes.Compare) and len(n.ops) > 1, "{{ 'T' if 1 < 2 < 3 else 'F' }}"),
-    Construct("in-test", "the `is in` test", {"hf-jinja": "parse"},
-              lambda n: isinstance(n, nodes.Test) and n.name == "in", "{{ 'T' if 'a' is in ['a'] else 'F' }}"),
-    Construct("sequence-test", "the `is sequence` test (false for strings and dicts)", {"minijinja": "differs"},
-              lambda n: isinstance(n, nodes.Test) and n.name == "sequence",
-              "{{ 'T' if s is sequence else 'F' }}{{ 'T' if d is sequence else 'F' }}",
-              {"s": "x", "d": {"role": "user"}}),
-    Construct("list-append", "`.append()` on a list (transformers' sandbox refuses it)", {"llama.cpp": "differs"},
-              lambda n: _method_call(n, "append"), "{% set l = [] %}{% set _ = l.append(1) %}{{ l | length }}"),
-    Construct("none-is-iterable", "`none is iterable` (true in minijinja), then an operation on none",
-              {"minijinja": "error"}, None, "{{ x | length if x is iterable else 0 }}", {"x": None},
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "of type none")),
-    Construct("method-named-attribute", "an attribute named like a dict method (`ns.items`, `.keys`, `.values`, `.get`)",
-              {"llama.cpp": "error"},
-              lambda n: isinstance(n, nodes.Getattr) and n.attr in ("items", "keys", "values", "get"),
-              "{% set ns = namespace(items=[1]) %}{{ 'T' if ns.items else 'F' }}"),
-    Construct("output-then-break", "output followed by `{% break %}` in the same block",
-              {"hf-jinja": "differs", "llama.cpp": "differs"}, lambda n: _outputs_then_breaks(n),
-              "{% for p in [1, 2] %}{% if p == 1 %}{{ p }}{% break %}{% endif %}{% endfor %}"),
-    Construct("loop-output-then-break", "a loop iteration that prints, then leaves with `{% break %}`",
-              {"hf-jinja": "differs"}, lambda n: _loop_outputs_then_breaks(n),
-              "{% for p in [1, 2] %}{{ p }}{% if p == 1 %}{% break %}{% endif %}{% endfor %}"),
-    Construct("string-repeat", "`'...' * n` string repetition", {"hf-jinja": "error"},
-              lambda n: isinstance(n, nodes.Mul) and (_string(n.left) or _string(n.right)), "{{ '-' * 3 }}"),
+    Construct(
+        "dict-call",
+        "`dict(...)`",
+        {"hf-jinja": "error"},
+        lambda n: _call_of(n, "dict"),
+        "{% set d = dict(m, content='new') %}{{ d.role }}:{{ d.content }}",
+        {"m": {"role": "user", "content": "hi"}},
+    ),
+    Construct(
+        "loop-cycle",
+        "`loop.cycle(...)`",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        lambda n: _method_call(n, "cycle") and isinstance(n.node.node, nodes.Name) and n.node.node.name == "loop",
+        "{% for x in l %}{{ loop.cycle('a', 'b') }}{% endfor %}",
+        {"l": [1, 2, 3]},
+    ),
+    Construct(
+        "percent-format",
+        "`'...' % value` string formatting",
+        {"minijinja": "error", "hf-jinja": "error", "llama.cpp": "error"},
+        lambda n: isinstance(n, nodes.Mod) and _string(n.left),
+        "{{ 'a%sb' % 'X' }}",
+    ),
+    Construct(
+        "str-format",
+        "`'...'.format(...)`",
+        {"hf-jinja": "error"},
+        lambda n: _method_call(n, "format") and _string(n.node.node),
+        "{{ '{}-{}'.format(1, 'x') }}",
+    ),
+    Construct(
+        "raw-block", "`{% raw %}`", {"hf-jinja": "parse", "llama.cpp": "parse"}, None, "{% raw %}{{ x }}{% endraw %}"
+    ),
+    Construct(
+        "crlf-line-endings",
+        "CRLF line endings (jinja2 reads them as `\\n`)",
+        {"minijinja": "differs", "hf-jinja": "differs"},
+        None,
+        "a\r\nb{% if true %}\r\nc{% endif %}",
+    ),
+    Construct(
+        "recursive-loop",
+        "a `recursive` for loop",
+        {"hf-jinja": "parse", "llama.cpp": "parse"},
+        lambda n: isinstance(n, nodes.For) and n.recursive,
+        "{% for x in l recursive %}{{ x.n }}{% if x.c %}({{ loop(x.c) }}){% endif %}{% endfor %}",
+        {"l": [{"n": 1, "c": [{"n": 2, "c": []}]}]},
+    ),
+    Construct(
+        "floor-division",
+        "`//` integer division",
+        {"llama.cpp": "parse"},
+        lambda n: isinstance(n, nodes.FloorDiv),
+        "{{ 7 // 2 }}",
+    ),
+    Construct(
+        "generation-block",
+        "`{% generation %}` (transformers' extension)",
+        {"minijinja": "parse"},
+        lambda n: isinstance(n, nodes.ExtensionAttribute) and n.name == "_render_body",
+        "{% generation %}x{% endgeneration %}",
+    ),
+    Construct(
+        "tojson-ensure-ascii",
+        "`tojson(ensure_ascii=...)`",
+        {"minijinja": "error"},
+        lambda n: _filter(n, "tojson") and any(keyword.key == "ensure_ascii" for keyword in n.kwargs),
+        "{{ s | tojson(ensure_ascii=False) }}",
+        {"s": "héllo"},
+    ),
+    Construct(
+        "tojson-separators",
+        "`tojson(separators=...)`",
+        {"minijinja": "error"},
+        lambda n: _filter(n, "tojson") and any(keyword.key == "separators" for keyword in n.kwargs),
+        "{{ d | tojson(separators=(',', ':')) }}",
+        {"d": {"a": 1}},
+    ),
+    Construct(
+        "safe-concatenation",
+        "`+` with a `| safe` string (transformers HTML-escapes the other operand)",
+        {"minijinja": "differs", "hf-jinja": "differs", "llama.cpp": "differs"},
+        lambda n: isinstance(n, nodes.Add) and (_filter(n.left, "safe") or _filter(n.right, "safe")),
+        "{{ 'a' | safe + s }}",
+        {"s": '"q"'},
+    ),
+    Construct(
+        "escape-tojson",
+        "escaping `tojson` output (`| tojson | e`)",
+        {"minijinja": "differs"},
+        lambda n: n.__class__ is nodes.Filter and n.name in ("e", "escape") and _filter(n.node, "tojson"),
+        "{{ d | tojson | e }}",
+        {"d": {"a": "b"}},
+    ),
+    Construct(
+        "string-plus-content",
+        "`'...' + message.content` (a list of parts: transformers raises)",
+        {"hf-jinja": "differs", "llama.cpp": "differs"},
+        lambda n: (
+            isinstance(n, nodes.Add)
+            and ((_string(n.left) and _content(n.right)) or (_string(n.right) and _content(n.left)))
+        ),
+        "{{ 'a' + m.content }}",
+        {"m": {"role": "user", "content": [{"type": "text", "text": "b"}]}},
+    ),
+    Construct(
+        "map-filter-name",
+        "`map('filter')` (mapping a filter by name)",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        lambda n: _filter(n, "map") and bool(n.args) and _string(n.args[0]),
+        "{{ l | map('trim') | select | join(',') }}",
+        {"l": [" a ", "", "b"]},
+    ),
+    Construct(
+        "selectattr-undefined",
+        "`selectattr(attr, 'undefined')`",
+        {"hf-jinja": "differs", "llama.cpp": "error"},
+        lambda n: _attribute_test(n, ("undefined",)),
+        "{{ l | selectattr('tool_calls', 'undefined') | list | length }}",
+        {"l": [{"role": "user"}, {"role": "assistant", "tool_calls": []}]},
+    ),
+    Construct(
+        "selectattr-defined",
+        "`selectattr(attr, 'defined')`",
+        {"llama.cpp": "error"},
+        lambda n: _attribute_test(n, ("defined",)),
+        "{{ l | selectattr('tool_calls', 'defined') | list | length }}",
+        {"l": [{"role": "user"}, {"role": "assistant", "tool_calls": []}]},
+    ),
+    Construct(
+        "unique-filter",
+        "the `unique` filter",
+        {"llama.cpp": "error"},
+        lambda n: _filter(n, "unique"),
+        "{{ l | unique | list | length }}",
+        {"l": [3, 1, 3]},
+    ),
+    Construct(
+        "chained-comparison",
+        "a chained comparison (`a < b < c`)",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        lambda n: isinstance(n, nodes.Compare) and len(n.ops) > 1,
+        "{{ 'T' if 1 < 2 < 3 else 'F' }}",
+    ),
+    Construct(
+        "in-test",
+        "the `is in` test",
+        {"hf-jinja": "parse"},
+        lambda n: isinstance(n, nodes.Test) and n.name == "in",
+        "{{ 'T' if 'a' is in ['a'] else 'F' }}",
+    ),
+    Construct(
+        "sequence-test",
+        "the `is sequence` test (false for strings and dicts)",
+        {"minijinja": "differs"},
+        lambda n: isinstance(n, nodes.Test) and n.name == "sequence",
+        "{{ 'T' if s is sequence else 'F' }}{{ 'T' if d is sequence else 'F' }}",
+        {"s": "x", "d": {"role": "user"}},
+    ),
+    Construct(
+        "list-append",
+        "`.append()` on a list (transformers' sandbox refuses it)",
+        {"llama.cpp": "differs"},
+        lambda n: _method_call(n, "append"),
+        "{% set l = [] %}{% set _ = l.append(1) %}{{ l | length }}",
+    ),
+    Construct(
+        "none-is-iterable",
+        "`none is iterable` (true in minijinja), then an operation on none",
+        {"minijinja": "error"},
+        None,
+        "{{ x | length if x is iterable else 0 }}",
+        {"x": None},
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "of type none"),
+    ),
+    Construct(
+        "method-named-attribute",
+        "an attribute named like a dict method (`ns.items`, `.keys`, `.values`, `.get`)",
+        {"llama.cpp": "error"},
+        lambda n: isinstance(n, nodes.Getattr) and n.attr in ("items", "keys", "values", "get"),
+        "{% set ns = namespace(items=[1]) %}{{ 'T' if ns.items else 'F' }}",
+    ),
+    Construct(
+        "output-then-break",
+        "output followed by `{% break %}` in the same block",
+        {"hf-jinja": "differs", "llama.cpp": "differs"},
+        lambda n: _outputs_then_breaks(n),
+        "{% for p in [1, 2] %}{% if p == 1 %}{{ p }}{% break %}{% endif %}{% endfor %}",
+    ),
+    Construct(
+        "loop-output-then-break",
+        "a loop iteration that prints, then leaves with `{% break %}`",
+        {"hf-jinja": "differs"},
+        lambda n: _loop_outputs_then_breaks(n),
+        "{% for p in [1, 2] %}{{ p }}{% if p == 1 %}{% break %}{% endif %}{% endfor %}",
+    ),
+    Construct(
+        "string-repeat",
+        "`'...' * n` string repetition",
+        {"hf-jinja": "error"},
+        lambda n: isinstance(n, nodes.Mul) and (_string(n.left) or _string(n.right)),
+        "{{ '-' * 3 }}",
+    ),
     # visible only at run time: recognised from the two outcomes
-    Construct("loop-over-none", "a `for` loop over `none` (transformers raises)", {"minijinja": "differs"}, None,
-              "{% for x in none %}x{% endfor %}done",
-              explains=lambda expected, actual: _raised(expected, "'NoneType' object is not iterable") and _ok(actual)),
-    Construct("print-none", "printing `none` (transformers prints `None`)", {"hf-jinja": "differs", "llama.cpp": "differs"},
-              None, "[{{ none }}]", explains=lambda expected, actual: _diverges_at(expected, actual, "None")),
-    Construct("print-boolean", "printing a boolean (`True`/`False` in transformers)", {"hf-jinja": "differs"}, None,
-              "{{ true }}{{ 1 == 2 }}", explains=lambda expected, actual: _diverges_at(expected, actual, "True", "False")),
-    Construct("print-container", "printing a list or dict (Python's repr in transformers)",
-              {"hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ l }}", {"l": [{"type": "text", "text": "a"}]},
-              explains=lambda expected, actual: _in_repr(expected, actual)),
-    Construct("concatenate-non-string", "`+` between a string and a list, dict or none (transformers raises)",
-              {"hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ 'a' + l }}", {"l": [1]},
-              explains=lambda expected, actual: _ok(actual) and (
-                  _raised(expected, "can only concatenate str") or _raised(expected, "unsupported operand type(s) for +"))),
-    Construct("undefined-attribute", "reading an attribute of an undefined value (transformers raises)",
-              {"hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ zz.a }}",
-              explains=lambda expected, actual: _raised(expected, "UndefinedError") and _ok(actual)),
-    Construct("loop-over-string", "a `for` loop over a string", {"hf-jinja": "error", "llama.cpp": "error"}, None,
-              "{% for c in s %}{{ c }}{% endfor %}", {"s": "ab"},
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "in for loop: got String")),
-    Construct("list-filter-on-string", "a list filter (`selectattr`, `map`, ...) on a string",
-              {"hf-jinja": "error", "llama.cpp": "error"}, None,
-              "{{ s | selectattr('type', 'equalto', 'image') | list | length }}", {"s": "abc"},
-              explains=lambda expected, actual: _ok(expected) and (
-                  _raised(actual, "for type String") or _raised(actual, "Unknown StringValue filter"))),
-    Construct("string-filter-on-list", "a string filter (`trim`, ...) on a list", {"hf-jinja": "error"}, None,
-              "{{ l | trim }}", {"l": [{"type": "text", "text": "a"}]},
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "Unknown ArrayValue filter")),
-    Construct("string-filter-on-dict", "the `string` filter on a dict", {"hf-jinja": "error"}, None,
-              "{{ d | string }}", {"d": {"a": 1}},
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "Unknown ObjectValue filter")),
-    Construct("filter-on-undefined", "a filter (`length`, `trim`, ...) on an undefined value", {"hf-jinja": "error"},
-              None, "{{ zz | length }}",
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "to type: UndefinedValue")),
-    Construct("filter-on-none", "a string filter (`trim`, ...) on `none`", {"hf-jinja": "error"}, None,
-              "[{{ none | trim }}]",
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "to type: NullValue")),
-    Construct("integer-dict-key", "a dict literal with integer keys", {"hf-jinja": "error"}, None,
-              "{% set d = {1: 'a'} %}{{ d[1] }}",
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "Object keys must be strings")),
-    Construct("in-undefined", "`in` with an undefined value on the left", {"hf-jinja": "error", "llama.cpp": "error"},
-              None, "{{ 'T' if zz in ['a'] else 'F' }}",
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, "on undefined values")),
-    Construct("list-in-list", "`in` with a list on the left", {"llama.cpp": "error"}, None,
-              "{{ 'T' if [1] in [[1]] else 'F' }}",
-              explains=lambda expected, actual: _ok(expected) and _raised(actual, 'Unknown operator "in" between Array')),
-    Construct("list-as-key", "a list used as a dict key", {"hf-jinja": "error", "llama.cpp": "error"}, None,
-              "{{ 'T' if d[k] is defined else 'F' }}", {"d": {"a": 1}, "k": ["a"]},
-              explains=lambda expected, actual: _ok(expected) and (
-                  _raised(actual, "unhashable type") or _raised(actual, "Cannot access property with non-string"))),
-    Construct("tojson-not-json", "`tojson` of a value JSON cannot hold (transformers raises)",
-              {"minijinja": "differs", "hf-jinja": "differs", "llama.cpp": "differs"}, None, "{{ [m.x] | tojson }}",
-              {"m": {}},
-              explains=lambda expected, actual: _raised(expected, "is not JSON serializable") and _ok(actual)),
+    Construct(
+        "loop-over-none",
+        "a `for` loop over `none` (transformers raises)",
+        {"minijinja": "differs"},
+        None,
+        "{% for x in none %}x{% endfor %}done",
+        explains=lambda expected, actual: _raised(expected, "'NoneType' object is not iterable") and _ok(actual),
+    ),
+    Construct(
+        "print-none",
+        "printing `none` (transformers prints `None`)",
+        {"hf-jinja": "differs", "llama.cpp": "differs"},
+        None,
+        "[{{ none }}]",
+        explains=lambda expected, actual: _diverges_at(expected, actual, "None"),
+    ),
+    Construct(
+        "print-boolean",
+        "printing a boolean (`True`/`False` in transformers)",
+        {"hf-jinja": "differs"},
+        None,
+        "{{ true }}{{ 1 == 2 }}",
+        explains=lambda expected, actual: _diverges_at(expected, actual, "True", "False"),
+    ),
+    Construct(
+        "print-container",
+        "printing a list or dict (Python's repr in transformers)",
+        {"hf-jinja": "differs", "llama.cpp": "differs"},
+        None,
+        "{{ l }}",
+        {"l": [{"type": "text", "text": "a"}]},
+        explains=lambda expected, actual: _in_repr(expected, actual),
+    ),
+    Construct(
+        "concatenate-non-string",
+        "`+` between a string and a list, dict or none (transformers raises)",
+        {"hf-jinja": "differs", "llama.cpp": "differs"},
+        None,
+        "{{ 'a' + l }}",
+        {"l": [1]},
+        explains=lambda expected, actual: (
+            _ok(actual)
+            and (
+                _raised(expected, "can only concatenate str") or _raised(expected, "unsupported operand type(s) for +")
+            )
+        ),
+    ),
+    Construct(
+        "undefined-attribute",
+        "reading an attribute of an undefined value (transformers raises)",
+        {"hf-jinja": "differs", "llama.cpp": "differs"},
+        None,
+        "{{ zz.a }}",
+        explains=lambda expected, actual: _raised(expected, "UndefinedError") and _ok(actual),
+    ),
+    Construct(
+        "loop-over-string",
+        "a `for` loop over a string",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        None,
+        "{% for c in s %}{{ c }}{% endfor %}",
+        {"s": "ab"},
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "in for loop: got String"),
+    ),
+    Construct(
+        "list-filter-on-string",
+        "a list filter (`selectattr`, `map`, ...) on a string",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        None,
+        "{{ s | selectattr('type', 'equalto', 'image') | list | length }}",
+        {"s": "abc"},
+        explains=lambda expected, actual: (
+            _ok(expected) and (_raised(actual, "for type String") or _raised(actual, "Unknown StringValue filter"))
+        ),
+    ),
+    Construct(
+        "string-filter-on-list",
+        "a string filter (`trim`, ...) on a list",
+        {"hf-jinja": "error"},
+        None,
+        "{{ l | trim }}",
+        {"l": [{"type": "text", "text": "a"}]},
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "Unknown ArrayValue filter"),
+    ),
+    Construct(
+        "string-filter-on-dict",
+        "the `string` filter on a dict",
+        {"hf-jinja": "error"},
+        None,
+        "{{ d | string }}",
+        {"d": {"a": 1}},
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "Unknown ObjectValue filter"),
+    ),
+    Construct(
+        "filter-on-undefined",
+        "a filter (`length`, `trim`, ...) on an undefined value",
+        {"hf-jinja": "error"},
+        None,
+        "{{ zz | length }}",
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "to type: UndefinedValue"),
+    ),
+    Construct(
+        "filter-on-none",
+        "a string filter (`trim`, ...) on `none`",
+        {"hf-jinja": "error"},
+        None,
+        "[{{ none | trim }}]",
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "to type: NullValue"),
+    ),
+    Construct(
+        "integer-dict-key",
+        "a dict literal with integer keys",
+        {"hf-jinja": "error"},
+        None,
+        "{% set d = {1: 'a'} %}{{ d[1] }}",
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "Object keys must be strings"),
+    ),
+    Construct(
+        "in-undefined",
+        "`in` with an undefined value on the left",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        None,
+        "{{ 'T' if zz in ['a'] else 'F' }}",
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, "on undefined values"),
+    ),
+    Construct(
+        "list-in-list",
+        "`in` with a list on the left",
+        {"llama.cpp": "error"},
+        None,
+        "{{ 'T' if [1] in [[1]] else 'F' }}",
+        explains=lambda expected, actual: _ok(expected) and _raised(actual, 'Unknown operator "in" between Array'),
+    ),
+    Construct(
+        "list-as-key",
+        "a list used as a dict key",
+        {"hf-jinja": "error", "llama.cpp": "error"},
+        None,
+        "{{ 'T' if d[k] is defined else 'F' }}",
+        {"d": {"a": 1}, "k": ["a"]},
+        explains=lambda expected, actual: (
+            _ok(expected)
+            and (_raised(actual, "unhashable type") or _raised(actual, "Cannot access property with non-string"))
+        ),
+    ),
+    Construct(
+        "tojson-not-json",
+        "`tojson` of a value JSON cannot hold (transformers raises)",
+        {"minijinja": "differs", "hf-jinja": "differs", "llama.cpp": "differs"},
+        None,
+        "{{ [m.x] | tojson }}",
+        {"m": {}},
+        explains=lambda expected, actual: _raised(expected, "is not JSON serializable") and _ok(actual),
+    ),
 )
 
 
@@ -255,7 +494,9 @@ def _raised(outcome: Outcome, fragment: str) -> bool:
 
 def _difference(expected: str, actual: str) -> int:
     """The first position where the two texts differ."""
-    return next((index for index, (a, b) in enumerate(zip(expected, actual)) if a != b), min(len(expected), len(actual)))
+    return next(
+        (index for index, (a, b) in enumerate(zip(expected, actual)) if a != b), min(len(expected), len(actual))
+    )
 
 
 def _diverges_at(expected: Outcome, actual: Outcome, *words: str) -> bool:
@@ -270,8 +511,11 @@ def _in_repr(expected: Outcome, actual: Outcome) -> bool:
         return False
     text, at = expected[1], _difference(expected[1], actual[1])
     start = max(text.rfind("[", 0, at + 1), text.rfind("{", 0, at + 1))
-    return start >= 0 and text[start:at + 2].replace(" ", "")[:3] in ("[{'", "['", "{'", "[]", "[{", "{}") or \
-        text[start:start + 2] in ("[{", "['", "{'", "[]", "{}")
+    return (
+        start >= 0
+        and text[start : at + 2].replace(" ", "")[:3] in ("[{'", "['", "{'", "[]", "[{", "{}")
+        or text[start : start + 2] in ("[{", "['", "{'", "[]", "{}")
+    )
 
 
 class Use(NamedTuple):
@@ -289,9 +533,14 @@ def find_constructs(parsed: ParsedTemplate, source: str) -> tuple[Use, ...]:
     ``x is sequence`` after ``if x is string`` failed.
     """
     namespaces, callees = _namespaces(parsed.ast), _callees(parsed.ast)
-    uses = [Use(construct, node.lineno) for node, known in _walk(parsed.ast, frozenset()) for construct in CONSTRUCTS
-            if construct.matches is not None and construct.matches(node)
-            and not _ruled_out(construct, node, known, namespaces, callees)]
+    uses = [
+        Use(construct, node.lineno)
+        for node, known in _walk(parsed.ast, frozenset())
+        for construct in CONSTRUCTS
+        if construct.matches is not None
+        and construct.matches(node)
+        and not _ruled_out(construct, node, known, namespaces, callees)
+    ]
     uses += [Use(_ROW["raw-block"], line) for line in _raw_block_lines(source)]
     if "\r\n" in source:
         uses.append(Use(_ROW["crlf-line-endings"], source.count("\n", 0, source.index("\r\n")) + 1))
@@ -359,8 +608,11 @@ def _walk(node: nodes.Node, known: Known) -> Iterator[tuple[nodes.Node, Known]]:
 
 def _namespaces(ast: nodes.Template) -> frozenset[str]:
     """Names bound to ``namespace(...)`` (their ``.content`` is the template's own string)."""
-    return frozenset(node.target.name for node in ast.find_all(nodes.Assign)
-                     if isinstance(node.target, nodes.Name) and _call_of(node.node, "namespace"))
+    return frozenset(
+        node.target.name
+        for node in ast.find_all(nodes.Assign)
+        if isinstance(node.target, nodes.Name) and _call_of(node.node, "namespace")
+    )
 
 
 def _callees(ast: nodes.Template) -> frozenset[int]:
@@ -368,8 +620,13 @@ def _callees(ast: nodes.Template) -> frozenset[int]:
     return frozenset(id(node.node) for node in ast.find_all(nodes.Call) if isinstance(node.node, nodes.Getattr))
 
 
-def _ruled_out(construct: Construct, node: nodes.Node, known: Known, namespaces: frozenset[str],
-               callees: frozenset[int] = frozenset()) -> bool:
+def _ruled_out(
+    construct: Construct,
+    node: nodes.Node,
+    known: Known,
+    namespaces: frozenset[str],
+    callees: frozenset[int] = frozenset(),
+) -> bool:
     if construct.key == "method-named-attribute":
         return id(node) in callees
     if construct.key == "string-plus-content":
@@ -394,8 +651,14 @@ def explain(engine: str, uses: tuple[Use, ...], expected: Outcome, actual: Outco
     for use in uses:
         if engine in use.construct.engines:
             return use.construct
-    return next((construct for construct in CONSTRUCTS if engine in construct.engines
-                 and construct.explains is not None and construct.explains(expected, actual)), None)
+    return next(
+        (
+            construct
+            for construct in CONSTRUCTS
+            if engine in construct.engines and construct.explains is not None and construct.explains(expected, actual)
+        ),
+        None,
+    )
 
 
 def _effects(construct: Construct) -> str:
@@ -443,18 +706,47 @@ def engine_unsupported_construct(context: LintContext) -> Iterator[Hit]:
 # conversations the dynamic rule renders with every engine (what servers send most)
 _WITNESSES: tuple[Case, ...] = (
     Case(({"role": "user", "content": "Hi"},), add_generation_prompt=True),
-    Case(({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-             {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}), add_generation_prompt=True),
+    Case(
+        (
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye"},
+        ),
+        add_generation_prompt=True,
+    ),
     Case(({"role": "user", "content": [{"type": "text", "text": "Hi"}]},), add_generation_prompt=True),
-    Case(({"role": "user", "content": "Hi"}, {"role": "user", "content": "Still there?"}),
-            add_generation_prompt=True),  # what relaxed templates accept and strict ones refuse
-    Case(({"role": "user", "content": "Weather?"},
-             {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
-                 "name": "get_weather", "arguments": {"city": "Paris"}}}]},
-             {"role": "tool", "tool_call_id": "call00001", "content": "21"}),
-            tools=({"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                                                     "parameters": {"type": "object", "properties": {}}}},),
-            add_generation_prompt=True),
+    Case(
+        ({"role": "user", "content": "Hi"}, {"role": "user", "content": "Still there?"}), add_generation_prompt=True
+    ),  # what relaxed templates accept and strict ones refuse
+    Case(
+        (
+            {"role": "user", "content": "Weather?"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": "call00001",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call00001", "content": "21"},
+        ),
+        tools=(
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather",
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            },
+        ),
+        add_generation_prompt=True,
+    ),
 )
 
 
@@ -478,16 +770,33 @@ def divergences(template: str, special_tokens: Mapping[str, str], engines: tuple
         for witness in _WITNESSES:
             variables = {**special_tokens, "tools": None if witness.tools is None else list(witness.tools)}
             try:
-                expected = render_with("jinja2", template, witness.messages, tools=None,
-                                       add_generation_prompt=witness.add_generation_prompt, variables=variables)
+                expected = render_with(
+                    "jinja2",
+                    template,
+                    witness.messages,
+                    tools=None,
+                    add_generation_prompt=witness.add_generation_prompt,
+                    variables=variables,
+                )
             except EngineError:
                 continue
             try:
-                output, error = render_with(engine, template, witness.messages, tools=None,
-                                            add_generation_prompt=witness.add_generation_prompt,
-                                            variables=variables), None
+                output, error = (
+                    render_with(
+                        engine,
+                        template,
+                        witness.messages,
+                        tools=None,
+                        add_generation_prompt=witness.add_generation_prompt,
+                        variables=variables,
+                    ),
+                    None,
+                )
             except EngineError as failure:
-                output, error = None, failure.message.strip().splitlines()[-1] if failure.message.strip() else failure.kind
+                output, error = (
+                    None,
+                    failure.message.strip().splitlines()[-1] if failure.message.strip() else failure.kind,
+                )
             if output != expected:
                 found.append(Divergence(engine, witness, expected, output, error))
                 break
@@ -528,11 +837,15 @@ def engine_divergence(context: LintContext) -> Iterator[Hit]:
     engines = tuple(engine for engine in available_engines() if engine != "jinja2")
     tokens = dict(context.template.special_tokens or {}) or {"bos_token": "<s>", "eos_token": "</s>"}
     for divergence in divergences(context.source, tokens, engines):
-        what = (f"fails ({divergence.error})" if divergence.output is None
-                else f"renders it differently (first difference at character "
-                     f"{_first_difference(divergence.expected, divergence.output)})")
-        yield Hit(f"{ENGINE_LABELS[divergence.engine]} {what} on {divergence.witness.describe()}",
-                  witness=divergence.witness)
+        what = (
+            f"fails ({divergence.error})"
+            if divergence.output is None
+            else f"renders it differently (first difference at character "
+            f"{_first_difference(divergence.expected, divergence.output)})"
+        )
+        yield Hit(
+            f"{ENGINE_LABELS[divergence.engine]} {what} on {divergence.witness.describe()}", witness=divergence.witness
+        )
 
 
 def _first_difference(left: str, right: str) -> int:

@@ -22,7 +22,7 @@ RELAX_FIX = Fix("`templatekit relax` rewrites it to merge (or skip) consecutive 
 def _call(site: RaiseSite, limit: int = 72) -> str:
     message = repr(site.message) if site.message_is_literal else site.message
     if len(message) > limit:
-        message = message[:limit - 3].rstrip() + "..."
+        message = message[: limit - 3].rstrip() + "..."
     return f"raise_exception({message})"
 
 
@@ -37,8 +37,13 @@ def _site_hits(context: LintContext, check_class: CheckClass, label: str, fix: F
             yield Hit(f"{label}: {_call(site)} (not probed)", span=span, line=site.line, fix=fix)
         elif witnesses.get(site.index) is not None:
             witness = witnesses[site.index]
-            yield Hit(f"{label} fails on {witness.describe()}: {_call(site)}", span=span, line=site.line,
-                      witness=witness, fix=fix)
+            yield Hit(
+                f"{label} fails on {witness.describe()}: {_call(site)}",
+                span=span,
+                line=site.line,
+                witness=witness,
+                fix=fix,
+            )
 
 
 @rule("TK101", "alternation-check", Severity.WARNING)
@@ -263,5 +268,9 @@ def unreachable_raise(context: LintContext) -> Iterator[Hit]:
         return
     for site in analysis.sites:
         if witnesses.get(site.index) is None:
-            yield Hit(f"no conversation of up to {MAX_MESSAGES} messages reaches {_call(site)} "
-                      f"({site.check_class} check): it may be dead code", span=site.span, line=site.line)
+            yield Hit(
+                f"no conversation of up to {MAX_MESSAGES} messages reaches {_call(site)} "
+                f"({site.check_class} check): it may be dead code",
+                span=site.span,
+                line=site.line,
+            )

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from ..syntax import Span
     from .context import LintContext
 
-__all__ = ["DOC_SECTIONS", "Hit", "Rule", "RULES", "rule", "get_rule", "select_rules", "rule_markdown",
-           "doc_pages"]
+__all__ = ["DOC_SECTIONS", "Hit", "Rule", "RULES", "rule", "get_rule", "select_rules", "rule_markdown", "doc_pages"]
 
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead", "Fix safety")
 _CODE = re.compile(r"^TK\d{3}$")
@@ -76,8 +75,9 @@ class Rule(NamedTuple):
 RULES: dict[str, Rule] = {}
 
 
-def rule(code: str, name: str, severity: Severity, *, renders: bool = False,
-         opt_in: bool = False) -> Callable[[Check], Check]:
+def rule(
+    code: str, name: str, severity: Severity, *, renders: bool = False, opt_in: bool = False
+) -> Callable[[Check], Check]:
     """Register the decorated check as rule ``code``."""
     if not _CODE.match(code) or not _NAME.match(name):
         raise ValueError(f"bad rule code or name: {code} {name}")
@@ -104,8 +104,11 @@ def matches(selector: str, candidate: Rule) -> bool:
     """Whether ``selector`` (``ALL``, a code, a code prefix like ``TK1``, or a name) picks ``candidate``."""
     wanted = selector.strip()
     prefix = wanted.upper()
-    return (prefix == "ALL" or (prefix.startswith("TK") and candidate.code.startswith(prefix))
-            or wanted.lower() == candidate.name)
+    return (
+        prefix == "ALL"
+        or (prefix.startswith("TK") and candidate.code.startswith(prefix))
+        or wanted.lower() == candidate.name
+    )
 
 
 def select_rules(select: Sequence[str] | None = None, ignore: Sequence[str] | None = None) -> tuple[Rule, ...]:
@@ -114,39 +117,57 @@ def select_rules(select: Sequence[str] | None = None, ignore: Sequence[str] | No
 
     Raises ``ValueError`` naming any selector that matches no rule.
     """
-    unknown = [selector for selector in (*(select or ()), *(ignore or ()))
-               if not any(matches(selector, candidate) for candidate in RULES.values())]
+    unknown = [
+        selector
+        for selector in (*(select or ()), *(ignore or ()))
+        if not any(matches(selector, candidate) for candidate in RULES.values())
+    ]
     if unknown:
         raise ValueError(f"unknown rule selector(s): {', '.join(unknown)} (see `templatekit rule --list`)")
+
     def picked(candidate: Rule) -> bool:
         if select is None:
             return not candidate.opt_in
-        return any(matches(selector, candidate) and not (candidate.opt_in and selector.strip().upper() == "ALL")
-                   for selector in select)
+        return any(
+            matches(selector, candidate) and not (candidate.opt_in and selector.strip().upper() == "ALL")
+            for selector in select
+        )
 
-    chosen = [candidate for candidate in sorted(RULES.values(), key=lambda item: item.code)
-              if picked(candidate) and not any(matches(selector, candidate) for selector in ignore or ())]
+    chosen = [
+        candidate
+        for candidate in sorted(RULES.values(), key=lambda item: item.code)
+        if picked(candidate) and not any(matches(selector, candidate) for selector in ignore or ())
+    ]
     return tuple(chosen)
 
 
 def rule_markdown(candidate: Rule) -> str:
     """The rule's documentation page (``docs/rules/CODE.md``)."""
-    return (f"# {candidate.code} {candidate.name}\n\n"
-            f"Severity: **{candidate.severity.value}**"
-            f"{' (renders the template in the sandbox)' if candidate.renders else ' (static)'}"
-            f"{'; opt-in: runs only when selected (`--select ' + candidate.code + '`)' if candidate.opt_in else ''}\n\n"
-            f"{candidate.doc}\n")
+    return (
+        f"# {candidate.code} {candidate.name}\n\n"
+        f"Severity: **{candidate.severity.value}**"
+        f"{' (renders the template in the sandbox)' if candidate.renders else ' (static)'}"
+        f"{'; opt-in: runs only when selected (`--select ' + candidate.code + '`)' if candidate.opt_in else ''}\n\n"
+        f"{candidate.doc}\n"
+    )
 
 
 def doc_pages() -> dict[str, str]:
     """``docs/rules/``: file name -> content, one page per rule and a README index."""
     ordered = sorted(RULES.values(), key=lambda item: item.code)
-    index = ["# Lint rules", "",
-             "Generated from the rules' docstrings by `python -m templatekit.rules docs/rules`; "
-             "`templatekit rule CODE` prints the same text.", "",
-             "| Code | Name | Severity | What it does |", "| --- | --- | --- | --- |"]
-    index += [f"| [{item.code}]({item.code}.md) | {item.name} | {item.severity.value} | {_cell(item.summary)} |"
-              for item in ordered]
+    index = [
+        "# Lint rules",
+        "",
+        "Generated from the rules' docstrings by `python -m templatekit.rules docs/rules`; "
+        "`templatekit rule CODE` prints the same text.",
+        "",
+        "| Code | Name | Severity | What it does |",
+        "| --- | --- | --- | --- |",
+    ]
+    index += [
+        f"| [{item.code}]({item.code}.md) | {item.name} | {item.severity.value} | {_cell(item.summary)} |"
+        for item in ordered
+    ]
     return {"README.md": "\n".join(index) + "\n", **{f"{item.code}.md": rule_markdown(item) for item in ordered}}
 
 

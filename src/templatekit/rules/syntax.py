@@ -15,8 +15,7 @@ from .registry import Hit, rule
 
 _UNKNOWN_TAG = re.compile(r"unknown tag '(\w+)'")
 # What an isolated, otherwise valid block tag says when parsed on its own.
-_ISOLATED_TAG_NOISE = ("Unexpected end of template", "Encountered unknown tag 'end",
-                       "Encountered unknown tag 'el")
+_ISOLATED_TAG_NOISE = ("Unexpected end of template", "Encountered unknown tag 'end", "Encountered unknown tag 'el")
 
 
 @rule("TK001", "syntax-error", Severity.ERROR)
@@ -47,15 +46,18 @@ def syntax_error(context: LintContext) -> Iterator[Hit]:
     if error is None:
         return
     line = error.line or 1
-    yield Hit(f"invalid Jinja: {error.message}", line=line,
-              column=_error_column(context.source, line, error.message))
+    yield Hit(f"invalid Jinja: {error.message}", line=line, column=_error_column(context.source, line, error.message))
 
 
 def _error_column(source: str, line: int, message: str) -> int:
     """The column of the tag the error names (``unknown tag 'endif'``), else of the first tag
     on ``line`` that is invalid on its own, else of the first tag there."""
-    tags = [tag for tag in scan_tags(source) if tag.kind != "comment"
-            and line_column(source, tag.span.start)[0] <= line <= line_column(source, tag.span.end)[0]]
+    tags = [
+        tag
+        for tag in scan_tags(source)
+        if tag.kind != "comment"
+        and line_column(source, tag.span.start)[0] <= line <= line_column(source, tag.span.end)[0]
+    ]
     named = _UNKNOWN_TAG.search(message)
     for tag in tags:
         if named and tag.keyword == named.group(1):
@@ -103,8 +105,10 @@ def suppression_without_reason(context: LintContext) -> Iterator[Hit]:
     """
     for comment in context.suppressions:
         if comment.reason is None:
-            yield Hit(f"suppression of {', '.join(comment.selectors) or 'nothing'} gives no reason "
-                      "(add 'reason: ...')", span=comment.span)
+            yield Hit(
+                f"suppression of {', '.join(comment.selectors) or 'nothing'} gives no reason (add 'reason: ...')",
+                span=comment.span,
+            )
 
 
 @rule("TK003", "empty-template", Severity.ERROR)
@@ -130,8 +134,10 @@ def empty_template(context: LintContext) -> Iterator[Hit]:
     No automatic fix.
     """
     if not context.source.strip():
-        yield Hit("the template is empty: every conversation renders to " +
-                  ("an empty prompt" if not context.source else "whitespace only"))
+        yield Hit(
+            "the template is empty: every conversation renders to "
+            + ("an empty prompt" if not context.source else "whitespace only")
+        )
 
 
 @rule("TK004", "byte-order-mark", Severity.WARNING)
@@ -154,5 +160,9 @@ def byte_order_mark(context: LintContext) -> Iterator[Hit]:
     Removing the first character is safe: it never carries meaning in a template.
     """
     if context.source.startswith("\ufeff"):
-        yield Hit("the template starts with a byte-order mark (U+FEFF), which ends up at the start of every prompt",
-                  line=1, column=1, fix=Fix("save the file as UTF-8 without a BOM", "display-only"))
+        yield Hit(
+            "the template starts with a byte-order mark (U+FEFF), which ends up at the start of every prompt",
+            line=1,
+            column=1,
+            fix=Fix("save the file as UTF-8 without a BOM", "display-only"),
+        )

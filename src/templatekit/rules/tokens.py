@@ -47,11 +47,15 @@ def double_bos(context: LintContext) -> Iterator[Hit]:
     node = uses_name(context.parsed, "bos_token")
     location = {"span": context.locate(node.lineno, "bos_token"), "line": node.lineno} if node is not None else {}
     if count >= 2:
-        yield Hit(f"the output of {witness.describe()} starts with bos_token {count} times", witness=witness,
-                  **location)
+        yield Hit(
+            f"the output of {witness.describe()} starts with bos_token {count} times", witness=witness, **location
+        )
     elif context.template.add_bos_token is True:
-        yield Hit("the template emits bos_token and the tokenizer adds one too (add_bos_token: true)",
-                  witness=witness, **location)
+        yield Hit(
+            "the template emits bos_token and the tokenizer adds one too (add_bos_token: true)",
+            witness=witness,
+            **location,
+        )
 
 
 @rule("TK502", "missing-eos", Severity.INFO, renders=True)
@@ -85,5 +89,8 @@ def missing_eos(context: LintContext) -> Iterator[Hit]:
         return
     checked = eos_after_assistant(harness)
     if checked is not None and not checked[0]:
-        yield Hit(f"eos_token {harness.special_tokens['eos_token']!r} never follows an assistant turn "
-                  f"in {checked[1].describe()}", witness=checked[1])
+        yield Hit(
+            f"eos_token {harness.special_tokens['eos_token']!r} never follows an assistant turn "
+            f"in {checked[1].describe()}",
+            witness=checked[1],
+        )

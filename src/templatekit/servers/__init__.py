@@ -71,16 +71,24 @@ def _profile_module(name: str) -> ModuleType:
     return importlib.import_module(SERVERS[name])
 
 
-
 def engine_of(server: str) -> str:
     """The engine server ``server`` renders with."""
     return _profile_module(server).ENGINE
 
 
-def render(template: str, messages: Sequence[Mapping[str, Any]], *, server: str | None = None,
-           tools: Sequence[Mapping[str, Any]] | None = None, documents: Sequence[Mapping[str, Any]] | None = None,
-           add_generation_prompt: bool = False, special_tokens: Mapping[str, str] | None = None,
-           now: datetime | None = None, profile: Profile = DEFAULT_PROFILE, **kwargs: Any) -> str:
+def render(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    server: str | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    documents: Sequence[Mapping[str, Any]] | None = None,
+    add_generation_prompt: bool = False,
+    special_tokens: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+    profile: Profile = DEFAULT_PROFILE,
+    **kwargs: Any,
+) -> str:
     """Render as ``server`` does (its profile prepares, its engine renders), or as transformers does
     when ``server`` is ``None`` (:func:`templatekit.environment.render`, ``profile`` applying).
 
@@ -94,21 +102,36 @@ def render(template: str, messages: Sequence[Mapping[str, Any]], *, server: str 
     from templatekit.environment import render as render_transformers
 
     if server is None:
-        return render_transformers(template, messages, tools=tools, documents=documents,
-                                   add_generation_prompt=add_generation_prompt, special_tokens=special_tokens,
-                                   now=now, profile=profile, **kwargs)
+        return render_transformers(
+            template,
+            messages,
+            tools=tools,
+            documents=documents,
+            add_generation_prompt=add_generation_prompt,
+            special_tokens=special_tokens,
+            now=now,
+            profile=profile,
+            **kwargs,
+        )
     from templatekit.engines import render_with
 
     module = _profile_module(server)
     variables = {**(special_tokens or {}), **kwargs, **({"documents": list(documents)} if documents else {})}
-    prepared: Prepared = module.prepare(template, messages, tools=tools, add_generation_prompt=add_generation_prompt,
-                                        variables=variables)
+    prepared: Prepared = module.prepare(
+        template, messages, tools=tools, add_generation_prompt=add_generation_prompt, variables=variables
+    )
     with fixed_clock(now) if now is not None else contextlib.nullcontext():
-        text = render_with(module.ENGINE, template, prepared.messages, tools=prepared.tools,
-                           add_generation_prompt=prepared.add_generation_prompt, variables=prepared.variables,
-                           options=getattr(module, "ENGINE_OPTIONS", None))
+        text = render_with(
+            module.ENGINE,
+            template,
+            prepared.messages,
+            tools=prepared.tools,
+            add_generation_prompt=prepared.add_generation_prompt,
+            variables=prepared.variables,
+            options=getattr(module, "ENGINE_OPTIONS", None),
+        )
     if prepared.strip_leading and text.startswith(prepared.strip_leading):
-        text = text[len(prepared.strip_leading):]
+        text = text[len(prepared.strip_leading) :]
     return text
 
 

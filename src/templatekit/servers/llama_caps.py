@@ -55,7 +55,7 @@ class _Stats:
             for item in dict.values(value):
                 self.use(item, deep=True)
         elif deep and isinstance(value, (list, tuple)):
-            for item in (list.__iter__(value) if isinstance(value, list) else value):
+            for item in list.__iter__(value) if isinstance(value, list) else value:
                 self.use(item, deep=True)
 
 
@@ -183,12 +183,25 @@ def _environment(stats: _Stats):
     return overlay
 
 
-def _probe(template: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-           extra: dict[str, Any] | None = None) -> tuple[bool, Any, Any, dict[str, Any], str, _Stats]:
+def _probe(
+    template: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[bool, Any, Any, dict[str, Any], str, _Stats]:
     """One ``caps_try_execute``: (success, messages, tools, context, output, stats)."""
     stats = _Stats()
-    context = _track({"messages": messages, "tools": tools or [], "bos_token": "", "eos_token": "",
-                      "add_generation_prompt": True, **(extra or {})}, stats)
+    context = _track(
+        {
+            "messages": messages,
+            "tools": tools or [],
+            "bos_token": "",
+            "eos_token": "",
+            "add_generation_prompt": True,
+            **(extra or {}),
+        },
+        stats,
+    )
     variables = dict(dict.items(context))
     if "reasoning_effort" in variables:  # llama.cpp binds both names to one value
         variables["reasoning_strength"] = variables["reasoning_effort"]
@@ -207,20 +220,35 @@ def _at(value: Any, *path: Any) -> Any:
     return value
 
 
-_TOOLS = [{"name": "tool", "type": "function", "function": {
-    "name": "tool1", "description": "Tool description",
-    "parameters": {"type": "object", "properties": {"arg": {"type": "string", "description": "Arg description"}},
-                   "required": ["arg"]}}}]
+_TOOLS = [
+    {
+        "name": "tool",
+        "type": "function",
+        "function": {
+            "name": "tool1",
+            "description": "Tool description",
+            "parameters": {
+                "type": "object",
+                "properties": {"arg": {"type": "string", "description": "Arg description"}},
+                "required": ["arg"],
+            },
+        },
+    }
+]
 
 
 def _tool_conversation(arguments: Any, calls: int = 1) -> list[dict[str, Any]]:
-    tool_calls = [{"id": f"call0000{index + 1}", "type": "function",
-                   "function": {"name": "tool1", "arguments": arguments}} for index in range(calls)]
-    return [{"role": "user", "content": "User message"},
-            {"role": "assistant", "content": "", "tool_calls": tool_calls},
-            {"role": "tool", "content": "Tool response", "tool_call_id": "call00001"},
-            {"role": "assistant", "content": "The tool response was 'tool response'"},
-            {"role": "user", "content": "User message"}]
+    tool_calls = [
+        {"id": f"call0000{index + 1}", "type": "function", "function": {"name": "tool1", "arguments": arguments}}
+        for index in range(calls)
+    ]
+    return [
+        {"role": "user", "content": "User message"},
+        {"role": "assistant", "content": "", "tool_calls": tool_calls},
+        {"role": "tool", "content": "Tool response", "tool_call_id": "call00001"},
+        {"role": "assistant", "content": "The tool response was 'tool response'"},
+        {"role": "user", "content": "User message"},
+    ]
 
 
 @lru_cache(maxsize=256)
@@ -244,8 +272,9 @@ def llama_cpp_caps(template: str) -> Caps:
         if success and {"selectattr", "array_access"} & ops(stats, _at(messages, 0, "content")):
             result["supports_typed_content"] = True
 
-    _, messages, _, _, _, stats = _probe(template, [{"role": "system", "content": "System message"},
-                                                    {"role": "user", "content": "User message"}])
+    _, messages, _, _, _, stats = _probe(
+        template, [{"role": "system", "content": "System message"}, {"role": "user", "content": "User message"}]
+    )
     if not used(stats, _at(messages, 0, "content")):
         result["supports_system_role"] = False
 
@@ -258,8 +287,9 @@ def llama_cpp_caps(template: str) -> Caps:
         elif used(stats, _at(messages, 1, "tool_calls", 0, "function", "arguments", "arg")):
             result["supports_object_arguments"] = True
     if not result["supports_object_arguments"]:
-        success, messages, tools, _, _, stats = _probe(template, _tool_conversation(json.dumps({"arg": "value"})),
-                                                       _TOOLS)
+        success, messages, tools, _, _, stats = _probe(
+            template, _tool_conversation(json.dumps({"arg": "value"})), _TOOLS
+        )
         if not success:
             result["supports_tool_calls"] = result["supports_tools"] = False
         else:
@@ -274,17 +304,27 @@ def llama_cpp_caps(template: str) -> Caps:
         result["supports_parallel_tool_calls"] = False
 
     placeholder = "<REASONING_CONTENT_PLACEHOLDER>"
-    preserve = {"enable_thinking": True, "preserve_thinking": True, "clear_thinking": False,
-                "truncate_history_thinking": False, "drop_thinking": False}
-    reasoning = [{"role": "user", "content": "User message"},
-                 {"role": "assistant", "content": "Assistant message", "reasoning_content": placeholder},
-                 {"role": "user", "content": "User message"},
-                 {"role": "assistant", "content": "Assistant message", "reasoning_content": "Reasoning content"},
-                 {"role": "user", "content": "User message"}]
+    preserve = {
+        "enable_thinking": True,
+        "preserve_thinking": True,
+        "clear_thinking": False,
+        "truncate_history_thinking": False,
+        "drop_thinking": False,
+    }
+    reasoning = [
+        {"role": "user", "content": "User message"},
+        {"role": "assistant", "content": "Assistant message", "reasoning_content": placeholder},
+        {"role": "user", "content": "User message"},
+        {"role": "assistant", "content": "Assistant message", "reasoning_content": "Reasoning content"},
+        {"role": "user", "content": "User message"},
+    ]
     _, _, _, _, output, _ = _probe(template, reasoning, extra=preserve)
     result["supports_preserve_reasoning"] = placeholder in output
 
-    _, _, _, context, _, stats = _probe(template, [{"role": "user", "content": "User message"}],
-                                        extra={"enable_thinking": True, "reasoning_effort": "low"})
+    _, _, _, context, _, stats = _probe(
+        template,
+        [{"role": "user", "content": "User message"}],
+        extra={"enable_thinking": True, "reasoning_effort": "low"},
+    )
     result["supports_reasoning_effort"] = used(stats, context["reasoning_effort"])
     return Caps(**result)

@@ -39,14 +39,19 @@ ENGINE = "llama.cpp"
 __all__ = ["ENGINE", "NAME", "Caps", "llama_cpp_caps", "prepare"]
 
 
-def prepare(template: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None,
-            add_generation_prompt: bool, variables: Mapping[str, Any]) -> Prepared:
+def prepare(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+    variables: Mapping[str, Any],
+) -> Prepared:
     """llama-server's inputs for this request (see the module docstring)."""
     caps = llama_cpp_caps(template)
     rebuilt = [_normalized(_oaicompat(message), caps) for message in messages]
     if "<|channel|>" not in template:
-        rebuilt = [{**message, "role": "system"} if message["role"] == "developer" else message
-                   for message in rebuilt]
+        rebuilt = [{**message, "role": "system"} if message["role"] == "developer" else message for message in rebuilt]
     if not caps.supports_system_role and rebuilt and rebuilt[0]["role"] == "system":
         first, rebuilt = rebuilt[0], rebuilt[1:]
         if rebuilt:
@@ -54,9 +59,13 @@ def prepare(template: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequ
     if caps.supports_object_arguments:
         rebuilt = [_object_arguments(message) for message in rebuilt]
     context = {"enable_thinking": True, **variables}
-    return Prepared(rebuilt, [dict(tool) for tool in tools] if tools else None,
-                    True if add_generation_prompt else None, context,
-                    strip_leading=str(variables.get("bos_token") or ""))
+    return Prepared(
+        rebuilt,
+        [dict(tool) for tool in tools] if tools else None,
+        True if add_generation_prompt else None,
+        context,
+        strip_leading=str(variables.get("bos_token") or ""),
+    )
 
 
 def _oaicompat(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,9 +87,15 @@ def _oaicompat(message: Mapping[str, Any]) -> dict[str, Any]:
         calls = []
         for call in message["tool_calls"]:
             arguments = call["function"].get("arguments")
-            entry: dict[str, Any] = {"type": "function", "function": {
-                "name": call["function"]["name"],
-                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments, separators=(",", ":"))}}
+            entry: dict[str, Any] = {
+                "type": "function",
+                "function": {
+                    "name": call["function"]["name"],
+                    "arguments": arguments
+                    if isinstance(arguments, str)
+                    else json.dumps(arguments, separators=(",", ":")),
+                },
+            }
             if call.get("id"):
                 entry["id"] = call["id"]
             calls.append(entry)
@@ -115,6 +130,10 @@ def _concat_parts(parts: list[dict[str, Any]]) -> str:
 def _object_arguments(message: dict[str, Any]) -> dict[str, Any]:
     if not message.get("tool_calls"):
         return message
-    calls = [{**call, "function": {**call["function"], "arguments": json.loads(call["function"]["arguments"])}}
-             if isinstance(call["function"].get("arguments"), str) else call for call in message["tool_calls"]]
+    calls = [
+        {**call, "function": {**call["function"], "arguments": json.loads(call["function"]["arguments"])}}
+        if isinstance(call["function"].get("arguments"), str)
+        else call
+        for call in message["tool_calls"]
+    ]
     return {**message, "tool_calls": calls}

@@ -62,20 +62,34 @@ def _reads(node: jinja2.nodes.Node, name: str) -> bool:
     if isinstance(node, jinja2.nodes.Getitem) and isinstance(node.arg, jinja2.nodes.Slice):
         return _reads(node.node, name)
     target = node.node if isinstance(node, (jinja2.nodes.Getitem, jinja2.nodes.Getattr)) else None
-    key = (node.arg.value if isinstance(node, jinja2.nodes.Getitem) and isinstance(node.arg, jinja2.nodes.Const)
-           else node.attr if isinstance(node, jinja2.nodes.Getattr) else None)
-    return (key == "content" and isinstance(target, jinja2.nodes.Name) and target.name == name
-            and target.ctx == "load")
+    key = (
+        node.arg.value
+        if isinstance(node, jinja2.nodes.Getitem) and isinstance(node.arg, jinja2.nodes.Const)
+        else node.attr
+        if isinstance(node, jinja2.nodes.Getattr)
+        else None
+    )
+    return key == "content" and isinstance(target, jinja2.nodes.Name) and target.name == name and target.ctx == "load"
 
 
-def prepare(template: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None,
-            add_generation_prompt: bool, variables: Mapping[str, Any]) -> Prepared:
+def prepare(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+    variables: Mapping[str, Any],
+) -> Prepared:
     """SGLang's ``_apply_jinja_template`` inputs; ``ValueError`` for a request it rejects."""
     fmt = content_format(template)
     processed = [_message(message, fmt) for message in messages]
     functions = None if not tools else [_function(tool) for tool in tools]
-    return Prepared(processed, functions, True,
-                    {"reasoning_effort": None, **variables, **({"tools": None} if functions is None else {})})
+    return Prepared(
+        processed,
+        functions,
+        True,
+        {"reasoning_effort": None, **variables, **({"tools": None} if functions is None else {})},
+    )
 
 
 def _message(message: Mapping[str, Any], fmt: str) -> dict[str, Any]:
@@ -85,17 +99,25 @@ def _message(message: Mapping[str, Any], fmt: str) -> dict[str, Any]:
     keys = ("role", "content") if role == "user" else _GENERIC_KEYS
     dumped = {key: message.get(key) for key in keys}
     if dumped.get("tool_calls"):
-        dumped["tool_calls"] = [{"id": call.get("id"), "index": call.get("index"), "type": "function",
-                                 "function": dict(call.get("function") or {})} for call in dumped["tool_calls"]]
+        dumped["tool_calls"] = [
+            {
+                "id": call.get("id"),
+                "index": call.get("index"),
+                "type": "function",
+                "function": dict(call.get("function") or {}),
+            }
+            for call in dumped["tool_calls"]
+        ]
     content = dumped.get("content")
     if isinstance(content, list):
         if fmt == "openai":
-            dumped["content"] = [{"type": "image"} if part.get("type") in _IMAGE_PARTS
-                                 else {"type": "text", "text": part["text"]}
-                                 for part in content if part.get("type") in (*_IMAGE_PARTS, "text", "input_text")]
+            dumped["content"] = [
+                {"type": "image"} if part.get("type") in _IMAGE_PARTS else {"type": "text", "text": part["text"]}
+                for part in content
+                if part.get("type") in (*_IMAGE_PARTS, "text", "input_text")
+            ]
         else:
-            dumped["content"] = " ".join(part["text"] for part in content
-                                         if part.get("type") in ("text", "input_text"))
+            dumped["content"] = " ".join(part["text"] for part in content if part.get("type") in ("text", "input_text"))
     processed = {key: value for key, value in dumped.items() if value is not None}
     if processed.get("role") == "assistant" and isinstance(processed.get("tool_calls"), list):
         for call in processed["tool_calls"]:
@@ -106,5 +128,9 @@ def _message(message: Mapping[str, Any], fmt: str) -> dict[str, Any]:
 
 def _function(tool: Mapping[str, Any]) -> dict[str, Any]:
     function = tool.get("function", tool)
-    return {"description": function.get("description"), "name": function.get("name"),
-            "parameters": function.get("parameters"), "strict": function.get("strict", False)}
+    return {
+        "description": function.get("description"),
+        "name": function.get("name"),
+        "parameters": function.get("parameters"),
+        "strict": function.get("strict", False),
+    }

@@ -28,12 +28,21 @@ ENGINE = "minijinja"
 ENGINE_OPTIONS = {"trim_blocks": False, "lstrip_blocks": False}
 
 
-def prepare(template: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None,
-            add_generation_prompt: bool, variables: Mapping[str, Any]) -> Prepared:
+def prepare(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+    variables: Mapping[str, Any],
+) -> Prepared:
     """TGI's ``ChatTemplate::apply`` inputs (see the module docstring)."""
     flattened = [{"role": message.get("role"), "content": _text(message)} for message in messages]
-    kept = {"bos_token": variables.get("bos_token"), "eos_token": variables.get("eos_token"),
-            "tools": None if tools is None else [dict(tool) for tool in tools]}
+    kept = {
+        "bos_token": variables.get("bos_token"),
+        "eos_token": variables.get("eos_token"),
+        "tools": None if tools is None else [dict(tool) for tool in tools],
+    }
     return Prepared(flattened, None, True, kept)
 
 
@@ -42,7 +51,12 @@ def _text(message: Mapping[str, Any]) -> str:
     if message.get("tool_calls") and not content:
         return json.dumps(message["tool_calls"], separators=(",", ":"), ensure_ascii=False)
     if isinstance(content, list):
-        return "".join(part.get("text", "") if part.get("type") == "text"
-                       else f"![]({(part.get('image_url') or {}).get('url', '')})" if part.get("type") == "image_url"
-                       else "" for part in content)
+        return "".join(
+            part.get("text", "")
+            if part.get("type") == "text"
+            else f"![]({(part.get('image_url') or {}).get('url', '')})"
+            if part.get("type") == "image_url"
+            else ""
+            for part in content
+        )
     return "" if content is None else str(content)

@@ -15,8 +15,18 @@ NAME = "transformers"
 ENGINE = "jinja2"
 
 
-def prepare(template: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None,
-            add_generation_prompt: bool, variables: Mapping[str, Any]) -> Prepared:
+def prepare(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+    variables: Mapping[str, Any],
+) -> Prepared:
     """Identity: transformers passes everything through (``tools=None`` stays defined, ``none``)."""
-    return Prepared([dict(message) for message in messages], None if tools is None else [dict(t) for t in tools],
-                    add_generation_prompt, {"tools": None, **variables} if tools is None else dict(variables))
+    return Prepared(
+        [dict(message) for message in messages],
+        None if tools is None else [dict(t) for t in tools],
+        add_generation_prompt,
+        {"tools": None, **variables} if tools is None else dict(variables),
+    )

@@ -20,8 +20,18 @@ NAME = "transformers.js"
 ENGINE = "hf-jinja"
 
 
-def prepare(template: str, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None,
-            add_generation_prompt: bool, variables: Mapping[str, Any]) -> Prepared:
+def prepare(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+    variables: Mapping[str, Any],
+) -> Prepared:
     """Messages as given; ``tools`` undefined when absent; ``add_generation_prompt`` always defined."""
-    return Prepared([dict(message) for message in messages], None if tools is None else [dict(t) for t in tools],
-                    bool(add_generation_prompt), dict(variables))
+    return Prepared(
+        [dict(message) for message in messages],
+        None if tools is None else [dict(t) for t in tools],
+        bool(add_generation_prompt),
+        dict(variables),
+    )

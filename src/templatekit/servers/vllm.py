@@ -36,8 +36,18 @@ from jinja2 import nodes
 
 from . import Prepared
 
-__all__ = ["APPLY_CHAT_TEMPLATE_PARAMETERS", "ENGINE", "KNOWN_CONTENT_PART_FIELDS", "NAME", "RENDER_PROFILE",
-           "RequestRejected", "accepted_kwargs", "content_format", "handles_developer", "prepare"]
+__all__ = [
+    "APPLY_CHAT_TEMPLATE_PARAMETERS",
+    "ENGINE",
+    "KNOWN_CONTENT_PART_FIELDS",
+    "NAME",
+    "RENDER_PROFILE",
+    "RequestRejected",
+    "accepted_kwargs",
+    "content_format",
+    "handles_developer",
+    "prepare",
+]
 
 NAME = "vllm"
 ENGINE = "jinja2"
@@ -47,28 +57,87 @@ ContentFormat = Literal["string", "openai"]
 
 # The parameters of transformers 5.19's ``apply_chat_template`` (``self`` included: vLLM reads
 # them with ``inspect.signature`` on the class); vLLM lets them through whatever the template reads.
-APPLY_CHAT_TEMPLATE_PARAMETERS = frozenset({
-    "self", "conversation", "tools", "documents", "chat_template", "add_generation_prompt",
-    "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
-    "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs",
-})
+APPLY_CHAT_TEMPLATE_PARAMETERS = frozenset(
+    {
+        "self",
+        "conversation",
+        "tools",
+        "documents",
+        "chat_template",
+        "add_generation_prompt",
+        "continue_final_message",
+        "tokenize",
+        "padding",
+        "truncation",
+        "max_length",
+        "return_tensors",
+        "return_dict",
+        "return_assistant_tokens_mask",
+        "tokenizer_kwargs",
+    }
+)
 # Of those, the ones transformers hands the template as variables (besides ``messages``/``tools``).
 _RENDERED_PARAMETERS = frozenset({"documents"})
 # Every key of vLLM's content-part types (``_KNOWN_CONTENT_PART_FIELDS``); other keys of a text
 # part are copied into the part the template sees.
-KNOWN_CONTENT_PART_FIELDS = frozenset({
-    "audio_embeds", "audio_url", "closed", "data", "file", "image_embeds", "image_pil", "image_url",
-    "input_audio", "name", "prompt_cache_breakpoint", "refusal", "text", "thinking", "type", "uuid",
-    "video_embeds", "video_url",
-})
+KNOWN_CONTENT_PART_FIELDS = frozenset(
+    {
+        "audio_embeds",
+        "audio_url",
+        "closed",
+        "data",
+        "file",
+        "image_embeds",
+        "image_pil",
+        "image_url",
+        "input_audio",
+        "name",
+        "prompt_cache_breakpoint",
+        "refusal",
+        "text",
+        "thinking",
+        "type",
+        "uuid",
+        "video_embeds",
+        "video_url",
+    }
+)
 # part type -> the key holding its text (``TEXT_PART_TYPES`` and ``MM_PARSER_MAP``)
-_TEXT_PART_KEYS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal",
-                   "thinking": "thinking"}
+_TEXT_PART_KEYS = {
+    "text": "text",
+    "input_text": "text",
+    "output_text": "text",
+    "refusal": "refusal",
+    "thinking": "thinking",
+}
 _SKIPPED_WHEN_EMPTY = frozenset({"text", "refusal"})  # ``PART_TYPES_TO_SKIP_NONE_CONTENT``
-_MEDIA_PART_TYPES = frozenset({"input_image", "image_url", "image_embeds", "audio_embeds", "video_embeds",
-                               "prompt_embeds", "image_pil", "audio_url", "input_audio", "video_url"})
-_MEDIA_PART_KEYS = frozenset({"image_url", "image_pil", "image_embeds", "audio_embeds", "video_embeds",
-                              "prompt_embeds", "audio_url", "input_audio", "video_url"})
+_MEDIA_PART_TYPES = frozenset(
+    {
+        "input_image",
+        "image_url",
+        "image_embeds",
+        "audio_embeds",
+        "video_embeds",
+        "prompt_embeds",
+        "image_pil",
+        "audio_url",
+        "input_audio",
+        "video_url",
+    }
+)
+_MEDIA_PART_KEYS = frozenset(
+    {
+        "image_url",
+        "image_pil",
+        "image_embeds",
+        "audio_embeds",
+        "video_embeds",
+        "prompt_embeds",
+        "audio_url",
+        "input_audio",
+        "video_url",
+    }
+)
 _BILLING_HEADER = "x-anthropic-billing-header"
 
 
@@ -77,6 +146,7 @@ class RequestRejected(ValueError):
 
 
 # --- what vLLM reads from the template --------------------------------------------------------
+
 
 @lru_cache(maxsize=64)
 def content_format(template: str) -> ContentFormat:
@@ -132,8 +202,7 @@ def _reads(node: nodes.Node, name: str, key: str | None = None) -> bool:
     if key is None:
         return _reads_name(node, name)
     if isinstance(node, nodes.Getitem):
-        return (_reads_name(node.node, name) and isinstance(node.arg, nodes.Const)
-                and node.arg.value == key)
+        return _reads_name(node.node, name) and isinstance(node.arg, nodes.Const) and node.arg.value == key
     return isinstance(node, nodes.Getattr) and _reads_name(node.node, name) and node.attr == key
 
 
@@ -178,10 +247,16 @@ def _content_loops(root: nodes.Template) -> Iterator[str]:
         content_parameters: set[str] = set()
         for call in root.find_all(nodes.Call):
             if isinstance(call.node, nodes.Name) and call.node.name == macro.name:
-                content_parameters.update(parameters[index] for index, argument in enumerate(call.args)
-                                          if index < len(parameters) and passes_content(argument))
-                content_parameters.update(keyword.key for keyword in call.kwargs
-                                          if keyword.key in parameters and passes_content(keyword.value))
+                content_parameters.update(
+                    parameters[index]
+                    for index, argument in enumerate(call.args)
+                    if index < len(parameters) and passes_content(argument)
+                )
+                content_parameters.update(
+                    keyword.key
+                    for keyword in call.kwargs
+                    if keyword.key in parameters and passes_content(keyword.value)
+                )
         for loop in macro.find_all(nodes.For):
             loops_in_macros.add(id(loop))
             if content_parameters:
@@ -191,12 +266,14 @@ def _content_loops(root: nodes.Template) -> Iterator[str]:
         if passes_content(loop.iter):
             yield _plain_name(loop.target)
         elif isinstance(loop.iter, nodes.Name) and (
-                loop.iter.name in params_by_loop.get(id(loop), ())
-                or (id(loop) not in loops_in_macros and loop.iter.name == "content")):
+            loop.iter.name in params_by_loop.get(id(loop), ())
+            or (id(loop) not in loops_in_macros and loop.iter.name == "content")
+        ):
             yield _plain_name(loop.target)
 
 
 # --- the request ------------------------------------------------------------------------------
+
 
 def prepare(
     template: str,
@@ -222,13 +299,18 @@ def prepare(
     for message in conversation:
         _parse_tool_arguments(message)
     if any(message["role"] == "developer" for message in conversation) and not handles_developer(template):
-        conversation = _system_first([_as_system(message) if message["role"] == "developer" else message
-                                      for message in conversation])
+        conversation = _system_first(
+            [_as_system(message) if message["role"] == "developer" else message for message in conversation]
+        )
     accepted = accepted_kwargs(template)
-    passed = {key: value for key, value in variables.items()
-              if key in accepted and (key not in APPLY_CHAT_TEMPLATE_PARAMETERS or key in _RENDERED_PARAMETERS)}
-    return Prepared(messages=conversation, tools=tool_dicts, add_generation_prompt=add_generation_prompt,
-                    variables=passed)
+    passed = {
+        key: value
+        for key, value in variables.items()
+        if key in accepted and (key not in APPLY_CHAT_TEMPLATE_PARAMETERS or key in _RENDERED_PARAMETERS)
+    }
+    return Prepared(
+        messages=conversation, tools=tool_dicts, add_generation_prompt=add_generation_prompt, variables=passed
+    )
 
 
 def _validate(message: Any) -> None:
@@ -245,8 +327,11 @@ def _validate(message: Any) -> None:
         raise RequestRejected("a message's 'content' must be a string or a list of parts")
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
-        if not (isinstance(function, dict) and isinstance(function.get("name"), str)
-                and isinstance(function.get("arguments"), str)):
+        if not (
+            isinstance(function, dict)
+            and isinstance(function.get("name"), str)
+            and isinstance(function.get("arguments"), str)
+        ):
             raise RequestRejected("a tool call needs a function with a string 'name' and JSON text 'arguments'")
 
 
@@ -259,16 +344,32 @@ def _tool_dicts(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any
     dumped = []
     for tool in tools:
         function = tool.get("function")
-        if tool.get("type", "function") != "function" or not isinstance(function, dict) \
-                or not isinstance(function.get("name"), str):
+        if (
+            tool.get("type", "function") != "function"
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+        ):
             raise RequestRejected("a tool must be {'type': 'function', 'function': {'name': ...}}")
         defer_loading = function.get("defer_loading", tool.get("defer_loading"))
-        entry = {"name": function["name"], "description": function.get("description"),
-                 "parameters": function.get("parameters")}
-        entry.update({key: value for key, value in (("strict", function.get("strict")),
-                                                    ("defer_loading", defer_loading)) if value is not None})
-        dumped.append({"type": "function", "function": entry,
-                       **({"defer_loading": tool["defer_loading"]} if tool.get("defer_loading") is not None else {})})
+        entry = {
+            "name": function["name"],
+            "description": function.get("description"),
+            "parameters": function.get("parameters"),
+        }
+        entry.update(
+            {
+                key: value
+                for key, value in (("strict", function.get("strict")), ("defer_loading", defer_loading))
+                if value is not None
+            }
+        )
+        dumped.append(
+            {
+                "type": "function",
+                "function": entry,
+                **({"defer_loading": tool["defer_loading"]} if tool.get("defer_loading") is not None else {}),
+            }
+        )
     return dumped
 
 
@@ -289,7 +390,8 @@ def _parse_message(message: dict[str, Any], fmt: ContentFormat) -> dict[str, Any
         if "tool_call_id" in message:
             parsed["tool_call_id"] = message["tool_call_id"]
         if isinstance(parsed["content"], list) and all(
-                isinstance(item, dict) and item.get("type") == "text" for item in parsed["content"]):
+            isinstance(item, dict) and item.get("type") == "text" for item in parsed["content"]
+        ):
             parsed["content"] = "\n".join(item.get("text", "") for item in parsed["content"])
     for key in ("name", "task"):
         if isinstance(message.get(key), str):
@@ -334,8 +436,13 @@ def _without_billing_header(parts: list[Any]) -> list[Any]:
     """System text parts without the first line when it is Claude Code's billing header."""
     kept = []
     for part in parts:
-        text = part if isinstance(part, str) else part.get("text") if isinstance(part, dict) \
-            and part.get("type") == "text" else None
+        text = (
+            part
+            if isinstance(part, str)
+            else part.get("text")
+            if isinstance(part, dict) and part.get("type") == "text"
+            else None
+        )
         if not (isinstance(text, str) and text.startswith(_BILLING_HEADER)):
             kept.append(part)
             continue
@@ -380,9 +487,14 @@ def _system_first(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for index in systems:
         content = conversation[index].get("content", "")
         if isinstance(content, list):
-            content = "\n".join(part["text"] if isinstance(part, dict) else part for part in content
-                                if isinstance(part, str) or (isinstance(part, dict) and "text" in part))
+            content = "\n".join(
+                part["text"] if isinstance(part, dict) else part
+                for part in content
+                if isinstance(part, str) or (isinstance(part, dict) and "text" in part)
+            )
         if content:
             texts.append(content)
-    return [{"role": "system", "content": "\n\n".join(texts)},
-            *(message for message in conversation if message["role"] != "system")]
+    return [
+        {"role": "system", "content": "\n\n".join(texts)},
+        *(message for message in conversation if message["role"] != "system"),
+    ]
