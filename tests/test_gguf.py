@@ -273,9 +273,18 @@ def test_write_copy_refuses_a_template_the_file_lacks(tmp_path: Path) -> None:
 # --- atomicity and memory -----------------------------------------------------------------------
 
 
+def _default_interrupt() -> None:
+    """In the child: SIGINT back to its default, as in a terminal (a shell's background job, such as
+    a CI runner's, starts children with SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_relax(model: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*CLI, "relax", str(model), "-o", str(out), "--no-verify"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*CLI, "relax", str(model), "-o", str(out), "--no-verify"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_interrupt,
     )
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..analysis import Analysis, analyze_text, random_sources
 from ..cases import Case
 from ..environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment, render, render_budget
-from ..errors import RenderBudgetExceeded
+from ..errors import RenderBudgetExceeded, TemplatekitError
 from ..syntax import ParsedTemplate, is_raise_call, numbered_code
 
 if TYPE_CHECKING:
@@ -322,6 +322,17 @@ def _text_harness(text: str, tokens: tuple[tuple[str, str], ...], profile: Profi
 # --- renders as servers render --------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)
+def _draws_randomly(text: str) -> bool:
+    """Whether ``text`` uses the ``random`` filter or ``lipsum`` (one that does not parse: no, render says why)."""
+    if "random" not in text and "lipsum" not in text:
+        return False
+    try:
+        return bool(random_sources(analyze_text(text)[0]))
+    except TemplatekitError:
+        return False
+
+
 class TemplateInputs(NamedTuple):
     """A template's text and the special tokens, profile and server it renders with
     (``server=None``: as transformers; else through that server's pipeline, :mod:`templatekit.servers`)."""
@@ -332,7 +343,12 @@ class TemplateInputs(NamedTuple):
     server: str | None = None
 
     def render(self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None) -> str:
-        """Render a case (``messages`` replaces the case's own messages when given)."""
+        """Render a case (``messages`` replaces the case's own messages when given); a template's
+        ``random`` filter and ``lipsum`` draw the same on every render, as in probes."""
+        with _seeded_random() if _draws_randomly(self.text) else nullcontext():
+            return self._render(case, messages)
+
+    def _render(self, case: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None) -> str:
         if self.server is None:
             return render(
                 self.text,
