@@ -49,6 +49,7 @@ __all__ = [
     "compared_roles",
     "content_triggers",
     "random_sources",
+    "SERVER_INPUTS",
 ]
 
 CheckClass = Literal["alternation", "system-role", "role-unsupported", "content-type", "tool-call", "other"]
@@ -176,7 +177,7 @@ def _analyze_text(text: str) -> tuple[ParsedTemplate, Analysis]:
 
 
 # Variables every server passes (or the environment defines): not caller-chosen flags.
-_SERVER_INPUTS = frozenset(
+SERVER_INPUTS = frozenset(
     {
         "messages",
         "tools",
@@ -212,7 +213,7 @@ def boolean_flags(ast: nodes.Template) -> frozenset[str]:
     return frozenset(
         name
         for name, ids in reads.items()
-        if all(read in tested for read in ids) and name not in _SERVER_INPUTS and not name.endswith("_token")
+        if all(read in tested for read in ids) and name not in SERVER_INPUTS and not name.endswith("_token")
     )
 
 

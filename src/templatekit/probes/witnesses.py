@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import jinja2.nodes as nodes
 
-from ..analysis import Analysis, RaiseSite, compared_roles, constant_strings
+from ..analysis import SERVER_INPUTS, Analysis, RaiseSite, compared_roles, constant_strings
 from ..environment import REASONING_FIELDS
 from ..cases import Case
 from ..syntax import ParsedTemplate, iter_nodes
@@ -30,29 +30,8 @@ DEFAULT_BUDGET = 1500
 MAX_MESSAGES = 4
 """The largest conversation the witness search tries."""
 
-_STANDARD_NAMES = frozenset(
-    {
-        "messages",
-        "tools",
-        "documents",
-        "add_generation_prompt",
-        "raise_exception",
-        "strftime_now",
-        "namespace",
-        "range",
-        "dict",
-        "lipsum",
-        "cycler",
-        "joiner",
-        "loop",
-        "true",
-        "false",
-        "none",
-        "True",
-        "False",
-        "None",
-    }
-)
+# Names no caller chooses: what servers pass, plus the loop variable and the constants.
+_STANDARD_NAMES = SERVER_INPUTS | {"loop", "true", "false", "none", "True", "False", "None"}
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
