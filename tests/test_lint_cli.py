@@ -141,6 +141,7 @@ def test_input_errors_have_their_own_exit_codes(tmp_path: Path) -> None:
     missing = run_templatekit("lint", str(tmp_path / "nope.jinja"))
     assert missing.returncode == 3 and missing.stderr.decode().startswith("templatekit: error: ")
     assert b"Traceback" not in missing.stderr
+    assert missing.stdout == b"" and missing.stderr.count(b"\n") == 1  # one line, no "No findings." for nothing linted
     malformed = run_templatekit("lint", str(FIXTURES / "sources" / "malformed" / "tokenizer_config.json"))
     assert malformed.returncode == 6
     no_template = tmp_path / "tokenizer_config.json"

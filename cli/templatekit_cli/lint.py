@@ -146,6 +146,7 @@ def lint(
                         counterpart = (
                             reference.get(template.name) if template.name in reference.names else reference.get()
                         )
+                    report.linted += 1
                     report.findings += _in_json_file(
                         template,
                         lint_template(
@@ -164,6 +165,8 @@ def lint(
     use_color = (
         color if color is not None else (output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     )
+    if output_format == "text" and report.checked_nothing:
+        sys.exit(report.exit_code)
     text = reporters.render(output_format, report.sorted_findings, rules, color=use_color)
     if output is None:
         click.echo(text, nl=False)

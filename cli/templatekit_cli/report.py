@@ -52,6 +52,13 @@ class LintReport:
         self.fail_on = fail_on
         self.findings: list[Finding] = []
         self.failures: list[int] = []  # the exit codes of sources that could not be linted
+        self.linted = 0  # templates linted
+
+    @property
+    def checked_nothing(self) -> bool:
+        """Every source failed (each said why on stderr): a text summary such as ``No findings.``
+        would claim a check that never ran."""
+        return self.linted == 0 and bool(self.failures)
 
     @property
     def sorted_findings(self) -> list[Finding]:
