@@ -74,7 +74,7 @@ def main() -> int:
                     **tokens,
                 }
                 try:
-                    outputs.append(render_compiled(pair[1], **variables) if index else pair[0].render(**variables))
+                    outputs.append(render_compiled(pair[1], variables) if index else pair[0].render(**variables))
                 except Exception as error:  # noqa: BLE001 - errors are outcomes, compared too
                     outputs.append(f"{type(error).__name__}: {error}")
         return time.perf_counter() - start, outputs

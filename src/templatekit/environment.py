@@ -597,20 +597,25 @@ def render(
     try:
         return render_compiled(
             compiled,
+            {
+                "messages": chat,
+                "tools": tools,
+                "documents": documents,
+                "add_generation_prompt": add_generation_prompt,
+                **variables,
+            },
             budget,
-            messages=chat,
-            tools=tools,
-            documents=documents,
-            add_generation_prompt=add_generation_prompt,
-            **variables,
         )
     finally:
         if token is not None:
             _clock.reset(token)
 
 
-def render_compiled(compiled: jinja2.Template, budget: RenderBudget = DEFAULT_RENDER_BUDGET, **variables: Any) -> str:
-    """Render a template compiled by this module under ``budget`` (and any :func:`command_budget`).
+def render_compiled(
+    compiled: jinja2.Template, variables: Mapping[str, Any], budget: RenderBudget = DEFAULT_RENDER_BUDGET
+) -> str:
+    """Render a template compiled by this module with ``variables`` (a mapping: a template may read a
+    variable called ``budget``) under ``budget`` (and any :func:`command_budget`).
 
     Raises :class:`~templatekit.errors.RenderBudgetExceeded` (also for a ``MemoryError``).
     """

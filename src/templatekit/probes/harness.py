@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..analysis import Analysis, analyze_text, random_sources
 from ..cases import Case
-from ..environment import DEFAULT_PROFILE, Profile, TemplateRaise, fixed_clock, make_environment, render, render_budget
+from ..environment import (
+    DEFAULT_PROFILE,
+    Profile,
+    TemplateRaise,
+    fixed_clock,
+    make_environment,
+    render,
+    render_compiled,
+)
 from ..errors import RenderBudgetExceeded, TemplatekitError
 from ..syntax import ParsedTemplate, is_raise_call, numbered_code
 
@@ -242,11 +250,7 @@ class Harness:
                 fixed_clock(now) if now is not None else nullcontext(),
                 _seeded_random() if self._draws_randomly else nullcontext(),
             ):
-                # Template.render minus jinja2's traceback rewriting on errors (same message): a
-                # raising render, the common outcome of a probe, then costs a quarter
-                template = self.template
-                with render_budget():
-                    output = template.environment.concat(template.root_render_func(template.new_context(variables)))
+                output = render_compiled(self.template, variables)
         except RenderBudgetExceeded as error:
             error.witness = witness  # type: ignore[attr-defined] - the conversation the budget ran out on
             raise

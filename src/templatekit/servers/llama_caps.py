@@ -207,7 +207,7 @@ def _probe(
         variables["reasoning_strength"] = variables["reasoning_effort"]
     try:
         compiled = _environment(stats).from_string(template)
-        output = render_compiled(compiled, **variables)  # under the render budget, like every render
+        output = render_compiled(compiled, variables)  # under the render budget, like every render
         success = True
     except Exception:  # noqa: BLE001 - llama.cpp ignores every failure of a probe render
         output, success = "", False
