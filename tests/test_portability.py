@@ -15,11 +15,12 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import read_template
+from conftest import FIXTURES, read_template
 from engine_outcomes import PARITY_CASES, corpus_outcomes, outcome, same
 
 from templatekit import lint
 from templatekit.engines import engine_status
+from templatekit.errors import TemplateSyntaxError
 from templatekit.rules.portability import CONSTRUCTS, divergences, explain, find_constructs
 from templatekit.syntax import parse
 
@@ -143,6 +144,26 @@ def test_tk701_leaves_content_concatenation_alone_where_the_template_checked_the
     unguarded = "{% for m in messages %}{{ 'U: ' + m.content }}{% endfor %}"
     assert lint(guarded, select=["TK801"]) == []
     assert [finding.line for finding in lint(unguarded, select=["TK801"])] == [1]
+
+
+def test_rows_match_only_nodes_of_the_classes_they_name(corpus) -> None:
+    """find_constructs asks a row only about nodes of its ``on`` classes: no row matches any other
+    node of the corpus, the fixtures or the rows' own probes."""
+    texts = [read_template(path) for path in [*corpus, *sorted(FIXTURES.rglob("*.jinja"))]]
+    texts += [construct.probe for construct in CONSTRUCTS]
+    misses = []
+    for text in texts:
+        try:
+            parsed = parse(text)
+        except TemplateSyntaxError:
+            continue
+        for node in parsed.nodes:
+            misses += [
+                (construct.key, type(node).__name__)
+                for construct in CONSTRUCTS
+                if construct.matches is not None and not isinstance(node, construct.on) and construct.matches(node)
+            ]
+    assert misses == []
 
 
 def test_raw_blocks_are_found_in_the_token_stream() -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import jinja2.nodes as nodes
 from jinja2.visitor import NodeVisitor
 
 from .errors import InputLimitError, TemplateSyntaxError
+from .records import Record
 from .syntax import (
     ParsedTemplate,
     Span,
@@ -65,7 +66,7 @@ ROLE_STRUCTURE: frozenset[CheckClass] = frozenset({"alternation", "system-role",
 """The classes of checks about which roles may appear where (relax normalises instead of raising)."""
 
 
-class Condition(NamedTuple):
+class Condition(Record):
     """One enclosing test on the path to a site; ``negated`` when the site is in its else side."""
 
     text: str
@@ -76,7 +77,7 @@ class Condition(NamedTuple):
         return f"not ({self.text})" if self.negated else self.text
 
 
-class Loop(NamedTuple):
+class Loop(Record):
     """An enclosing ``for`` loop: its target, what it iterates, and whether that is ``messages``."""
 
     target: str
@@ -85,7 +86,7 @@ class Loop(NamedTuple):
     line: int
 
 
-class Guard(NamedTuple):
+class Guard(Record):
     """The innermost ``if`` around a site, as the rewrite needs it.
 
     ``test_span`` is the exact source span of the test (``None`` if it could not be located);
@@ -107,7 +108,7 @@ class Guard(NamedTuple):
     test_has_effects: bool = False
 
 
-class RaiseSite(NamedTuple):
+class RaiseSite(Record):
     """One ``raise_exception(...)`` call site.
 
     ``shared_with`` lists the classes of other checks that the site's innermost condition
@@ -130,7 +131,7 @@ class RaiseSite(NamedTuple):
     shared_with: tuple[CheckClass, ...] = ()
 
 
-class Analysis(NamedTuple):
+class Analysis(Record):
     """Everything :func:`analyze` found in one template."""
 
     sites: tuple[RaiseSite, ...]
@@ -702,7 +703,7 @@ def _and_leaves(node: nodes.Node) -> list[nodes.Node]:
     return _and_leaves(node.left) + _and_leaves(node.right) if isinstance(node, nodes.And) else [node]
 
 
-class _Plan(NamedTuple):
+class _Plan(Record):
     """How to stop the alternation part of a test from raising: disable it ``whole``, or only
     the alternation operands at ``parts`` (``None``: not located) so that the operands of
     classes ``others`` keep raising."""
@@ -797,7 +798,7 @@ def _tie_break(message: str) -> CheckClass:
 # --- the walk ------------------------------------------------------------------------------
 
 
-class _Condition(NamedTuple):
+class _Condition(Record):
     """A test on the way to a site: ``negated`` when the site is on its false side; ``owner`` is the
     id of the ``If`` (or ``CondExpr``) node the test belongs to."""
 
@@ -806,7 +807,7 @@ class _Condition(NamedTuple):
     owner: int
 
 
-class _Branch(NamedTuple):
+class _Branch(Record):
     """The side of an ``If`` a site sits in, and that side's statements."""
 
     node: nodes.If
@@ -814,7 +815,7 @@ class _Branch(NamedTuple):
     body: list[nodes.Node]
 
 
-class _Path(NamedTuple):
+class _Path(Record):
     """How the walk reached a node: the tests that hold there, the loops around it, the innermost
     ``If`` side (``None`` inside an inline ``if``) and the macro it is in."""
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
+
+from .records import Record
 
 __all__ = ["Case", "messages_json"]
 
 
-class Case(NamedTuple):
+class Case(Record):
     """A concrete input: the messages, tools, ``add_generation_prompt`` and keyword arguments
     (``chat_template_kwargs``) a server would pass to the template."""
 

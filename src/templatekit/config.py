@@ -22,10 +22,11 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .findings import Finding, Severity
+from .records import Record
 
 if TYPE_CHECKING:
     from .syntax import Span
@@ -38,7 +39,7 @@ _REASON = re.compile(r"^\s*reason:\s*(?P<reason>\S.*?)\s*$", re.DOTALL)
 _KEYS = {"select", "ignore", "fail-on"}
 
 
-class Config(NamedTuple):
+class Config(Record):
     """Lint settings; ``path`` is the pyproject.toml they came from (``None``: defaults)."""
 
     select: tuple[str, ...] | None = None
@@ -104,7 +105,7 @@ def _config_from(table: dict[str, Any], pyproject: Path) -> Config:
     return Config(tuple(select) if select is not None else None, tuple(ignore), severity, pyproject)
 
 
-class Suppression(NamedTuple):
+class Suppression(Record):
     """One ``{# templatekit: ignore[...] reason: ... #}`` comment."""
 
     selectors: tuple[str, ...]

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import jinja2
 import jinja2.ext
@@ -52,6 +52,7 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import InputLimitError, RenderBudgetExceeded, UnsafeJinjaError
+from .records import Record
 
 __all__ = [
     "BudgetedCodeGenerator",
@@ -89,7 +90,7 @@ _clock: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("templa
 MIN_JINJA2 = (3, 1, 6)
 
 
-class RenderBudget(NamedTuple):
+class RenderBudget(Record):
     """What one render may spend: ``milliseconds`` of wall time and ``megabytes`` (millions of
     characters) for any one string or list it builds, and for its output."""
 

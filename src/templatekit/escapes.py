@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import jinja2.nodes as nodes
 
+from .records import Record
 from .syntax import ParsedTemplate
 
 __all__ = ["Escape", "find_escapes", "blocks_rendering"]
@@ -58,7 +58,7 @@ _ATTRIBUTE_FILTERS = {
 _DUNDER = re.compile(r"__[A-Za-z]\w*__")
 
 
-class Escape(NamedTuple):
+class Escape(Record):
     """One suspicious construct at ``line`` (``needle``: the text that shows it there).  ``certain``:
     it names an unsafe attribute outright; otherwise an attribute name is computed at render time
     and cannot be checked."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
+
+from .records import Record
 
 if TYPE_CHECKING:
     from .cases import Case
@@ -38,7 +40,7 @@ _RANKS = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 Applicability = Literal["safe", "unsafe", "display-only"]
 
 
-class Fix(NamedTuple):
+class Fix(Record):
     """How to fix a finding (as ruff's fixes): ``message`` the one-line hint, ``applicability``
     ``safe`` (a command applies it and every conversation the template rendered renders the same),
     ``unsafe`` (a command applies it, and what renders may change: review it) or ``display-only``
@@ -48,7 +50,7 @@ class Fix(NamedTuple):
     applicability: Applicability
 
 
-class Finding(NamedTuple):
+class Finding(Record):
     """One problem a rule found in one template.
 
     ``line``/``column`` are 1-based positions in the template text (``1:1`` for findings

@@ -22,7 +22,7 @@ import os
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from .errors import (
     MalformedFileError,
@@ -31,6 +31,7 @@ from .errors import (
     SourceNotFoundError,
     UnsupportedVersionError,
 )
+from .records import Record
 
 __all__ = [
     "GGUF_MAGIC",
@@ -62,7 +63,7 @@ _SPECIAL_TOKEN_IDS = {
 }
 
 
-class GGUFField(NamedTuple):
+class GGUFField(Record):
     """One metadata entry: its key, value type (``gguf.GGUFValueType``), value and byte range.
 
     ``value`` is the decoded scalar or string; for arrays a tuple of raw items when the key is
@@ -78,7 +79,7 @@ class GGUFField(NamedTuple):
     item_type: int | None = None
 
 
-class GGUFMetadata(NamedTuple):
+class GGUFMetadata(Record):
     """Everything before a GGUF file's tensor data, and where each part lies in the file."""
 
     path: str

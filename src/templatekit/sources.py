@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from .errors import (
     InputLimitError,
@@ -43,6 +43,7 @@ from .errors import (
     SourceNotFoundError,
     UnknownTemplateNameError,
 )
+from .records import Record
 
 __all__ = [
     "ChatTemplate",
@@ -94,7 +95,7 @@ _HUB_REPO_ID = re.compile(r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$")
 Kind = Literal["tokenizer", "processor"]
 
 
-class ChatTemplate(NamedTuple):
+class ChatTemplate(Record):
     """One chat template and what it needs to render as the server would.
 
     ``origin`` names where it came from for humans (``repo@commit:file`` or a path);
@@ -122,7 +123,7 @@ class ChatTemplate(NamedTuple):
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-class TemplateSource(NamedTuple):
+class TemplateSource(Record):
     """Every template a source has, in transformers' priority order, and notes about them.
 
     ``config`` is the source's ``tokenizer_config.json`` (the one read, or the one beside a

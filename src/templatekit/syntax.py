@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from functools import cached_property, lru_cache
 from types import CodeType
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import jinja2
 import jinja2.nodes as nodes
@@ -21,6 +21,7 @@ from jinja2.visitor import NodeVisitor
 
 from .environment import DEFAULT_PROFILE, BudgetedCodeGenerator, Profile, compiling, make_environment
 from .errors import InputLimitError, TemplateSyntaxError
+from .records import Record
 
 __all__ = [
     "Span",
@@ -48,7 +49,7 @@ _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _TAG_CHAR = re.compile(r"""['"()\[\]{}%+-]""")
 
 
-class Span(NamedTuple):
+class Span(Record):
     """A half-open range ``[start, end)`` of character offsets in the original source."""
 
     start: int
@@ -58,7 +59,7 @@ class Span(NamedTuple):
         return source[self.start : self.end]
 
 
-class Tag(NamedTuple):
+class Tag(Record):
     """One tag of the original source.
 
     ``span`` covers the delimiters; ``inner`` the text between them without the
@@ -188,7 +189,7 @@ def is_raise_call(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "raise_exception"
 
 
-class _ParsedFields(NamedTuple):
+class _ParsedFields(Record):
     source: str
     ast: nodes.Template
     tags: tuple[Tag, ...]
@@ -396,7 +397,7 @@ def too_deep(name: str | None) -> InputLimitError:
     )
 
 
-class NumberedCode(NamedTuple):
+class NumberedCode(Record):
     """A parsed template compiled once, with its ``raise_exception`` calls numbered."""
 
     code: CodeType

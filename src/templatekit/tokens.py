@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from .errors import SourceNotFoundError, TokenizerError
+from .records import Record
 
 if TYPE_CHECKING:
     import tokenizers
@@ -23,7 +24,7 @@ __all__ = ["Tokens", "Tokenizer", "TokenRow", "TokenDiff", "load_tokenizer", "di
 TOKENIZER_FILE = "tokenizer.json"
 
 
-class Tokens(NamedTuple):
+class Tokens(Record):
     """Token ids of one text, and the piece of that text each token covers (see :meth:`Tokenizer.encode`)."""
 
     ids: tuple[int, ...]
@@ -103,7 +104,7 @@ def load_tokenizer(source: str, *, revision: str | None = None, token: str | Non
 Op = Literal["equal", "replace", "delete", "insert"]
 
 
-class TokenRow(NamedTuple):
+class TokenRow(Record):
     """One aligned row: a token of the left side, of the right side, or both.
 
     ``left``/``right`` are ``(position, id, piece)`` or ``None`` where that side has no token.
@@ -114,7 +115,7 @@ class TokenRow(NamedTuple):
     right: tuple[int, int, str] | None
 
 
-class TokenDiff(NamedTuple):
+class TokenDiff(Record):
     """Two token sequences aligned row by row; ``first_divergence`` is a row index or ``None``."""
 
     left: Tokens

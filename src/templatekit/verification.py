@@ -44,11 +44,11 @@ from .analysis import ROLE_STRUCTURE, analyze_text
 from .cases import Case
 from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
 from .errors import RenderBudgetExceeded
+from .generation import Plan, seeded_case
 from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy
 from .probes.harness import FIXED_NOW, TemplateInputs, template_inputs
 from .probes.merge_policy import role_policy, role_rejection
 from .probes.shape import learn_shape
-from .generation import Plan, seeded_case
 
 if TYPE_CHECKING:
     from .sources import ChatTemplate

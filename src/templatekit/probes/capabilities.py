@@ -12,9 +12,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..cases import Case
+from ..records import Record
 from .harness import CALL_ID, HI, PROBE_TOOL, TOOL_FORMATS, Harness, Outcome, probe_call
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 _CLOCKS = (datetime(2024, 1, 2, 3, 4, 5), datetime(2031, 11, 12, 13, 14, 15))
 
 
-class Capability(NamedTuple):
+class Capability(Record):
     """Whether the template renders one kind of input; ``None`` when it cannot be told.
 
     ``detail`` says what happened (``renders``, ``raise_exception at line 3: '...'``,
@@ -140,7 +141,7 @@ def _generation_prompt(harness: Harness, baseline: Outcome, prompted: Case) -> C
 # --- silent drops --------------------------------------------------------------------------
 
 
-class Drop(NamedTuple):
+class Drop(Record):
     """A message the template accepted but whose text is not in the output."""
 
     description: str
@@ -234,7 +235,7 @@ def _marker_of(message: Mapping[str, Any]) -> str | None:
 # --- what else reaches the prompt ---------------------------------------------------------
 
 
-class Leak(NamedTuple):
+class Leak(Record):
     """Text in the prompt that no message, tool or role header of the probe put there."""
 
     description: str
@@ -358,7 +359,7 @@ def _injected(where: str, trigger: str, triggered: Case, before: str, after: str
     return [Leak(f"{where} containing {trigger!r}", added, triggered)]
 
 
-class PrefixBreak(NamedTuple):
+class PrefixBreak(Record):
     """A conversation whose prompt does not start with the prompt of its first turns."""
 
     earlier: Case
@@ -416,7 +417,7 @@ def prefix_break(harness: Harness) -> PrefixBreak | None:
     return None
 
 
-class ToolCallFormat(NamedTuple):
+class ToolCallFormat(Record):
     """How a template writes an assistant tool call, and the server parsers that read it back."""
 
     name: str
@@ -426,59 +427,61 @@ class ToolCallFormat(NamedTuple):
     witness: Case
 
 
-# (name, test on the rendered call, vLLM --tool-call-parser, SGLang --tool-call-parser); first match wins
-_TOOL_CALL_FORMATS: tuple[tuple[str, re.Pattern[str], str | None, str | None], ...] = (
+# (name, regular expression searched in the rendered call, vLLM --tool-call-parser, SGLang
+# --tool-call-parser); first match wins.  Compiled on first use (re's cache), by templates that
+# render the call
+_TOOL_CALL_FORMATS: tuple[tuple[str, str, str | None, str | None], ...] = (
     (
         "Qwen3-Coder XML (<function=NAME><parameter=KEY>)",
-        re.compile(r"<function=get_weather>\s*<parameter=city>"),
+        r"<function=get_weather>\s*<parameter=city>",
         "qwen3_coder",
         "qwen3_coder",
     ),
-    ("GLM-4.5 (<tool_call>NAME\\n<arg_key>)", re.compile(r"<tool_call>\s*get_weather\n\s*<arg_key>"), "glm45", "glm45"),
-    ("GLM-4.7 (<tool_call>NAME<arg_key>)", re.compile(r"<tool_call>\s*get_weather<arg_key>"), "glm47", "glm47"),
+    ("GLM-4.5 (<tool_call>NAME\\n<arg_key>)", r"<tool_call>\s*get_weather\n\s*<arg_key>", "glm45", "glm45"),
+    ("GLM-4.7 (<tool_call>NAME<arg_key>)", r"<tool_call>\s*get_weather<arg_key>", "glm47", "glm47"),
     (
         "Hermes (<tool_call>{JSON}</tool_call>)",
-        re.compile(r"<tool_call>\s*\{\s*\"name\"\s*:\s*\"get_weather\"", re.DOTALL),
+        r"<tool_call>\s*\{\s*\"name\"\s*:\s*\"get_weather\"",
         "hermes",
         "hermes",
     ),
-    ("Mistral ([TOOL_CALLS])", re.compile(r"\[TOOL_CALLS\]"), "mistral", "mistral"),
-    ("gpt-oss harmony (to=functions.NAME)", re.compile(r"to=functions\.get_weather"), "openai", "gpt-oss"),
+    ("Mistral ([TOOL_CALLS])", r"\[TOOL_CALLS\]", "mistral", "mistral"),
+    ("gpt-oss harmony (to=functions.NAME)", r"to=functions\.get_weather", "openai", "gpt-oss"),
     (
         "DeepSeek V3 (function<｜tool▁sep｜>NAME, ```json)",
-        re.compile(r"function<｜tool▁sep｜>get_weather"),
+        r"function<｜tool▁sep｜>get_weather",
         "deepseek_v3",
         "deepseekv3",
     ),
     (
         "DeepSeek V3.1 (NAME<｜tool▁sep｜>{JSON})",
-        re.compile(r"<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"),
+        r"<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>",
         "deepseek_v31",
         "deepseekv31",
     ),
-    ("Kimi K2 (<|tool_calls_section_begin|>)", re.compile(r"<\|tool_calls_section_begin\|>"), "kimi_k2", "kimi_k2"),
+    ("Kimi K2 (<|tool_calls_section_begin|>)", r"<\|tool_calls_section_begin\|>", "kimi_k2", "kimi_k2"),
     (
         "MiniMax M2 (<minimax:tool_call><invoke name=NAME>)",
-        re.compile(r"<minimax:tool_call>\s*<invoke name="),
+        r"<minimax:tool_call>\s*<invoke name=",
         "minimax_m2",
         "minimax-m2",
     ),
     (
         'Cohere Command (<|START_ACTION|> or Action: ```json, [{"tool_name": NAME}])',
-        re.compile(r"<\|START_ACTION\|>|Action:\s*```json\s*\[\s*\{\s*\"tool_name\""),
+        r"<\|START_ACTION\|>|Action:\s*```json\s*\[\s*\{\s*\"tool_name\"",
         None,
         None,
     ),
-    ("Gemma 4 (<|tool_call>call:NAME{...})", re.compile(r"<\|tool_call>call:get_weather\{"), "gemma4", "gemma4"),
+    ("Gemma 4 (<|tool_call>call:NAME{...})", r"<\|tool_call>call:get_weather\{", "gemma4", "gemma4"),
     (
         "pythonic ([NAME(key=value)])",
-        re.compile(r"get_weather\(\s*city\s*=\s*['\"]Paris['\"]\s*\)"),
+        r"get_weather\(\s*city\s*=\s*['\"]Paris['\"]\s*\)",
         "pythonic",
         "pythonic",
     ),
     (
         'Llama 3 JSON ({"name": NAME, "parameters": {...}})',
-        re.compile(r"\{\s*\"name\"\s*:\s*\"get_weather\"\s*,\s*\"(parameters|arguments)\"\s*:"),
+        r"\{\s*\"name\"\s*:\s*\"get_weather\"\s*,\s*\"(parameters|arguments)\"\s*:",
         "llama3_json",
         "llama3",
     ),
@@ -497,7 +500,7 @@ def tool_call_format(harness: Harness, call: Case) -> ToolCallFormat | None:
     if "get_weather" not in rendered:  # the name was in the tool definitions only
         return None
     for name, pattern, vllm, sglang in _TOOL_CALL_FORMATS:
-        if pattern.search(rendered):
+        if re.search(pattern, rendered):
             return ToolCallFormat(name, vllm, sglang, rendered, call)
     return ToolCallFormat("unrecognised", None, None, rendered, call)
 

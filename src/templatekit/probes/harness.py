@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..analysis import Analysis, analyze_text, random_sources
 from ..cases import Case
@@ -32,6 +32,7 @@ from ..environment import (
     render_compiled,
 )
 from ..errors import RenderBudgetExceeded, TemplatekitError
+from ..records import Record
 from ..syntax import ParsedTemplate, is_raise_call, numbered_code
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def probe_call(call_id: str | None = CALL_ID, arguments: Any = None) -> dict[str
 # --- conversations -------------------------------------------------------------------------
 
 
-class Outcome(NamedTuple):
+class Outcome(Record):
     """What one render did: the output, or the raise site that fired, or another error."""
 
     output: str | None = None
@@ -337,7 +338,7 @@ def _draws_randomly(text: str) -> bool:
         return False
 
 
-class TemplateInputs(NamedTuple):
+class TemplateInputs(Record):
     """A template's text and the special tokens, profile and server it renders with
     (``server=None``: as transformers; else through that server's pipeline, :mod:`templatekit.servers`)."""
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 import jinja2.nodes as nodes
 
 from ..analysis import SERVER_INPUTS, Analysis, RaiseSite, compared_roles, constant_strings
-from ..environment import REASONING_FIELDS
 from ..cases import Case
+from ..environment import REASONING_FIELDS
+from ..records import Record
 from ..syntax import ParsedTemplate, iter_nodes
 from .harness import CALL_ID, HI, PROBE_TOOL, Harness, Outcome, harness_for, probe_call
 
@@ -127,7 +128,7 @@ class _WitnessSearch:
         return outcome
 
 
-class _Context(NamedTuple):
+class _Context(Record):
     """Everything but the messages: tools, add_generation_prompt, keyword arguments."""
 
     tools: tuple[Mapping[str, Any], ...] | None = None
@@ -135,7 +136,7 @@ class _Context(NamedTuple):
     kwargs: Mapping[str, Any] = MappingProxyType({})
 
 
-class _TemplateFacts(NamedTuple):
+class _TemplateFacts(Record):
     """What the search needs to know about the whole template."""
 
     dependencies: Mapping[str, frozenset[str]]  # variable -> words of the values assigned to it
@@ -213,7 +214,7 @@ def _words_of(node: nodes.Node | list[nodes.Node]) -> set[str]:
     return words
 
 
-class _Plan(NamedTuple):
+class _Plan(Record):
     """The messages (alphabet) and contexts the search tries for one site, simplest first."""
 
     alphabet: tuple[Mapping[str, Any], ...]

@@ -11,12 +11,14 @@ where an engine's output differs from transformers'.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, NamedTuple
+from functools import lru_cache
+from typing import Any, Literal
 
 import jinja2.nodes as nodes
 
 from ..cases import Case
 from ..findings import Severity
+from ..records import Record
 from ..syntax import ParsedTemplate
 from .context import LintContext
 from .registry import Hit, rule
@@ -40,10 +42,11 @@ class Construct:
     ``variables`` demonstrate it (each engine of the row fails on the probe or renders other text
     than jinja2).  A construct visible in the source has ``matches`` (one AST node); one that
     depends on the values at run time (printing ``none``, looping over a string) has ``explains``,
-    which recognises it from jinja2's and the engine's outcomes on the same input.  Rows compare
-    by identity."""
+    which recognises it from jinja2's and the engine's outcomes on the same input.  ``matches`` is
+    only asked about nodes of the classes ``on`` names (the walk looks rows up by node class).
+    Rows compare by identity."""
 
-    __slots__ = ("key", "label", "engines", "matches", "probe", "variables", "explains")
+    __slots__ = ("key", "label", "engines", "matches", "probe", "variables", "explains", "on")
 
     def __init__(
         self,
@@ -54,10 +57,14 @@ class Construct:
         probe: str,
         variables: Mapping[str, Any] | None = None,
         explains: Callable[[Outcome, Outcome], bool] | None = None,
+        on: type[nodes.Node] | tuple[type[nodes.Node], ...] = (),
     ) -> None:
+        if (matches is None) != (on == ()):
+            raise ValueError(f"{key}: a row with `matches` names the node classes it matches (`on`), and only then")
         self.key, self.label, self.engines, self.matches, self.probe = key, label, engines, matches, probe
         self.variables = {} if variables is None else variables
         self.explains = explains
+        self.on = on
 
 
 def _call_of(node: nodes.Node, name: str) -> bool:
@@ -127,6 +134,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _call_of(n, "dict"),
         "{% set d = dict(m, content='new') %}{{ d.role }}:{{ d.content }}",
         {"m": {"role": "user", "content": "hi"}},
+        on=nodes.Call,
     ),
     Construct(
         "loop-cycle",
@@ -135,6 +143,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _method_call(n, "cycle") and isinstance(n.node.node, nodes.Name) and n.node.node.name == "loop",
         "{% for x in l %}{{ loop.cycle('a', 'b') }}{% endfor %}",
         {"l": [1, 2, 3]},
+        on=nodes.Call,
     ),
     Construct(
         "percent-format",
@@ -142,6 +151,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"minijinja": "error", "hf-jinja": "error", "llama.cpp": "error"},
         lambda n: isinstance(n, nodes.Mod) and _string(n.left),
         "{{ 'a%sb' % 'X' }}",
+        on=nodes.Mod,
     ),
     Construct(
         "str-format",
@@ -149,6 +159,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"hf-jinja": "error"},
         lambda n: _method_call(n, "format") and _string(n.node.node),
         "{{ '{}-{}'.format(1, 'x') }}",
+        on=nodes.Call,
     ),
     Construct(
         "raw-block", "`{% raw %}`", {"hf-jinja": "parse", "llama.cpp": "parse"}, None, "{% raw %}{{ x }}{% endraw %}"
@@ -167,6 +178,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: isinstance(n, nodes.For) and n.recursive,
         "{% for x in l recursive %}{{ x.n }}{% if x.c %}({{ loop(x.c) }}){% endif %}{% endfor %}",
         {"l": [{"n": 1, "c": [{"n": 2, "c": []}]}]},
+        on=nodes.For,
     ),
     Construct(
         "floor-division",
@@ -174,6 +186,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"llama.cpp": "parse"},
         lambda n: isinstance(n, nodes.FloorDiv),
         "{{ 7 // 2 }}",
+        on=nodes.FloorDiv,
     ),
     Construct(
         "generation-block",
@@ -181,6 +194,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"minijinja": "parse"},
         lambda n: isinstance(n, nodes.ExtensionAttribute) and n.name == "_render_body",
         "{% generation %}x{% endgeneration %}",
+        on=nodes.ExtensionAttribute,
     ),
     Construct(
         "tojson-ensure-ascii",
@@ -189,6 +203,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _filter(n, "tojson") and any(keyword.key == "ensure_ascii" for keyword in n.kwargs),
         "{{ s | tojson(ensure_ascii=False) }}",
         {"s": "héllo"},
+        on=nodes.Filter,
     ),
     Construct(
         "tojson-separators",
@@ -197,6 +212,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _filter(n, "tojson") and any(keyword.key == "separators" for keyword in n.kwargs),
         "{{ d | tojson(separators=(',', ':')) }}",
         {"d": {"a": 1}},
+        on=nodes.Filter,
     ),
     Construct(
         "safe-concatenation",
@@ -205,6 +221,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: isinstance(n, nodes.Add) and (_filter(n.left, "safe") or _filter(n.right, "safe")),
         "{{ 'a' | safe + s }}",
         {"s": '"q"'},
+        on=nodes.Add,
     ),
     Construct(
         "escape-tojson",
@@ -213,6 +230,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: n.__class__ is nodes.Filter and n.name in ("e", "escape") and _filter(n.node, "tojson"),
         "{{ d | tojson | e }}",
         {"d": {"a": "b"}},
+        on=nodes.Filter,
     ),
     Construct(
         "string-plus-content",
@@ -224,6 +242,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         ),
         "{{ 'a' + m.content }}",
         {"m": {"role": "user", "content": [{"type": "text", "text": "b"}]}},
+        on=nodes.Add,
     ),
     Construct(
         "map-filter-name",
@@ -232,6 +251,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _filter(n, "map") and bool(n.args) and _string(n.args[0]),
         "{{ l | map('trim') | select | join(',') }}",
         {"l": [" a ", "", "b"]},
+        on=nodes.Filter,
     ),
     Construct(
         "selectattr-undefined",
@@ -240,6 +260,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _attribute_test(n, ("undefined",)),
         "{{ l | selectattr('tool_calls', 'undefined') | list | length }}",
         {"l": [{"role": "user"}, {"role": "assistant", "tool_calls": []}]},
+        on=nodes.Filter,
     ),
     Construct(
         "selectattr-defined",
@@ -248,6 +269,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _attribute_test(n, ("defined",)),
         "{{ l | selectattr('tool_calls', 'defined') | list | length }}",
         {"l": [{"role": "user"}, {"role": "assistant", "tool_calls": []}]},
+        on=nodes.Filter,
     ),
     Construct(
         "unique-filter",
@@ -256,6 +278,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: _filter(n, "unique"),
         "{{ l | unique | list | length }}",
         {"l": [3, 1, 3]},
+        on=nodes.Filter,
     ),
     Construct(
         "chained-comparison",
@@ -263,6 +286,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"hf-jinja": "error", "llama.cpp": "error"},
         lambda n: isinstance(n, nodes.Compare) and len(n.ops) > 1,
         "{{ 'T' if 1 < 2 < 3 else 'F' }}",
+        on=nodes.Compare,
     ),
     Construct(
         "in-test",
@@ -270,6 +294,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"hf-jinja": "parse"},
         lambda n: isinstance(n, nodes.Test) and n.name == "in",
         "{{ 'T' if 'a' is in ['a'] else 'F' }}",
+        on=nodes.Test,
     ),
     Construct(
         "sequence-test",
@@ -278,6 +303,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         lambda n: isinstance(n, nodes.Test) and n.name == "sequence",
         "{{ 'T' if s is sequence else 'F' }}{{ 'T' if d is sequence else 'F' }}",
         {"s": "x", "d": {"role": "user"}},
+        on=nodes.Test,
     ),
     Construct(
         "list-append",
@@ -285,6 +311,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"llama.cpp": "differs"},
         lambda n: _method_call(n, "append"),
         "{% set l = [] %}{% set _ = l.append(1) %}{{ l | length }}",
+        on=nodes.Call,
     ),
     Construct(
         "none-is-iterable",
@@ -301,6 +328,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"llama.cpp": "error"},
         lambda n: isinstance(n, nodes.Getattr) and n.attr in ("items", "keys", "values", "get"),
         "{% set ns = namespace(items=[1]) %}{{ 'T' if ns.items else 'F' }}",
+        on=nodes.Getattr,
     ),
     Construct(
         "output-then-break",
@@ -308,6 +336,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"hf-jinja": "differs", "llama.cpp": "differs"},
         lambda n: _outputs_then_breaks(n),
         "{% for p in [1, 2] %}{% if p == 1 %}{{ p }}{% break %}{% endif %}{% endfor %}",
+        on=(nodes.If, nodes.For),
     ),
     Construct(
         "loop-output-then-break",
@@ -315,6 +344,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"hf-jinja": "differs"},
         lambda n: _loop_outputs_then_breaks(n),
         "{% for p in [1, 2] %}{{ p }}{% if p == 1 %}{% break %}{% endif %}{% endfor %}",
+        on=nodes.For,
     ),
     Construct(
         "string-repeat",
@@ -322,6 +352,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
         {"hf-jinja": "error"},
         lambda n: isinstance(n, nodes.Mul) and (_string(n.left) or _string(n.right)),
         "{{ '-' * 3 }}",
+        on=nodes.Mul,
     ),
     # visible only at run time: recognised from the two outcomes
     Construct(
@@ -518,7 +549,7 @@ def _in_repr(expected: Outcome, actual: Outcome) -> bool:
     )
 
 
-class Use(NamedTuple):
+class Use(Record):
     """One occurrence of a construct in a template."""
 
     construct: Construct
@@ -536,15 +567,19 @@ def find_constructs(parsed: ParsedTemplate, source: str) -> tuple[Use, ...]:
     uses = [
         Use(construct, node.lineno)
         for node, known in _walk(parsed.ast, frozenset())
-        for construct in CONSTRUCTS
-        if construct.matches is not None
-        and construct.matches(node)
-        and not _ruled_out(construct, node, known, namespaces, callees)
+        for construct in _rows_on(type(node))
+        if construct.matches(node) and not _ruled_out(construct, node, known, namespaces, callees)
     ]
     uses += [Use(_ROW["raw-block"], line) for line in _raw_block_lines(source)]
     if "\r\n" in source:
         uses.append(Use(_ROW["crlf-line-endings"], source.count("\n", 0, source.index("\r\n")) + 1))
     return tuple(sorted(set(uses), key=lambda use: (use.line, use.construct.key)))
+
+
+@lru_cache(maxsize=None)
+def _rows_on(node_class: type[nodes.Node]) -> tuple[Construct, ...]:
+    """The rows whose ``matches`` may hold for a node of ``node_class``."""
+    return tuple(construct for construct in CONSTRUCTS if construct.on and issubclass(node_class, construct.on))
 
 
 Known = frozenset  # of (expression, is a string) facts that hold where a node runs
@@ -639,6 +674,8 @@ def _ruled_out(
 
 def _raw_block_lines(source: str) -> list[int]:
     """Lines of ``{% raw %}`` blocks (the parser turns them into plain text, the lexer keeps them)."""
+    if "raw" not in source:  # lexing costs as much as parsing; a raw tag spells its name
+        return []
     from ..environment import make_environment
 
     return [line for line, kind, _ in make_environment().lex(source) if kind == "raw_begin"]
@@ -750,7 +787,7 @@ _WITNESSES: tuple[Case, ...] = (
 )
 
 
-class Divergence(NamedTuple):
+class Divergence(Record):
     """``engine`` renders ``witness`` as ``output`` (or fails with ``error``) where jinja2 gives ``expected``."""
 
     engine: str

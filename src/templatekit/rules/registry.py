@@ -10,9 +10,10 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from ..findings import Fix, Severity
+from ..records import Record
 
 if TYPE_CHECKING:
     from ..cases import Case
@@ -27,7 +28,7 @@ _NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
 _SENTENCE_END = re.compile(r"(?<=[a-z`)\]])\.\s+(?=[A-Z])")
 
 
-class Hit(NamedTuple):
+class Hit(Record):
     """What a check reports; the registry turns it into a :class:`~templatekit.findings.Finding`.
 
     Give ``span`` (exact offsets) when known, else ``line``/``column``; neither means the
@@ -45,7 +46,7 @@ class Hit(NamedTuple):
 Check = Callable[["LintContext"], Iterable[Hit]]
 
 
-class Rule(NamedTuple):
+class Rule(Record):
     """One lint rule.  ``renders`` rules run probes (skipped with ``probe=False``); ``opt_in``
     rules run only when selected by code, prefix or name (``ALL`` and the default leave them out:
     they cost more than a pre-commit hook should pay on every commit)."""
