@@ -75,6 +75,7 @@ def test_rules_are_found_by_code_name_and_prefix() -> None:
         ("random_greeting.jinja", "TK402", 1, 24),
         ("required_variable.jinja", "TK207", 1, 30),
         ("mid_system_drop.jinja", "TK301", 1, 1),
+        ("developer_in_role_list.jinja", "TK301", 1, 1),
         ("none_content.jinja", "TK302", 1, 1),
         ("tool_schema_repr.jinja", "TK302", 1, 1),
         ("bare_function_tools.jinja", "TK209", 1, 1),
@@ -199,6 +200,14 @@ def test_silent_drop_at_any_position_carries_its_witness() -> None:
     (drop,) = [finding for finding in lint_fixture("mid_system_drop.jinja") if finding.code == "TK301"]
     message = drop.witness.messages[int(drop.message.split("(message ")[1].split()[0]) - 1]
     assert message["role"] == "system" and message["content"] not in drop.message
+
+
+def test_silent_drop_of_a_role_named_in_a_constant_list() -> None:
+    """``role in ['system', 'developer']`` names the developer role; a later developer message is
+    dropped.  (The probe harness once compiled with jinja2's optimizer, which folds that list into
+    one constant inside the shared AST, and the role went unseen.)"""
+    messages = [finding.message for finding in lint_fixture("developer_in_role_list.jinja") if finding.code == "TK301"]
+    assert any(message.startswith("a message with role 'developer' is accepted") for message in messages), messages
 
 
 def test_null_content_and_python_reprs() -> None:
