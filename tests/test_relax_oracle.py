@@ -24,7 +24,7 @@ from conftest import FIXTURES, ROLE_STRUCTURE_TEMPLATES, analysis_of, read_templ
 from minijinja_renderer import minijinja_render
 from templatekit.analysis import ROLE_STRUCTURE, analyze
 from templatekit.normalization import NORMALIZED_ROLES, apply_policy
-from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS, FIXED_NOW
+from templatekit.probes.harness import DEFAULT_SPECIAL_TOKENS, fixed_now
 from templatekit.probes.merge_policy import role_policy, role_rejection
 from templatekit.rewrite import relax
 from templatekit.syntax import parse
@@ -99,7 +99,7 @@ def check_corpus_template(
                 add_generation_prompt=case["add_generation_prompt"],
                 variables=case.get("kwargs", {}),
                 special_tokens=DEFAULT_SPECIAL_TOKENS,
-                now=FIXED_NOW,
+                now=fixed_now(),
             )
             is not None
         ):

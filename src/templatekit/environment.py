@@ -39,9 +39,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import jinja2.ext
@@ -52,6 +51,9 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import InputLimitError, RenderBudgetExceeded, UnsafeJinjaError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 from .records import Record
 
 __all__ = [
@@ -179,7 +181,12 @@ def _tojson(
 
 
 def _strftime_now(format: str) -> str:
-    return (_clock.get() or datetime.now()).strftime(format)
+    moment = _clock.get()
+    if moment is None:
+        from datetime import datetime  # on first use: most templates never read the clock
+
+        moment = datetime.now()
+    return moment.strftime(format)
 
 
 # Jinja's error messages quote an object's type as "module.Name": transformers>=5.23's globals

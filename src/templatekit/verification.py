@@ -46,7 +46,7 @@ from .environment import DEFAULT_PROFILE, Profile, TemplateRaise
 from .errors import RenderBudgetExceeded
 from .generation import Plan, seeded_case
 from .normalization import NORMALIZED_ROLES, RolePolicy, apply_policy
-from .probes.harness import FIXED_NOW, TemplateInputs, template_inputs
+from .probes.harness import TemplateInputs, fixed_now, template_inputs
 from .probes.merge_policy import role_policy, role_rejection
 from .probes.shape import learn_shape
 
@@ -210,7 +210,7 @@ def _rejected_by_role(job: _Job, case: Mapping[str, Any], messages: list[dict[st
             variables=case.get("kwargs", {}),
             special_tokens=dict(job.original.special_tokens),
             profile=job.original.profile,
-            now=FIXED_NOW,
+            now=fixed_now(),
         )
         is not None
     )

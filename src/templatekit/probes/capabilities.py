@@ -11,7 +11,6 @@ import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from ..cases import Case
@@ -36,8 +35,6 @@ __all__ = [
     "leading_bos_count",
     "eos_after_assistant",
 ]
-
-_CLOCKS = (datetime(2024, 1, 2, 3, 4, 5), datetime(2031, 11, 12, 13, 14, 15))
 
 
 class Capability(Record):
@@ -510,12 +507,15 @@ def tool_call_format(harness: Harness, call: Case) -> ToolCallFormat | None:
 
 def clock_dependence(harness: Harness) -> Case | None:
     """A conversation whose output differs between two fixed clocks, or ``None``."""
+    from datetime import datetime  # here: only a template that reads the clock is asked
+
+    clocks = (datetime(2024, 1, 2, 3, 4, 5), datetime(2031, 11, 12, 13, 14, 15))
     for witness in (
         harness.witness([HI], add_generation_prompt=True),
         harness.witness([{"role": "system", "content": "hi"}, HI], add_generation_prompt=True),
         harness.witness([HI], tools=(PROBE_TOOL,), add_generation_prompt=True),
     ):
-        first, second = (harness.run(witness, now=moment) for moment in _CLOCKS)
+        first, second = (harness.run(witness, now=moment) for moment in clocks)
         if first.ok and second.ok and first.output != second.output:
             return witness
     return None

@@ -16,7 +16,6 @@ import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +35,14 @@ from ..records import Record
 from ..syntax import ParsedTemplate, is_raise_call, numbered_code
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ..sources import ChatTemplate
 
 __all__ = [
     "PLACEHOLDER_TOKENS",
     "DEFAULT_SPECIAL_TOKENS",
-    "FIXED_NOW",
+    "fixed_now",
     "PROBE_TOOL",
     "TOOL_FORMATS",
     "CALL_ID",
@@ -73,8 +74,13 @@ DEFAULT_SPECIAL_TOKENS: Mapping[str, str] = {
 """Special tokens verification and the strategies render with when the source does not say:
 real tokens, which a tokenizer encodes as special tokens in a counterexample's token diff."""
 
-FIXED_NOW = datetime(2025, 1, 15, 12, 0, 0)
-"""The clock every render of a generated case uses (reproducible output)."""
+
+def fixed_now() -> datetime:
+    """The clock every render of a generated case uses (reproducible output)."""
+    from datetime import datetime  # on first use: a lint never renders generated cases
+
+    return datetime(2025, 1, 15, 12, 0, 0)
+
 
 PROBE_TOOL: Mapping[str, Any] = {
     "type": "function",
@@ -361,7 +367,7 @@ class TemplateInputs(Record):
                 tools=case.get("tools"),
                 add_generation_prompt=bool(case.get("add_generation_prompt")),
                 special_tokens=dict(self.special_tokens),
-                now=FIXED_NOW,
+                now=fixed_now(),
                 profile=self.profile,
                 **case.get("kwargs", {}),
             )
@@ -374,7 +380,7 @@ class TemplateInputs(Record):
             tools=case.get("tools"),
             add_generation_prompt=bool(case.get("add_generation_prompt")),
             special_tokens=dict(self.special_tokens),
-            now=FIXED_NOW,
+            now=fixed_now(),
             **case.get("kwargs", {}),
         )
 

@@ -6,7 +6,6 @@ Also which role-structure check of a template rejects a conversation: the trigge
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ from ..normalization import DEVELOPER, RolePolicy
 from .harness import DEFAULT_SPECIAL_TOKENS, text_harness
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ..analysis import RaiseSite
     from ..sources import ChatTemplate
 
