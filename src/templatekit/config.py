@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["Config", "Suppression", "load_config", "suppressions", "apply_suppressions", "DEFAULT_FAIL_ON"]
 
 DEFAULT_FAIL_ON = Severity.WARNING
-_SUPPRESSION = re.compile(r"^\s*templatekit:\s*ignore\[(?P<codes>[^\]]*)\](?P<rest>.*)$", re.DOTALL)
-_REASON = re.compile(r"^\s*reason:\s*(?P<reason>\S.*?)\s*$", re.DOTALL)
+# (strings: compiled on first use, by a template with comments)
+_SUPPRESSION = r"(?s)^\s*templatekit:\s*ignore\[(?P<codes>[^\]]*)\](?P<rest>.*)$"
+_REASON = r"(?s)^\s*reason:\s*(?P<reason>\S.*?)\s*$"
 _KEYS = {"select", "ignore", "fail-on"}
 
 
@@ -127,11 +128,11 @@ def suppressions(source: str) -> tuple[Suppression, ...]:
     for tag in scan_tags(source):
         if tag.kind != "comment":
             continue
-        match = _SUPPRESSION.match(tag.inner.text(source))
+        match = re.match(_SUPPRESSION, tag.inner.text(source))
         if match is None:
             continue
         selectors = tuple(item.strip() for item in match.group("codes").split(",") if item.strip())
-        reason = _REASON.match(match.group("rest"))
+        reason = re.match(_REASON, match.group("rest"))
         found.append(
             Suppression(
                 selectors,

@@ -233,8 +233,9 @@ class TemplateNamespace(jinja2.utils.Namespace):
 
 # --- the budget hooks (they raise or pass; they never change a value) ---------------------------
 
-_NESTED_FIELD = re.compile(r"\{[^{}]*\{")  # '{:{}}': a width from the arguments
-_FORMAT_WIDTHS = re.compile(r"[%:{][^a-zA-Z%{}]*?(\d{6,})")  # widths/precisions of 6+ digits
+# (strings: compiled on first use, by a template that formats)
+_NESTED_FIELD = r"\{[^{}]*\{"  # '{:{}}': a width from the arguments
+_FORMAT_WIDTHS = r"[%:{][^a-zA-Z%{}]*?(\d{6,})"  # widths/precisions of 6+ digits
 _SEQUENCES = (str, list, tuple)
 _SIZED = frozenset((str, list, tuple, dict))
 _ITEM = 8  # a list item counts as 8 characters: its pointer (and at least that much once printed)
@@ -259,9 +260,9 @@ def _check_format(meter: _Meter, spec: Any, arguments: Any = ()) -> None:
     """Refuse ``'%999999999s' % x`` / ``'{:>999999999}'.format(x)`` before formatting (also
     widths taken from the arguments: ``'%*s'``, ``'{:{}}'``)."""
     if isinstance(spec, str):
-        for width in _FORMAT_WIDTHS.findall(spec):
+        for width in re.findall(_FORMAT_WIDTHS, spec):
             meter.size(int(width))
-        if "*" in spec or _NESTED_FIELD.search(spec):
+        if "*" in spec or re.search(_NESTED_FIELD, spec):
             for argument in arguments if isinstance(arguments, tuple) else (arguments,):
                 if isinstance(argument, int):
                     meter.size(abs(argument))

@@ -87,10 +87,9 @@ STDIN = "-"
 # and tokenizer_config.json files under a few MB.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_TEMPLATE_CHARACTERS = 4 * 1024 * 1024
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 # huggingface_hub's repo id rule, with the namespace required: "org/name", no "--" or "..".
-_HUB_REPO_ID = re.compile(r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$")
+# (a string: compiled on first use, by a reference that is no local path)
+_HUB_REPO_ID = r"^(?!.*(?:--|\.\.))\b[\w.-]+\b/\b[\w.-]+\b$"
 
 Kind = Literal["tokenizer", "processor"]
 
@@ -259,7 +258,7 @@ def _locate(reference: str) -> Path | str:
     path = Path(reference)
     if path.exists():
         return path
-    if _HUB_REPO_ID.match(reference) and not reference.endswith((".json", ".jinja", ".gguf")):
+    if re.match(_HUB_REPO_ID, reference) and not reference.endswith((".json", ".jinja", ".gguf")):
         return reference
     raise SourceNotFoundError(
         f"no such file or folder: {reference} (a Hub repo id looks like org/name)", source=reference
@@ -553,13 +552,14 @@ def check_text(text: str, origin: str, what: str = "template") -> str:
             f"{origin}: the {what} has {len(text)} characters, more than templatekit's limit of "
             f"{MAX_TEMPLATE_CHARACTERS // (1024 * 1024)} MB"
         )
-    surrogate = _SURROGATE.search(text)
-    if surrogate is not None:
+    try:
+        text.encode("utf-8")  # the only code points UTF-8 cannot encode are the surrogates
+    except UnicodeEncodeError as error:
         raise MalformedFileError(
             f"{origin}: the {what} contains a lone surrogate "
-            f"{surrogate.group().encode('unicode_escape').decode()} (not valid Unicode)",
+            f"{text[error.start].encode('unicode_escape').decode()} (not valid Unicode)",
             path=origin,
-        )
+        ) from None
     return text
 
 

@@ -41,7 +41,8 @@ __all__ = [
 TagKind = Literal["variable", "block", "comment"]
 _OPENERS = {"{{": "variable", "{%": "block", "{#": "comment"}
 _CLOSERS = {"variable": "}}", "block": "%}", "comment": "#}"}
-_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
+# Patterns held as strings are compiled on first use (re's cache): most templates never need them.
+_ENDRAW = r"\{%[-+]?\s*endraw\s*[-+]?%\}"
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
@@ -92,7 +93,7 @@ def scan_tags(source: str) -> list[Tag]:
         tags.append(tag)
         pos = tag.span.end
         if tag.kind == "block" and tag.keyword == "raw":
-            end = _ENDRAW.search(source, pos)
+            end = re.compile(_ENDRAW).search(source, pos)
             if end is None:
                 break
             pos = end.start()

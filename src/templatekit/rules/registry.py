@@ -25,7 +25,7 @@ __all__ = ["DOC_SECTIONS", "Hit", "Rule", "RULES", "rule", "get_rule", "select_r
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead", "Fix safety")
 _CODE = re.compile(r"^TK\d{3}$")
 _NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
-_SENTENCE_END = re.compile(r"(?<=[a-z`)\]])\.\s+(?=[A-Z])")
+_SENTENCE_END = r"(?<=[a-z`)\]])\.\s+(?=[A-Z])"  # compiled on first use: rule docs only
 
 
 class Hit(Record):
@@ -67,7 +67,7 @@ class Rule(Record):
         """The first sentence of *What it does*."""
         section = self.doc.split("## What it does", 1)[-1].strip()
         paragraph = section.split("\n\n", 1)[0].replace("\n", " ")
-        return _SENTENCE_END.split(paragraph, 1)[0].rstrip(".") + "."
+        return re.split(_SENTENCE_END, paragraph, maxsplit=1)[0].rstrip(".") + "."
 
     def missing_sections(self) -> list[str]:
         return [section for section in DOC_SECTIONS if f"## {section}" not in self.doc]

@@ -13,7 +13,7 @@ from ..syntax import line_column, scan_tags
 from .context import LintContext
 from .registry import Hit, rule
 
-_UNKNOWN_TAG = re.compile(r"unknown tag '(\w+)'")
+_UNKNOWN_TAG = r"unknown tag '(\w+)'"  # compiled on first use, by a template that does not parse
 # What an isolated, otherwise valid block tag says when parsed on its own.
 _ISOLATED_TAG_NOISE = ("Unexpected end of template", "Encountered unknown tag 'end", "Encountered unknown tag 'el")
 
@@ -58,7 +58,7 @@ def _error_column(source: str, line: int, message: str) -> int:
         if tag.kind != "comment"
         and line_column(source, tag.span.start)[0] <= line <= line_column(source, tag.span.end)[0]
     ]
-    named = _UNKNOWN_TAG.search(message)
+    named = re.search(_UNKNOWN_TAG, message)
     for tag in tags:
         if named and tag.keyword == named.group(1):
             return _column_on(source, tag.span.start, line)
