@@ -3,8 +3,9 @@
 ``class Span(Record): start: int; end: int`` behaves as ``typing.NamedTuple`` does where
 templatekit uses it: a tuple (equality, hashing, unpacking, JSON as a list, pickling), fields
 read by name, defaults, keyword construction, ``_replace``, ``_asdict``, ``_fields`` and the
-same ``repr``; a subclass without annotations adds methods and cached properties only.  Type
-checkers see ``typing.NamedTuple`` itself.
+same ``repr``; a subclass of a record adds methods and cached properties only.  Type checkers
+see ``typing.NamedTuple`` itself.  Modules that define records use ``from __future__ import
+annotations`` (the fields are read from the class body's ``__annotations__``).
 
 Why not ``typing.NamedTuple``: a lint run defines about 40 record classes at import, and a
 NamedTuple class costs ~0.17 ms on first import (``collections.namedtuple`` compiles its
@@ -24,7 +25,9 @@ class _RecordType(type):
     """Turns the annotated names of a class body into tuple fields (in order, with defaults)."""
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _RecordType:
-        if "__annotations__" in namespace and bases != (tuple,):
+        if bases != (tuple,) and not any(getattr(base, "_fields", ()) for base in bases):
+            if "__annotations__" not in namespace:  # Python 3.14 evaluates them lazily without the import
+                raise TypeError(f"record {name} needs fields: annotate them under `from __future__ import annotations`")
             fields = tuple(namespace["__annotations__"])
             namespace["_field_defaults"] = {field: namespace[field] for field in fields if field in namespace}
             for index, field in enumerate(fields):
