@@ -141,15 +141,14 @@ def test_undeclared_variables_from_the_shared_pass_are_jinja2_metas(linted: list
         assert item.analysis.undeclared == expected, item.path.name
 
 
-def test_the_numbering_pass_leaves_no_numbers_in_the_ast(linted: list[Linted]) -> None:
-    # code generation folds constants in place, as jinja2.meta's pass always did: compare with that
-    from jinja2 import meta
-
+def test_the_numbering_pass_leaves_the_ast_as_parsed(linted: list[Linted]) -> None:
+    """No numbers left behind, and no constants folded into the shared AST (jinja2's optimizer,
+    which the pass leaves out, rewrites the tree it compiles): static rules that read the AST
+    after the probes compiled it see what was parsed."""
     from templatekit.environment import make_environment
     from templatekit.syntax import numbered_code
 
-    for item in linted[:40]:
+    for item in linted:
         parsed, reference = parse(item.text), make_environment().parse(item.text)
         numbered_code(parsed)
-        meta.find_undeclared_variables(reference)
         assert parsed.ast == reference, item.path.name

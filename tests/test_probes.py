@@ -11,7 +11,7 @@ from conftest import FIXTURES, read_template
 from templatekit.analysis import analyze
 from templatekit.cases import Case
 from templatekit.environment import TemplateRaise, render
-from templatekit.errors import InputLimitError, MalformedFileError, TemplateSyntaxError
+from templatekit.errors import MalformedFileError
 from templatekit.probes import (
     PLACEHOLDER_TOKENS,
     capabilities,
@@ -23,7 +23,7 @@ from templatekit.probes import (
     prefix_break,
     silent_drops,
 )
-from templatekit.syntax import numbered_code, parse
+from templatekit.syntax import parse
 
 LINT = FIXTURES / "lint"
 
@@ -133,25 +133,6 @@ def test_capability_refused_by_a_raise_names_the_site() -> None:
     result = capabilities(probed(text)[2])["system-role"]
     assert result.supported is False and result.site == 0
     assert result.detail == "raise_exception at line 1: 'System role not supported'"
-
-
-def test_compiling_for_probes_leaves_the_shared_ast_as_parsed(corpus) -> None:
-    """The harness's code-generation pass (raise calls numbered, undeclared variables recorded)
-    puts the AST back as it found it: static rules that read it afterwards see what was parsed."""
-    changed = []
-    for path in [*corpus, *sorted(FIXTURES.rglob("*.jinja"))]:
-        try:
-            parsed = parse(read_template(path))
-        except TemplateSyntaxError:
-            continue
-        before = repr(parsed.ast)
-        try:
-            numbered_code(parsed)
-        except InputLimitError:
-            continue
-        if repr(parsed.ast) != before:
-            changed.append(path.name)
-    assert changed == []
 
 
 def test_silent_drop_of_a_later_system_message() -> None:
