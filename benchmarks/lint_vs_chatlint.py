@@ -43,18 +43,17 @@ GEMMA3 = CORPUS / "google--gemma-3-27b-it.jinja"
 CHATLINT = "chatlint==0.1.2"
 TARGET = 0.8
 # The floor of any linter that renders with jinja2, printed beside the ratios: import jinja2 as
-# templatekit and chatlint do, parse and compile the template once, render it 80 times.
+# templatekit and chatlint do, parse and compile the template once, render it 80 times (on
+# alternating conversations of 1, 3 and 5 messages, which every template of the corpus accepts).
 FLOOR = """
 import sys, jinja2, jinja2.ext, jinja2.sandbox
 env = jinja2.sandbox.ImmutableSandboxedEnvironment(
     trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
 )
 template = env.from_string(open(sys.argv[1], encoding="utf-8").read())
+turns = [{"role": ("user", "assistant")[index % 2], "content": "hi"} for index in range(5)]
 for count in range(80):
-    try:
-        template.render(messages=[{"role": "user", "content": "hi"}] * (count % 3 + 1), bos_token="<s>")
-    except Exception:
-        pass
+    template.render(messages=turns[: count % 3 * 2 + 1], bos_token="<s>", add_generation_prompt=True)
 """
 
 
