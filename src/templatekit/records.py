@@ -9,8 +9,9 @@ annotations`` (the fields are read from the class body's ``__annotations__``).
 
 Why not ``typing.NamedTuple``: a lint run defines about 40 record classes at import, and a
 NamedTuple class costs ~0.17 ms on first import (``collections.namedtuple`` compiles its
-constructor with ``eval``, and each string annotation becomes a compiled ``ForwardRef``):
-7 ms of a 70 ms run.  This metaclass defines one in a few microseconds and compiles nothing.
+constructor with ``eval``, and each string annotation becomes a compiled ``ForwardRef``); a
+cold lint of Gemma 3 took ~3 ms less with this metaclass, which defines one in ~20 µs and
+compiles nothing.
 """
 
 from __future__ import annotations
