@@ -176,6 +176,18 @@ def source_options(command: F) -> F:
     return command
 
 
+def timeout_option(command: F) -> F:
+    """``--timeout SECONDS``: the budget for all the rendering one command does (relax, verify)."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=COMMAND_SECONDS,
+        show_default=True,
+        metavar="SECONDS",
+        help="Time budget for all the rendering of this command (exit 12 past it).",
+    )(command)
+
+
 def unified_diff(before: str, after: str, before_label: str, after_label: str) -> str:
     """The unified diff of two texts, a last line without newline marked as ``patch`` expects."""
     lines = difflib.unified_diff(

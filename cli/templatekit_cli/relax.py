@@ -11,13 +11,13 @@ import click
 from templatekit.output import write_output
 
 from .common import (
-    COMMAND_SECONDS,
     Progress,
     checked_template,
     error_message,
     fail,
     handle_errors,
     source_options,
+    timeout_option,
     unified_diff,
 )
 from .report import EXIT_BUDGET, EXIT_CODES_HELP, EXIT_FINDINGS, EXIT_OUTPUT, EXIT_USAGE
@@ -120,14 +120,7 @@ to a temporary file beside the output, renamed when complete. --in-place keeps m
     help="Conversations generated for verification.",
 )
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the verification run.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=COMMAND_SECONDS,
-    show_default=True,
-    metavar="SECONDS",
-    help="Time budget for all the rendering of this command (exit 12 past it).",
-)
+@timeout_option
 @click.option(
     "--allow-sandbox-escape",
     is_flag=True,

@@ -13,7 +13,7 @@ import click
 from templatekit.environment import DEFAULT_PROFILE, PROFILES
 from templatekit.output import write_output
 
-from .common import COMMAND_SECONDS, Progress, checked_template, fail, handle_errors, source_options, unified_diff
+from .common import Progress, checked_template, fail, handle_errors, source_options, timeout_option, unified_diff
 from .report import EXIT_CODES_HELP, EXIT_FINDINGS
 
 VERIFY_HELP = """Fuzz a relaxed template against its original.
@@ -283,14 +283,7 @@ def echo_counterexample(result: Any, *, examples: int, compared: str, tokenizer:
     help="Check under these servers' pipelines (vllm, llama-server, sglang, tgi, transformers.js, "
     "transformers) instead of transformers alone.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=COMMAND_SECONDS,
-    show_default=True,
-    metavar="SECONDS",
-    help="Time budget for all the rendering of this command (exit 12 past it).",
-)
+@timeout_option
 @_template_options
 @source_options
 @handle_errors
