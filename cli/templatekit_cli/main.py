@@ -61,14 +61,13 @@ def plain_lint(arguments: list[str]) -> int | None:
         return None
     from templatekit.config import load_config
     from templatekit.errors import RenderBudgetExceeded
-    from templatekit.findings import sort_findings
     from templatekit.reporters import text
 
     from .report import EXIT_INTERRUPTED, LintReport
 
     try:
         config = load_config()
-        findings = []
+        report = LintReport(config.fail_on)
         for name in files:
             found = _findings_of(
                 name,
@@ -79,15 +78,14 @@ def plain_lint(arguments: list[str]) -> int | None:
             )
             if found is None:
                 return None
-            findings += found
+            report.findings += found
     except KeyboardInterrupt:
         sys.stderr.write("templatekit: error: interrupted\n")
         return EXIT_INTERRUPTED
     except (Exception, RenderBudgetExceeded):  # noqa: BLE001 - the click command reports it (lint is deterministic)
         return None
-    findings = sort_findings(findings)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    printed = text.render(findings, color=color)
+    printed = text.render(report.sorted_findings, color=color)
     if not color and "\x1b" in printed:  # click.echo strips escape sequences off a terminal
         return None
     try:
@@ -96,8 +94,6 @@ def plain_lint(arguments: list[str]) -> int | None:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the click command does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    report = LintReport(config.fail_on)
-    report.findings = findings
     return report.exit_code
 
 
